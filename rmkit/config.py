@@ -1,0 +1,203 @@
+"""Recipes: one YAML file → typed dataclasses, with ``section.key=value`` overrides.
+
+Every entry point reads the same :class:`Recipe`; each uses the sections it owns
+(``rmkit.train``: model, data, lora, train; ``rmkit sample-and-score``: sample, score,
+select). Unknown keys and wrong types fail with a message that names the key and lists
+the valid ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class ModelConfig:
+    name_or_path: str = "smollm2-135m"  # a path, a hub id, or a built-in short name (rmkit.models)
+    tokenizer: str | None = None  # defaults to name_or_path
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    chat_template: str = "chatml"  # registry template used when the tokenizer has none
+    force_chat_template: bool = False  # use chat_template even when the tokenizer has one
+    pad_token: str | None = None  # e.g. "<|endoftext|>" when the tokenizer's pad is its EOS
+    trust_remote_code: bool = False
+    gradient_checkpointing: bool = False
+    load_in_4bit: bool = False  # bitsandbytes, GPU only
+    load_in_8bit: bool = False
+
+
+@dataclass
+class DataConfig:
+    path: str = ""  # file, folder, glob, or a datasets hub id
+    split: str = "train"  # for hub datasets
+    format: Literal["auto", "hh_rlhf", "trl", "medicalgpt", "sharegpt"] = "auto"
+    eval_path: str | None = None  # a separate held-out file; else eval_fraction of path
+    eval_fraction: float = 0.05
+    seed: int = 42
+    max_length: int = 512
+    max_examples: int | None = None  # cap on parsed pairs (after the split), for quick runs
+    on_error: Literal["raise", "skip"] = "raise"
+
+
+@dataclass
+class LoraConfig:
+    enabled: bool = True
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] | str = "all-linear"
+
+
+@dataclass
+class TrainConfig:
+    output_dir: str = "outputs/reward_model"
+    per_device_batch_size: int = 8
+    eval_batch_size: int = 16
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.05
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    num_epochs: float = 1.0
+    max_steps: int | None = None  # overrides num_epochs
+    max_grad_norm: float = 1.0
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    center_rewards_coefficient: float | None = None
+    group_by_length: bool = True
+    pad_to_multiple_of: int | None = None
+    eval_steps: int | None = None  # None: only at the end
+    save_steps: int | None = None  # None: no intermediate checkpoints
+    save_total_limit: int = 2
+    resume: Literal["auto", "never"] | str = "auto"  # or a checkpoint path
+    logging_steps: int = 10
+    report_to: list[str] = field(default_factory=list)  # e.g. ["tensorboard"]
+    seed: int = 42
+    merge: bool = True  # also write a merged model that plain transformers loads
+
+
+@dataclass
+class Recipe:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; allow int→float and str→Path."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        if value in args:
+            return value
+        raise ConfigError(f"{key}: expected one of {list(args)}, got {value!r}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)] if args else value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is Path and isinstance(value, str):
+        return Path(value)
+    if tp is bool and not isinstance(value, bool):
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if isinstance(tp, type) and not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def _build(cls: type, values: Any, prefix: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{prefix or 'recipe'}: expected a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        where = f"section {prefix!r}" if prefix else "the recipe"
+        raise ConfigError(f"unknown key {prefix + '.' if prefix else ''}{unknown[0]} in {where}; valid keys: {', '.join(names)}")
+    kwargs = {k: _coerce(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``train.learning_rate=3e-4`` → (["train", "learning_rate"], 0.0003); values are YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not of the form section.key=value")
+    key, raw = text.split("=", 1)
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    # YAML reads 3e-4 as a string (it wants 3.0e-4); users write it the short way.
+    if isinstance(value, str):
+        try:
+            value = float(value) if any(c in value for c in "eE.") and value.strip().lstrip("+-")[:1].isdigit() else value
+        except ValueError:
+            pass
+    return key.strip().split("."), value
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    for text in overrides:
+        path, value = parse_override(text)
+        node = raw
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {text!r}: {part} is not a section")
+        node[path[-1]] = value
+    return raw
+
+
+def load_recipe(path: str | Path | None, overrides: list[str] = (), cls: type = Recipe) -> Any:
+    """Load a recipe YAML (or just defaults when ``path`` is None) and apply overrides."""
+    raw: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"recipe {path} does not exist")
+        raw = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"recipe {path}: expected a mapping of sections")
+    raw = apply_overrides(raw, list(overrides))
+    try:
+        return _build(cls, raw, "")
+    except ConfigError as err:
+        raise ConfigError(f"{path or 'recipe'}: {err}") from None
+
+
+def dump_recipe(recipe: Any, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(dataclasses.asdict(recipe), sort_keys=False))
