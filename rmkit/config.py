@@ -9,6 +9,7 @@ the valid ones.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,6 +21,9 @@ import yaml
 
 class ConfigError(ValueError):
     pass
+
+
+SHORT_FLOAT = re.compile(r"[+-]?\d+(\.\d*)?[eE][+-]?\d+")
 
 
 @dataclass
@@ -161,12 +165,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"override {text!r} is not of the form section.key=value")
     key, raw = text.split("=", 1)
     value = yaml.safe_load(raw) if raw.strip() else ""
-    # YAML reads 3e-4 as a string (it wants 3.0e-4); users write it the short way.
-    if isinstance(value, str):
-        try:
-            value = float(value) if any(c in value for c in "eE.") and value.strip().lstrip("+-")[:1].isdigit() else value
-        except ValueError:
-            pass
+    # YAML 1.1 reads 3e-4 as a string (it wants 3.0e-4); users write it the short way.
+    if isinstance(value, str) and SHORT_FLOAT.fullmatch(value.strip()):
+        value = float(value)
     return key.strip().split("."), value
 
 

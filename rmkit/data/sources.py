@@ -1,0 +1,183 @@
+"""Raw records from files, folders, globs or the hub, each with a "FILE:LINE" source.
+
+Line sources are 1-based ("pairs.jsonl:12"); records without lines (a JSON list, a
+parquet row, a hub row) are located by 0-based index ("pairs.parquet:#3").
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import json
+import random
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from rmkit.conversation import RecordError
+
+# Text formats may be gzipped; ".jsonl.gz" is how HH-RLHF ships.
+TEXT_KINDS = ("jsonl", "json", "txt")
+SUFFIXES = tuple(f".{kind}{gz}" for kind in TEXT_KINDS for gz in ("", ".gz")) + (".parquet",)
+
+# File stems that name a split rather than a dataset (incl. hub shards "train-00000-of-00003").
+SPLIT_STEM = re.compile(r"(train|test|validation|valid|val|dev|eval)(-\d+-of-\d+)?")
+
+
+def read_records(path: str, split: str = "train") -> Iterator[tuple[dict, str]]:
+    """Yield ``(record, source)`` from a local file, folder or glob, else a hub dataset."""
+    files = _local_files(path)
+    if files is None:
+        yield from _hub_records(path, split)
+        return
+    for file in files:
+        yield from _file_records(file)
+
+
+def file_stem(path: str) -> str:
+    """The file name without its data suffix: "test.jsonl.gz" -> "test"."""
+    name = Path(path).name
+    suffix = next((s for s in SUFFIXES if name.endswith(s)), "")
+    return name[: len(name) - len(suffix)]
+
+
+def subset_of(source_file: str) -> str:
+    """The dataset a file belongs to: its stem, or its folder when the stem is a split name."""
+    stem = file_stem(source_file)
+    parent = Path(source_file).parent.name
+    return parent if SPLIT_STEM.fullmatch(stem) and parent else stem
+
+
+def split_heldout(items: list, fraction: float, seed: int) -> tuple[list, list]:
+    """Split ``items`` into ``(train, heldout)``; both keep the input order."""
+    if not 0 <= fraction < 1:
+        raise ValueError(f"held-out fraction must be in [0, 1), got {fraction}")
+    n_heldout = round(len(items) * fraction)
+    if fraction > 0 and len(items) >= 2:
+        n_heldout = min(max(n_heldout, 1), len(items) - 1)  # both sides non-empty
+    order = list(range(len(items)))
+    random.Random(seed).shuffle(order)
+    heldout = set(order[:n_heldout])
+    train = [item for i, item in enumerate(items) if i not in heldout]
+    return train, [item for i, item in enumerate(items) if i in heldout]
+
+
+def _kind(path: Path | str) -> str | None:
+    name = str(path)
+    if name.endswith(".parquet"):
+        return "parquet"
+    base = name.removesuffix(".gz")
+    return next((kind for kind in TEXT_KINDS if base.endswith(f".{kind}")), None)
+
+
+def _local_files(path: str) -> list[Path] | None:
+    """The supported files ``path`` names, or None when it is not local (a hub id)."""
+    p = Path(path)
+    if p.is_dir():
+        files = [f for f in sorted(p.rglob("*")) if f.is_file() and _kind(f) and not _hidden(f.relative_to(p))]
+        if not files:
+            raise FileNotFoundError(f"no data files ({', '.join(SUFFIXES)}) under {path}")
+        return files
+    if p.is_file():
+        if not _kind(p):
+            raise ValueError(f"unsupported file type: {path} (expected one of {', '.join(SUFFIXES)})")
+        return [p]
+    if any(c in path for c in "*?["):
+        files = [Path(f) for f in sorted(glob.glob(path, recursive=True)) if Path(f).is_file() and _kind(f)]
+        if not files:
+            raise FileNotFoundError(f"no data files match {path}")
+        return files
+    if _kind(p):  # looks like a file name: a typo, not a hub id
+        raise FileNotFoundError(f"no such file: {path}")
+    return None
+
+
+def _hidden(relative: Path) -> bool:
+    # Skip .cache, .ipynb_checkpoints and the like inside data folders.
+    return any(part.startswith(".") for part in relative.parts)
+
+
+def _file_records(file: Path) -> Iterator[tuple[dict, str]]:
+    kind = _kind(file)
+    if kind == "parquet":
+        yield from _parquet_records(file)
+    elif kind == "json":
+        yield from _json_records(file)
+    elif kind == "jsonl":
+        with _open_text(file) as lines:
+            yield from _jsonl_records(file, lines)
+    else:
+        yield from _text_records(file)
+
+
+def _open_text(file: Path):
+    if file.name.endswith(".gz"):
+        return gzip.open(file, "rt", encoding="utf-8")
+    return open(file, encoding="utf-8")
+
+
+def _jsonl_records(file: Path, lines) -> Iterator[tuple[dict, str]]:
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        source = f"{file}:{lineno}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise RecordError(f"invalid JSON ({err.msg}, column {err.colno})", source=source) from None
+        yield _object(record, source), source
+
+
+def _json_records(file: Path) -> Iterator[tuple[dict, str]]:
+    """A JSON list of objects, one object, or (despite the suffix) one object per line."""
+    with _open_text(file) as f:
+        text = f.read()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        yield from _jsonl_records(file, text.splitlines())  # names the first bad line
+        return
+    if isinstance(data, list):
+        for index, record in enumerate(data):
+            source = f"{file}:#{index}"
+            yield _object(record, source), source
+    else:
+        yield _object(data, f"{file}:1"), f"{file}:1"
+
+
+def _text_records(file: Path) -> Iterator[tuple[dict, str]]:
+    """One ``{"text": line}`` record per non-empty line."""
+    with _open_text(file) as lines:
+        for lineno, line in enumerate(lines, 1):
+            if line.strip():
+                yield {"text": line.rstrip("\r\n")}, f"{file}:{lineno}"
+
+
+def _parquet_records(file: Path) -> Iterator[tuple[dict, str]]:
+    import pyarrow.parquet as pq
+
+    index = 0
+    for batch in pq.ParquetFile(file).iter_batches():
+        for record in batch.to_pylist():
+            yield record, f"{file}:#{index}"
+            index += 1
+
+
+def _hub_records(path: str, split: str) -> Iterator[tuple[dict, str]]:
+    import datasets
+
+    try:
+        rows = datasets.load_dataset(path, split=split)
+    except Exception as err:  # offline, unknown id, bad split: all mean "cannot read this"
+        raise FileNotFoundError(
+            f"{path!r} is neither a local file, folder or glob nor a reachable hub dataset "
+            f"(split {split!r}): {type(err).__name__}: {err}"
+        ) from err
+    for index, record in enumerate(rows):
+        yield record, f"{path}/{split}:#{index}"
+
+
+def _object(record: object, source: str) -> dict:
+    if not isinstance(record, dict):
+        raise RecordError(f"expected a JSON object, got {type(record).__name__}", source=source, kind="type")
+    return record

@@ -1,0 +1,51 @@
+import torch
+
+from rmkit.data.collator import RewardDataCollatorWithPadding
+from rmkit.data.sampler import LengthGroupedBatchSampler, pair_length
+
+EXAMPLES = [
+    {"input_ids_chosen": [5, 6, 7], "input_ids_rejected": [5, 8]},
+    {"input_ids_chosen": [5], "input_ids_rejected": [5, 9, 9, 9, 9]},
+]
+
+
+def test_pads_both_sides_to_the_batch_longest_not_max_length():
+    batch = RewardDataCollatorWithPadding(pad_token_id=0)(EXAMPLES)
+    assert set(batch) == {"input_ids_chosen", "attention_mask_chosen", "input_ids_rejected", "attention_mask_rejected"}
+    assert batch["input_ids_chosen"].shape == batch["input_ids_rejected"].shape == (2, 5)
+    assert batch["input_ids_chosen"][0].tolist() == [5, 6, 7, 0, 0]
+    assert batch["attention_mask_chosen"][0].tolist() == [1, 1, 1, 0, 0]
+    assert batch["attention_mask_rejected"][1].tolist() == [1, 1, 1, 1, 1]
+
+
+def test_left_padding_and_pad_to_multiple_of():
+    batch = RewardDataCollatorWithPadding(pad_token_id=0, pad_to_multiple_of=4, padding_side="left")(EXAMPLES)
+    assert batch["input_ids_chosen"].shape == (2, 8)
+    assert batch["input_ids_chosen"][1].tolist() == [0] * 7 + [5]
+    assert batch["attention_mask_chosen"][1].sum() == 1
+
+
+def test_margin_collated_when_present():
+    examples = [dict(EXAMPLES[0], margin=1.5), EXAMPLES[1]]
+    batch = RewardDataCollatorWithPadding(pad_token_id=0)(examples)
+    assert torch.equal(batch["margin"], torch.tensor([1.5, 0.0]))
+
+
+def test_length_grouped_batches_cover_everything_once_and_reduce_padding():
+    lengths = [(i * 37) % 200 + 1 for i in range(400)]
+    sampler = LengthGroupedBatchSampler(lengths, batch_size=8, seed=3)
+    batches = sampler.batches()
+    assert sorted(i for b in batches for i in b) == list(range(400))
+    assert sampler.batches() == batches  # deterministic for a seed and epoch
+    sampler.set_epoch(1)
+    assert sampler.batches() != batches
+
+    def padded(bs):
+        return sum(max(lengths[i] for i in b) * len(b) for b in bs)
+
+    random_batches = [list(range(i, i + 8)) for i in range(0, 400, 8)]
+    assert sum(lengths) / padded(batches) > 0.9 > sum(lengths) / padded(random_batches)
+
+
+def test_pair_length_is_the_longer_side():
+    assert pair_length(EXAMPLES[1]) == 5
