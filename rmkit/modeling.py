@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from rmkit.config import ModelConfig
+from rmkit.config import LoraConfig, ModelConfig
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -38,8 +38,216 @@ def load_tokenizer(cfg: ModelConfig):
 def compute_rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """One float32 reward per row, read at the last real token whatever the padding side.
 
-    Positions come from the attention mask, so left padding does not shift them.
+    Left-padded rows are first rotated into right-padded ones: decoders then find their
+    last real token and encoders (BERT) pool [CLS] at position 0, with default positions.
     """
-    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
+    input_ids, attention_mask = _pad_right(input_ids, attention_mask)
+    out = model(input_ids=input_ids, attention_mask=attention_mask)
     return out.logits[:, 0].float()
+
+
+def _pad_right(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move each row's leading pads to its end."""
+    leading = (attention_mask.cumsum(-1) == 0).sum(-1, keepdim=True)
+    if not leading.any():
+        return input_ids, attention_mask
+    width = input_ids.shape[-1]
+    index = (torch.arange(width, device=input_ids.device) + leading) % width
+    return input_ids.gather(-1, index), attention_mask.gather(-1, index)
+
+
+# ----------------------------------------------------------------------------- loading
+
+# Names transformers gives the score head of a sequence classifier (decoders, encoders).
+HEAD_NAMES = ("score", "classifier")
+
+
+def head_name(model) -> str:
+    """The attribute holding the classification head: ``score`` (Llama…) or ``classifier`` (BERT…)."""
+    for name in HEAD_NAMES:
+        if isinstance(getattr(model, name, None), torch.nn.Module):
+            return name
+    raise ValueError(f"{type(model).__name__} has no score head named any of {HEAD_NAMES}")
+
+
+def fit_to_tokenizer(model, tokenizer) -> None:
+    """Grow the embeddings for tokens the tokenizer added (the pad) and set the model's pad id.
+
+    The model finds the last real token by looking for pads, so a batch of more than one
+    needs ``config.pad_token_id``. A new pad row is never read: pads are masked out.
+    """
+    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    model.config.pad_token_id = tokenizer.pad_token_id
+
+
+def _quantization_config(cfg: ModelConfig):
+    """bitsandbytes 4/8-bit settings, or None; bitsandbytes needs a CUDA GPU."""
+    if not (cfg.load_in_4bit or cfg.load_in_8bit):
+        return None
+    if cfg.load_in_4bit and cfg.load_in_8bit:
+        raise ValueError("model.load_in_4bit and model.load_in_8bit are exclusive; choose one")
+    if not torch.cuda.is_available():
+        raise RuntimeError("model.load_in_4bit / load_in_8bit need a CUDA GPU (bitsandbytes); this machine has none")
+    from transformers import BitsAndBytesConfig
+
+    if cfg.load_in_8bit:
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=DTYPES[cfg.dtype])
+
+
+def _from_pretrained(path: str, tokenizer, dtype: str, trust_remote_code: bool = False, quantization=None):
+    """A one-output sequence classifier from a causal-LM, encoder or classifier checkpoint."""
+    from transformers import AutoModelForSequenceClassification
+
+    kwargs = {}
+    if quantization is not None:
+        from accelerate import PartialState
+
+        kwargs = {"quantization_config": quantization, "device_map": {"": PartialState().local_process_index}}
+    model = AutoModelForSequenceClassification.from_pretrained(
+        path, num_labels=1, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code, use_safetensors=True, **kwargs
+    )
+    fit_to_tokenizer(model, tokenizer)
+    return model
+
+
+def add_lora(model, lora: LoraConfig, base_name: str, quantized: bool = False, gradient_checkpointing: bool = False):
+    """Wrap ``model`` in LoRA adapters; the score head is trained in full and saved with them.
+
+    ``base_name`` is written into the adapter config as the base to reload it on.
+    """
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import TaskType, get_peft_model, prepare_model_for_kbit_training
+
+    if quantized:
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
+    config = PeftLoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        # Without this the freshly initialized head stays frozen and is not saved: the classic
+        # "reloaded LoRA reward model scores at random" trap.
+        modules_to_save=[head_name(model)],
+    )
+    model = get_peft_model(model, config)
+    model.peft_config["default"].base_model_name_or_path = base_name
+    return model
+
+
+def _adapter_base_name(name_or_path: str) -> str:
+    """How an adapter names its base: a short name or hub id as given (portable), a local folder absolute."""
+    from rmkit.models import resolve_model
+
+    is_local = resolve_model(name_or_path) == name_or_path and Path(name_or_path).is_dir()
+    return str(Path(name_or_path).resolve()) if is_local else name_or_path
+
+
+def load_reward_model(cfg: ModelConfig, lora: LoraConfig | None, tokenizer):
+    """The model to train: a one-output classifier, LoRA-wrapped unless ``lora`` is None or disabled."""
+    from rmkit.models import resolve_model
+
+    quantization = _quantization_config(cfg)
+    model = _from_pretrained(resolve_model(cfg.name_or_path), tokenizer, cfg.dtype, cfg.trust_remote_code, quantization)
+    model.config.use_cache = False  # no generation; a cache only costs memory in training
+    if cfg.gradient_checkpointing and quantization is None:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if lora is not None and lora.enabled:
+        base_name = _adapter_base_name(cfg.name_or_path)
+        model = add_lora(model, lora, base_name, quantization is not None, cfg.gradient_checkpointing)
+    elif quantization is not None:
+        raise ValueError("a 4/8-bit model can only be trained with LoRA (lora.enabled: true)")
+    return model
+
+
+# ----------------------------------------------------------------------------- saving
+
+
+def is_lora(model) -> bool:
+    from peft import PeftModel
+
+    return isinstance(model, PeftModel)
+
+
+def save_reward_model(
+    model,
+    tokenizer,
+    output_dir: str | Path,
+    *,
+    state_dict: dict | None = None,
+    is_main_process: bool = True,
+    merge: bool = True,
+    dtype: str = "float32",
+    trust_remote_code: bool = False,
+) -> None:
+    """Write ``adapter/`` (LoRA incl. the score head) and ``model/`` (merged), or just ``model/``.
+
+    ``state_dict`` is the full one gathered from a distributed model (``accelerator.get_state_dict``);
+    every process must call this then, only the main one writes. The merged model is
+    rebuilt from the saved adapter, so ``model/`` scores exactly as the adapter does.
+    """
+    output_dir = Path(output_dir)
+    if not is_lora(model):
+        model.save_pretrained(output_dir / "model", state_dict=state_dict, is_main_process=is_main_process)
+        if is_main_process:
+            tokenizer.save_pretrained(output_dir / "model")
+        return
+    adapter_dir = output_dir / "adapter"
+    # The only new embedding row is the pad's, which is never read: no need to save embeddings.
+    model.save_pretrained(adapter_dir, state_dict=state_dict, is_main_process=is_main_process, save_embedding_layers=False)
+    if not is_main_process:
+        return
+    tokenizer.save_pretrained(adapter_dir)
+    if merge:
+        merged = _load_adapter(adapter_dir, tokenizer, dtype, trust_remote_code)
+        merged.save_pretrained(output_dir / "model")
+        tokenizer.save_pretrained(output_dir / "model")
+
+
+# ----------------------------------------------------------------------------- inference
+
+
+def _load_adapter(adapter_dir: Path, tokenizer, dtype: str, trust_remote_code: bool = False):
+    """Base model + LoRA adapter (+ its score head), merged into a plain transformers model."""
+    from peft import PeftConfig, PeftModel
+    from transformers.utils import logging as hf_logging
+
+    from rmkit.models import resolve_model
+
+    base = resolve_model(PeftConfig.from_pretrained(adapter_dir).base_model_name_or_path)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "score head newly initialized" is expected: the adapter brings it
+    try:
+        model = _from_pretrained(base, tokenizer, dtype, trust_remote_code)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    return PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+
+
+def _checkpoint_folder(path: str | Path) -> Path:
+    """An rmkit output folder's ``model/`` (else ``adapter/``), or ``path`` itself."""
+    path = Path(path)
+    for sub in ("model", "adapter"):
+        if (path / sub / "config.json").exists() or (path / sub / "adapter_config.json").exists():
+            return path / sub
+    return path
+
+
+def load_trained_reward_model(path: str, dtype: str = "float32", trust_remote_code: bool = False):
+    """``(model, tokenizer)`` for scoring, from an rmkit training output or any HF classifier checkpoint.
+
+    An rmkit folder carries its tokenizer (chat template, pad token); ``adapter/`` alone is
+    loaded on its base model and merged. The model is returned in eval mode.
+    """
+    folder = _checkpoint_folder(path)
+    tokenizer = load_tokenizer(ModelConfig(name_or_path=str(folder), trust_remote_code=trust_remote_code))
+    if (folder / "adapter_config.json").exists():
+        model = _load_adapter(folder, tokenizer, dtype, trust_remote_code)
+    else:
+        model = _from_pretrained(str(folder), tokenizer, dtype, trust_remote_code)
+    return model.eval(), tokenizer

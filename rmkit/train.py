@@ -1,0 +1,513 @@
+"""Train a LoRA (or full) sequence-classification reward model on chosen/rejected pairs.
+
+    accelerate launch -m rmkit.train RECIPE.yaml [section.key=value ...]
+    python -m rmkit.train RECIPE.yaml train.max_steps=3      # one process
+    rmkit train RECIPE.yaml ...
+
+The loss is Bradley-Terry, -log σ(r_chosen - r_rejected - margin), with chosen and
+rejected replies in one forward. Every process takes an equal slice of the same global
+batch (``split_batches``), so N processes train exactly as one process with an N times
+larger per-device batch. ``output_dir`` gets ``adapter/``, ``model/`` (merged),
+``metrics.jsonl``, ``summary.json``, ``recipe.yaml`` and ``checkpoints/step-N``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rmkit.config import DataConfig, Recipe, TrainConfig, dump_recipe, load_recipe
+from rmkit.data.report import DataReport
+
+# torch, transformers and accelerate are imported where used, so `rmkit --help` stays fast.
+if TYPE_CHECKING:
+    import torch
+
+CHECKPOINTS = "checkpoints"
+STATE_FILE = "rmkit_state.json"  # written last: a checkpoint without it is incomplete
+
+
+# ----------------------------------------------------------------------------- loss and metrics
+
+
+def pair_rewards(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rewards of the chosen and rejected replies, from one forward over both."""
+    import torch
+
+    from rmkit.modeling import compute_rewards
+
+    ids = torch.cat([batch["input_ids_chosen"], batch["input_ids_rejected"]])
+    mask = torch.cat([batch["attention_mask_chosen"], batch["attention_mask_rejected"]])
+    return compute_rewards(model, ids, mask).chunk(2)
+
+
+def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor, margin: torch.Tensor | None = None) -> torch.Tensor:
+    """-log σ(r_chosen - r_rejected - margin), averaged over pairs."""
+    import torch.nn.functional as F
+
+    diff = chosen - rejected
+    if margin is not None:
+        diff = diff - margin
+    return -F.logsigmoid(diff).mean()
+
+
+def training_loss(chosen, rejected, margin=None, center_rewards_coefficient: float | None = None) -> torch.Tensor:
+    """Bradley-Terry plus, optionally, TRL's pull of the rewards towards zero mean."""
+    loss = bradley_terry_loss(chosen, rejected, margin)
+    if center_rewards_coefficient:
+        loss = loss + center_rewards_coefficient * ((chosen + rejected) ** 2).mean()
+    return loss
+
+
+def pair_metrics(chosen: torch.Tensor, rejected: torch.Tensor, margin: torch.Tensor | None = None) -> dict:
+    """Held-out loss, pairwise accuracy (a tie counts half), mean margin, reward mean and std."""
+    import torch
+
+    chosen, rejected = chosen.double(), rejected.double()
+    rewards = torch.cat([chosen, rejected])
+    wins = (chosen > rejected).double() + 0.5 * (chosen == rejected).double()
+    return {
+        "eval_loss": bradley_terry_loss(chosen, rejected, None if margin is None else margin.double()).item(),
+        "eval_accuracy": wins.mean().item(),
+        "eval_margin": (chosen - rejected).mean().item(),
+        "eval_reward_mean": rewards.mean().item(),
+        "eval_reward_std": rewards.std().item(),
+    }
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def load_datasets(cfg: DataConfig, tokenizer, report: DataReport) -> tuple[list[dict], list[dict]]:
+    """Encoded ``(train, eval)`` examples; everything skipped or dropped is counted in ``report``."""
+    from rmkit.data.encode import encode_pairs
+    from rmkit.data.formats import load_pairs
+    from rmkit.data.sources import split_heldout
+
+    pairs = load_pairs(cfg.path, cfg.format, cfg.on_error, report, cfg.split)
+    if cfg.eval_path:
+        train_pairs, eval_pairs = pairs, load_pairs(cfg.eval_path, cfg.format, cfg.on_error, report, cfg.split)
+    else:
+        train_pairs, eval_pairs = split_heldout(pairs, cfg.eval_fraction, cfg.seed)
+    if cfg.max_examples is not None:
+        train_pairs, eval_pairs = train_pairs[: cfg.max_examples], eval_pairs[: cfg.max_examples]
+    train_set = encode_pairs(tokenizer, train_pairs, cfg.max_length, report)
+    eval_set = encode_pairs(tokenizer, eval_pairs, cfg.max_length, report)
+    report.kept = len(train_set) + len(eval_set)
+    if not train_set:
+        raise ValueError(f"no training pairs left from {cfg.path}: {report.summary()}")
+    return train_set, eval_set
+
+
+class FullBatches:
+    """Length-grouped global batches, every one full: the short one goes last, topped up
+    from the start of the epoch (as Accelerate's ``even_batches`` would).
+
+    Accelerate then hands each process an equal slice of every global batch, so a run on
+    N processes sees exactly the batches of a one-process run, and the same gradients.
+    The training loop sets ``epoch`` (deliberately not a ``set_epoch`` method, which
+    Accelerate would call with its own pass count and break resuming).
+    """
+
+    def __init__(self, grouped):
+        self.grouped, self.batch_size, self.epoch = grouped, grouped.batch_size, 0
+
+    def __len__(self) -> int:
+        return len(self.grouped)
+
+    def __iter__(self):
+        self.grouped.set_epoch(self.epoch)
+        batches = self.grouped.batches()
+        full = [batch for batch in batches if len(batch) == self.batch_size]
+        rest = [i for batch in batches if len(batch) < self.batch_size for i in batch]
+        if rest:
+            pool = itertools.cycle(rest + [i for batch in full for i in batch])
+            full += [list(itertools.islice(pool, self.batch_size)) for _ in range(-(-len(rest) // self.batch_size))]
+        return iter(full)
+
+
+def make_loaders(train_set, eval_set, tokenizer, cfg: TrainConfig, num_processes: int):
+    """Train and eval loaders yielding global batches (``per-device size x processes``)."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from rmkit.data.collator import RewardDataCollatorWithPadding
+    from rmkit.data.sampler import LengthGroupedBatchSampler, pair_length
+
+    collate = RewardDataCollatorWithPadding(tokenizer.pad_token_id, cfg.pad_to_multiple_of)
+    # A mega-batch of one batch is plain random batching: grouping off, same code path.
+    grouped = LengthGroupedBatchSampler(
+        [pair_length(e) for e in train_set],
+        cfg.per_device_batch_size * num_processes,
+        seed=cfg.seed,
+        mega_batch_factor=50 if cfg.group_by_length else 1,
+    )
+    # Own generators: iterating a loader (again, when resuming) then draws nothing from the
+    # global RNG that dropout uses, so a resumed run sees the same dropout masks.
+    train_loader = DataLoader(train_set, batch_sampler=FullBatches(grouped), collate_fn=collate, generator=torch.Generator())
+    eval_batches = LengthGroupedBatchSampler(
+        [pair_length(e) for e in eval_set], cfg.eval_batch_size * num_processes, shuffle=False
+    )
+    eval_loader = DataLoader(eval_set, batch_sampler=eval_batches, collate_fn=collate, generator=torch.Generator())
+    return train_loader, eval_loader if eval_set else None
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+@dataclass
+class Progress:
+    """Where training stands; saved with every checkpoint."""
+
+    step: int = 0  # optimizer steps done
+    epoch: int = 0
+    batches_in_epoch: int = 0  # global batches of ``epoch`` already trained on
+    tokens: int = 0  # real (unpadded) tokens seen, all processes
+    padded_tokens: int = 0
+    train_seconds: float = 0.0
+    total_steps: int = 0
+    loss_window: list[float] = field(default_factory=list)  # micro-batch losses since the last log line
+
+
+def checkpoint_dirs(output_dir: Path) -> list[Path]:
+    """Complete checkpoints, oldest first."""
+    found = [p for p in (output_dir / CHECKPOINTS).glob("step-*") if (p / STATE_FILE).exists()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+
+def find_resume_checkpoint(resume: str, output_dir: Path) -> Path | None:
+    """The checkpoint ``train.resume`` asks for: the latest (auto), none (never) or a path."""
+    if resume == "never":
+        if checkpoint_dirs(output_dir):
+            raise ValueError(f"{output_dir} holds checkpoints of an earlier run; use train.resume=auto or a new output_dir")
+        return None
+    if resume == "auto":
+        found = checkpoint_dirs(output_dir)
+        return found[-1] if found else None
+    path = Path(resume)
+    if not (path / STATE_FILE).exists():
+        raise FileNotFoundError(f"train.resume={resume}: not a complete rmkit checkpoint (no {STATE_FILE})")
+    return path
+
+
+def save_checkpoint(accelerator, output_dir: Path, progress: Progress, keep: int) -> Path:
+    """Save model, optimizer, scheduler and RNG states, then the progress, then rotate."""
+    path = output_dir / CHECKPOINTS / f"step-{progress.step}"
+    accelerator.save_state(str(path))
+    if accelerator.is_main_process:
+        (path / STATE_FILE).write_text(json.dumps(asdict(progress), indent=1))
+        for old in checkpoint_dirs(output_dir)[:-keep] if keep > 0 else []:
+            shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+    return path
+
+
+def load_checkpoint(accelerator, path: Path, total_steps: int) -> Progress:
+    progress = Progress(**json.loads((path / STATE_FILE).read_text()))
+    if progress.total_steps != total_steps:
+        raise ValueError(
+            f"{path} is from a run of {progress.total_steps} steps, this recipe makes {total_steps}; "
+            "resume with the same data and train settings, or use a new output_dir"
+        )
+    accelerator.load_state(str(path))
+    return progress
+
+
+# ----------------------------------------------------------------------------- logging
+
+
+class MetricsLog:
+    """``metrics.jsonl`` (main process) plus Accelerate's trackers (TensorBoard…)."""
+
+    def __init__(self, accelerator, path: Path, resume_step: int | None):
+        self.accelerator, self.path = accelerator, path
+        if accelerator.is_main_process:
+            self._truncate_after(resume_step)
+
+    def _truncate_after(self, step: int | None) -> None:
+        """Drop lines an interrupted run wrote after its checkpoint, so the resumed log reads as one run."""
+        if step is None or not self.path.exists():
+            self.path.unlink(missing_ok=True)
+            return
+        lines = [line for line in self.path.read_text().splitlines() if json.loads(line)["step"] <= step]
+        self.path.write_text("".join(line + "\n" for line in lines))
+
+    def write(self, step: int, metrics: dict) -> None:
+        self.accelerator.log(metrics, step=step)
+        if self.accelerator.is_main_process:
+            with self.path.open("a") as f:
+                f.write(json.dumps({"step": step, **metrics}) + "\n")
+
+
+def tracker_config(recipe: Recipe) -> dict:
+    """The recipe flattened to scalars, as TensorBoard's hparams want."""
+    flat = {}
+    for section, values in recipe.to_dict().items():
+        for key, value in values.items():
+            flat[f"{section}.{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
+    return flat
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def make_accelerator(cfg: TrainConfig):
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration
+
+    return Accelerator(
+        mixed_precision=cfg.mixed_precision,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        # Each process gets a slice of one global batch: N processes step through exactly
+        # the batches (and the LR schedule) of one process.
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
+        log_with=cfg.report_to or None,
+        project_config=ProjectConfiguration(project_dir=cfg.output_dir, logging_dir=str(Path(cfg.output_dir) / "runs")),
+    )
+
+
+def check_launch(accelerator) -> None:
+    """Fail when the launcher started more processes than Accelerate sees.
+
+    They would each train alone into the same folder: what happens on a machine without a
+    GPU unless Accelerate is told to use the CPU (ACCELERATE_USE_CPU=1).
+    """
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > accelerator.num_processes:
+        raise RuntimeError(
+            f"{launched} processes were launched but Accelerate sees {accelerator.num_processes}; without a GPU, "
+            "launch with ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes N (see docs/training.md)"
+        )
+
+
+def tell_deepspeed(accelerator, cfg: TrainConfig) -> None:
+    """DeepSpeed cannot read the batch size off a batch sampler; the recipe also sets clipping."""
+    plugin = accelerator.state.deepspeed_plugin
+    if plugin is not None:
+        plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = cfg.per_device_batch_size
+        plugin.deepspeed_config["gradient_clipping"] = cfg.max_grad_norm
+
+
+def count_steps(cfg: TrainConfig, batches_per_epoch: int) -> tuple[int, int]:
+    """``(steps per epoch, total steps)``; an epoch's last accumulation may be short."""
+    per_epoch = math.ceil(batches_per_epoch / cfg.gradient_accumulation_steps)
+    return per_epoch, cfg.max_steps if cfg.max_steps is not None else math.ceil(cfg.num_epochs * per_epoch)
+
+
+def make_optimizer(model, cfg: TrainConfig, total_steps: int):
+    """AdamW over the trainable parameters, with warmup then ``cfg.lr_scheduler``."""
+    import torch
+    from transformers import get_scheduler
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    warmup = math.ceil(cfg.warmup_ratio * total_steps)
+    return optimizer, get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
+
+
+def evaluate(accelerator, model, loader) -> dict:
+    """Metrics over the whole held-out split, gathered from every process."""
+    import torch
+
+    model.eval()
+    chosen, rejected, margins = [], [], []
+    for batch in loader:
+        with torch.no_grad():
+            r_chosen, r_rejected = pair_rewards(model, batch)
+        margin = batch.get("margin", torch.zeros_like(r_chosen))
+        r_chosen, r_rejected, margin = accelerator.gather_for_metrics((r_chosen, r_rejected, margin))
+        chosen.append(r_chosen), rejected.append(r_rejected), margins.append(margin)
+    model.train()
+    return pair_metrics(torch.cat(chosen), torch.cat(rejected), torch.cat(margins))
+
+
+def train_step(accelerator, model, optimizer, scheduler, batch, cfg: TrainConfig) -> tuple[torch.Tensor, float | None]:
+    """One micro-batch; the optimizer steps when Accelerate says the accumulation is complete."""
+    grad_norm = None
+    with accelerator.accumulate(model):
+        chosen, rejected = pair_rewards(model, batch)
+        loss = training_loss(chosen, rejected, batch.get("margin"), cfg.center_rewards_coefficient)
+        accelerator.backward(loss)
+        if accelerator.sync_gradients and cfg.max_grad_norm:
+            grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+    return loss.detach(), None if grad_norm is None else float(grad_norm)
+
+
+def batch_tokens(batch: dict) -> torch.Tensor:
+    """``[real tokens, padded tokens]`` of a batch, chosen and rejected together."""
+    import torch
+
+    masks = torch.cat([batch["attention_mask_chosen"], batch["attention_mask_rejected"]])
+    return torch.stack([masks.sum(), torch.tensor(masks.numel(), device=masks.device)])
+
+
+def epoch_loader(accelerator, train_loader, prepared, progress: Progress):
+    """The prepared loader for ``progress.epoch``, past the batches a resumed run already trained on."""
+    train_loader.batch_sampler.epoch = progress.epoch  # the shared FullBatches behind ``prepared``
+    if progress.batches_in_epoch:
+        return accelerator.skip_first_batches(prepared, progress.batches_in_epoch)
+    return prepared
+
+
+def record(accelerator, progress: Progress, loss, batch: dict, batches_per_epoch: int) -> None:
+    """Count a micro-batch: its loss (averaged over processes), tokens, and place in the epoch."""
+    import torch
+
+    totals = accelerator.reduce(torch.cat([loss.float()[None], batch_tokens(batch).float()]), "sum")
+    progress.loss_window.append(totals[0].item() / accelerator.num_processes)
+    progress.tokens += int(totals[1])
+    progress.padded_tokens += int(totals[2])
+    progress.batches_in_epoch += 1
+    if progress.batches_in_epoch == batches_per_epoch:  # roll over now: a checkpoint here resumes at the next epoch
+        progress.epoch, progress.batches_in_epoch = progress.epoch + 1, 0
+
+
+def log_line(progress: Progress, lr: float, grad_norm: float | None, steps_per_epoch: int) -> dict:
+    line = {"loss": sum(progress.loss_window) / len(progress.loss_window), "lr": lr, "epoch": progress.step / steps_per_epoch}
+    if grad_norm is not None:
+        line["grad_norm"] = grad_norm
+    progress.loss_window = []
+    return line
+
+
+def train(recipe: Recipe) -> dict:
+    """Fit a reward model as the recipe says; write the output folder; return the summary."""
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+
+    from rmkit.modeling import load_reward_model, load_tokenizer
+
+    cfg = recipe.train
+    output_dir = Path(cfg.output_dir)
+    accelerator = make_accelerator(cfg)
+    check_launch(accelerator)
+    tokenizer = load_tokenizer(recipe.model)
+    report = DataReport()
+    with accelerator.main_process_first():  # the main process fills the hub cache first
+        train_set, eval_set = load_datasets(recipe.data, tokenizer, report)
+    accelerator.print(f"data: {report.summary()}; {len(train_set)} train / {len(eval_set)} eval pairs")
+
+    set_seed(cfg.seed)
+    model = load_reward_model(recipe.model, recipe.lora, tokenizer)
+    train_loader, eval_loader = make_loaders(train_set, eval_set, tokenizer, cfg, accelerator.num_processes)
+    steps_per_epoch, total_steps = count_steps(cfg, len(train_loader))
+    optimizer, scheduler = make_optimizer(model, cfg, total_steps)
+    tell_deepspeed(accelerator, cfg)
+    model, optimizer, prepared_train, scheduler = accelerator.prepare(model, optimizer, train_loader, scheduler)
+    if eval_loader is not None:
+        eval_loader = accelerator.prepare(eval_loader)
+
+    checkpoint = find_resume_checkpoint(cfg.resume, output_dir)
+    progress = load_checkpoint(accelerator, checkpoint, total_steps) if checkpoint else Progress(total_steps=total_steps)
+    if checkpoint:
+        accelerator.print(f"resuming from {checkpoint} (step {progress.step} of {total_steps})")
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        dump_recipe(recipe, output_dir / "recipe.yaml")
+    log = MetricsLog(accelerator, output_dir / "metrics.jsonl", progress.step if checkpoint else None)
+    if cfg.report_to:
+        accelerator.init_trackers("rmkit", config=tracker_config(recipe))
+
+    model.train()
+    bar = tqdm(total=total_steps, initial=progress.step, desc="train", disable=not accelerator.is_local_main_process)
+    while progress.step < total_steps:
+        for batch in epoch_loader(accelerator, train_loader, prepared_train, progress):
+            started = time.perf_counter()
+            loss, grad_norm = train_step(accelerator, model, optimizer, scheduler, batch, cfg)
+            progress.train_seconds += time.perf_counter() - started
+            record(accelerator, progress, loss, batch, len(train_loader))
+            if not accelerator.sync_gradients:  # mid-accumulation
+                continue
+            progress.step += 1
+            bar.update(1)
+            if progress.step % cfg.logging_steps == 0 or progress.step == total_steps:
+                line = log_line(progress, scheduler.get_last_lr()[0], grad_norm, steps_per_epoch)
+                log.write(progress.step, line)
+                bar.set_postfix(loss=f"{line['loss']:.4f}")
+            if progress.step == total_steps:
+                break
+            if eval_loader is not None and cfg.eval_steps and progress.step % cfg.eval_steps == 0:
+                log.write(progress.step, evaluate(accelerator, model, eval_loader))
+            if cfg.save_steps and progress.step % cfg.save_steps == 0:
+                save_checkpoint(accelerator, output_dir, progress, cfg.save_total_limit)
+    bar.close()
+
+    final = evaluate(accelerator, model, eval_loader) if eval_loader is not None else {}
+    if final:
+        log.write(progress.step, final)
+    save_outputs(accelerator, model, tokenizer, recipe)
+    summary = make_summary(progress, steps_per_epoch, final, report, len(train_set), len(eval_set))
+    if accelerator.is_main_process:
+        (output_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        accelerator.print(json.dumps(final or {"steps": progress.step}))
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return summary
+
+
+def save_outputs(accelerator, model, tokenizer, recipe: Recipe) -> None:
+    """``adapter/`` and ``model/`` from the (possibly sharded) model; every process must call this."""
+    from rmkit.modeling import save_reward_model
+
+    save_reward_model(
+        accelerator.unwrap_model(model),
+        tokenizer,
+        recipe.train.output_dir,
+        state_dict=accelerator.get_state_dict(model),
+        is_main_process=accelerator.is_main_process,
+        merge=recipe.train.merge,
+        dtype=recipe.model.dtype,
+        trust_remote_code=recipe.model.trust_remote_code,
+    )
+
+
+def make_summary(progress: Progress, steps_per_epoch: int, final: dict, report: DataReport, n_train: int, n_eval: int) -> dict:
+    return {
+        **final,
+        "steps": progress.step,
+        "epochs": progress.step / steps_per_epoch,
+        "train_pairs": n_train,
+        "eval_pairs": n_eval,
+        "tokens": progress.tokens,
+        "padded_tokens": progress.padded_tokens,
+        "padding_efficiency": progress.tokens / max(progress.padded_tokens, 1),
+        "train_seconds": progress.train_seconds,
+        "tokens_per_second": progress.tokens / max(progress.train_seconds, 1e-9),
+        "data": report.to_dict(),
+    }
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("recipe", help="recipe YAML (see recipes/ and docs/training.md)")
+    parser.add_argument("overrides", nargs="*", metavar="section.key=value", help="e.g. train.max_steps=3")
+
+
+def run(args) -> int:
+    train(load_recipe(args.recipe, args.overrides))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m rmkit.train", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""Reward-model loading, scoring and saving, on the tiny Llama (and MiniLM for an encoder)."""
+
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from rmkit.config import LoraConfig, ModelConfig
+from rmkit.conversation import message
+from rmkit.data.encode import encode_conversation
+from rmkit.modeling import (
+    compute_rewards,
+    head_name,
+    load_reward_model,
+    load_tokenizer,
+    load_trained_reward_model,
+    save_reward_model,
+)
+from rmkit.train import bradley_terry_loss
+
+REPLIES = [
+    "yes",
+    "Paris is the capital of France.",
+    "no no no",
+    "Once upon a time there was a small robot who loved to read books.",
+]
+
+
+def conversations(replies=REPLIES):
+    return [[message("user", "What is the capital of France?"), message("assistant", reply)] for reply in replies]
+
+
+def encode(tokenizer, replies=REPLIES) -> list[list[int]]:
+    return [encode_conversation(tokenizer, conv, 256) for conv in conversations(replies)]
+
+
+def pad(tokenizer, ids: list[list[int]], side: str = "right") -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(map(len, ids))
+    rows, masks = [], []
+    for seq in ids:
+        fill = [tokenizer.pad_token_id] * (width - len(seq))
+        rows.append(fill + seq if side == "left" else seq + fill)
+        masks.append([0] * len(fill) + [1] * len(seq) if side == "left" else [1] * len(seq) + [0] * len(fill))
+    return torch.tensor(rows), torch.tensor(masks)
+
+
+def score(model, tokenizer, ids, side="right") -> torch.Tensor:
+    with torch.no_grad():
+        return compute_rewards(model, *pad(tokenizer, ids, side))
+
+
+def fit_a_little(model, tokenizer, steps: int = 3) -> None:
+    """A few real optimizer steps (reply 0 over reply 2), so adapters and head move off their init."""
+    batch = encode(tokenizer, [REPLIES[0], REPLIES[2]])
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model.train()
+    for _ in range(steps):
+        chosen, rejected = compute_rewards(model, *pad(tokenizer, batch)).chunk(2)
+        bradley_terry_loss(chosen, rejected).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+
+
+@pytest.fixture
+def eos_padded_llama(tiny_llama, tmp_path):
+    """The tiny Llama with a tokenizer whose pad token is its EOS (like SmolLM2, Llama 3…)."""
+    folder = tmp_path / "eos_padded"
+    shutil.copytree(tiny_llama, folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_pad_equal_to_eos_is_replaced(eos_padded_llama):
+    # The vicuna template ends every reply with the EOS, where the score must be read.
+    cfg = ModelConfig(name_or_path=str(eos_padded_llama), chat_template="vicuna", force_chat_template=True)
+    raw = AutoTokenizer.from_pretrained(eos_padded_llama)
+    assert raw.pad_token == raw.eos_token  # the trap, as shipped
+    tokenizer = load_tokenizer(cfg)
+    assert tokenizer.pad_token != tokenizer.eos_token
+    model = load_reward_model(cfg, None, tokenizer).eval()
+    assert model.config.pad_token_id == tokenizer.pad_token_id != tokenizer.eos_token_id
+    assert model.get_input_embeddings().num_embeddings == len(tokenizer) == len(raw) + 1
+
+    ids = encode(tokenizer)
+    assert all(seq[-1] == tokenizer.eos_token_id for seq in ids)
+    rewards = score(model, tokenizer, ids)
+    assert len({round(r, 4) for r in rewards.tolist()}) == len(REPLIES)
+    # The final EOS is read: dropping it changes the score. With pad == EOS the model takes the
+    # EOS for padding and reads one token early (even unpadded), so dropping it changes nothing.
+    without_eos = score(model, tokenizer, [seq[:-1] for seq in ids])
+    assert (rewards - without_eos).abs().min() > 1e-4
+    model.config.pad_token_id = tokenizer.eos_token_id
+    trapped = torch.cat([score(model, tokenizer, [seq]) for seq in ids])
+    torch.testing.assert_close(trapped, without_eos, atol=1e-4, rtol=0)
+
+
+def test_recipe_pad_token_reuses_an_existing_token(eos_padded_llama):
+    cfg = ModelConfig(name_or_path=str(eos_padded_llama), pad_token="<|endoftext|>")
+    tokenizer = load_tokenizer(cfg)
+    model = load_reward_model(cfg, None, tokenizer)
+    assert tokenizer.pad_token == "<|endoftext|>" and len(tokenizer) == model.config.vocab_size
+    assert model.config.pad_token_id == tokenizer.convert_tokens_to_ids("<|endoftext|>")
+
+
+def test_scores_do_not_depend_on_batch_size_or_padding_side(tiny_llama):
+    tokenizer = load_tokenizer(ModelConfig(name_or_path=str(tiny_llama)))
+    model = load_reward_model(ModelConfig(name_or_path=str(tiny_llama)), None, tokenizer).eval()
+    ids = encode(tokenizer)
+    assert len({len(seq) for seq in ids}) == len(ids)  # mixed lengths: every row gets a different amount of padding
+    alone = torch.cat([score(model, tokenizer, [seq]) for seq in ids])
+    torch.testing.assert_close(score(model, tokenizer, ids, "right"), alone, atol=1e-4, rtol=0)
+    torch.testing.assert_close(score(model, tokenizer, ids, "left"), alone, atol=1e-4, rtol=0)
+    torch.testing.assert_close(score(model, tokenizer, ids[1:3], "left"), alone[1:3], atol=1e-4, rtol=0)
+
+
+def test_lora_trains_and_saves_the_score_head(tiny_llama, tmp_path):
+    cfg = ModelConfig(name_or_path=str(tiny_llama))
+    tokenizer = load_tokenizer(cfg)
+    model = load_reward_model(cfg, LoraConfig(r=4, dropout=0.0), tokenizer)
+    assert head_name(model.base_model.model) == "score"
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert "base_model.model.score.modules_to_save.default.weight" in trainable
+    assert any("lora_A" in name for name in trainable)
+    initial_head = model.base_model.model.score.modules_to_save["default"].weight.detach().clone()
+
+    fit_a_little(model, tokenizer)
+    ids = encode(tokenizer)
+    trained = score(model, tokenizer, ids)
+    save_reward_model(model, tokenizer, tmp_path / "out")
+
+    adapter = load_file(tmp_path / "out" / "adapter" / "adapter_model.safetensors")
+    assert not torch.equal(adapter["base_model.model.score.weight"], initial_head)  # trained, and saved
+    merged = AutoModelForSequenceClassification.from_pretrained(tmp_path / "out" / "model").eval()
+    torch.testing.assert_close(score(merged, tokenizer, ids), trained, atol=1e-5, rtol=0)
+    for path in (tmp_path / "out", tmp_path / "out" / "adapter"):  # merged model; adapter + base
+        reloaded, reloaded_tokenizer = load_trained_reward_model(str(path))
+        assert not reloaded.training and reloaded_tokenizer.chat_template == tokenizer.chat_template
+        torch.testing.assert_close(score(reloaded, reloaded_tokenizer, ids), trained, atol=1e-5, rtol=0)
+
+
+def test_adapter_reload_grows_the_base_for_an_added_pad(eos_padded_llama, tmp_path):
+    cfg = ModelConfig(name_or_path=str(eos_padded_llama))
+    tokenizer = load_tokenizer(cfg)
+    model = load_reward_model(cfg, LoraConfig(r=4, dropout=0.0), tokenizer)
+    fit_a_little(model, tokenizer)
+    ids = encode(tokenizer)
+    save_reward_model(model, tokenizer, tmp_path / "out", merge=False)
+    assert not (tmp_path / "out" / "model").exists()
+    reloaded, reloaded_tokenizer = load_trained_reward_model(str(tmp_path / "out"))
+    assert reloaded_tokenizer.pad_token == tokenizer.pad_token
+    torch.testing.assert_close(score(reloaded, reloaded_tokenizer, ids), score(model, tokenizer, ids), atol=1e-5, rtol=0)
+
+
+def test_full_fine_tuning_saves_just_the_model(tiny_llama, tmp_path):
+    cfg = ModelConfig(name_or_path=str(tiny_llama))
+    tokenizer = load_tokenizer(cfg)
+    model = load_reward_model(cfg, LoraConfig(enabled=False), tokenizer)
+    assert all(p.requires_grad for p in model.parameters())
+    fit_a_little(model, tokenizer, steps=1)
+    save_reward_model(model, tokenizer, tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model"]
+    reloaded, _ = load_trained_reward_model(str(tmp_path / "out"))
+    ids = encode(tokenizer)
+    torch.testing.assert_close(score(reloaded, tokenizer, ids), score(model, tokenizer, ids), atol=1e-5, rtol=0)
+
+
+def test_encoder_classifier_head_with_lora(tmp_path):
+    from rmkit.models import ModelNotAvailable, resolve_model
+
+    try:
+        minilm = resolve_model("minilm")
+    except ModelNotAvailable as err:
+        pytest.skip(str(err))
+    cfg = ModelConfig(name_or_path=minilm, chat_template="plain")
+    tokenizer = load_tokenizer(cfg)
+    assert tokenizer.eos_token == tokenizer.sep_token == "[SEP]" and tokenizer.pad_token == "[PAD]"
+    model = load_reward_model(cfg, LoraConfig(r=4, dropout=0.0), tokenizer)
+    assert head_name(model.base_model.model) == "classifier"
+    assert "base_model.model.classifier.modules_to_save.default.weight" in {
+        name for name, p in model.named_parameters() if p.requires_grad
+    }
+    fit_a_little(model, tokenizer, steps=2)
+    ids = encode(tokenizer)
+    trained = score(model, tokenizer, ids)
+    assert len({round(r, 5) for r in trained.tolist()}) == len(REPLIES)
+    # BERT pools its first position: left-padded rows must still put [CLS] there.
+    torch.testing.assert_close(score(model, tokenizer, ids, "left"), trained, atol=1e-4, rtol=0)
+    save_reward_model(model, tokenizer, tmp_path / "out")
+    assert "base_model.model.classifier.weight" in load_file(tmp_path / "out" / "adapter" / "adapter_model.safetensors")
+    merged = AutoModelForSequenceClassification.from_pretrained(tmp_path / "out" / "model").eval()
+    torch.testing.assert_close(score(merged, tokenizer, ids), trained, atol=1e-5, rtol=0)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
+def test_quantization_needs_a_gpu(tiny_llama):
+    cfg = ModelConfig(name_or_path=str(tiny_llama), load_in_4bit=True)
+    with pytest.raises(RuntimeError, match="CUDA GPU"):
+        load_reward_model(cfg, LoraConfig(), load_tokenizer(cfg))

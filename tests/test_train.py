@@ -1,0 +1,278 @@
+"""The training loop end to end, on the tiny Llama and a learnable synthetic preference task."""
+
+import json
+import os
+import random
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+import rmkit.train
+from rmkit.config import dump_recipe, load_recipe
+from rmkit.data.encode import encode_pairs
+from rmkit.data.formats import load_pairs
+from rmkit.data.sampler import LengthGroupedBatchSampler
+from rmkit.data.sources import split_heldout
+from rmkit.modeling import compute_rewards, load_reward_model, load_tokenizer, load_trained_reward_model
+from rmkit.train import FullBatches, bradley_terry_loss, pair_metrics, train, training_loss
+from tests.conftest import REPO
+
+# Chosen replies carry a polite word, rejected ones a rude one; the rest is shared filler.
+QUESTIONS = ["What is the capital of France?", "Tell me a story.", "Write a short poem about the sea.", "How are you?"]
+GOOD = ["good", "great", "thanks", "please", "yes"]
+BAD = ["bad", "terrible", "no", "never", "sorry"]
+FILLER = ["the cat", "a blue bird", "one two three", "the house", "red green", "the sea is wide", "a small robot"]
+EVAL_KEYS = ["eval_loss", "eval_accuracy", "eval_margin", "eval_reward_mean", "eval_reward_std"]
+
+# Small and fast: 170 train / 30 held-out pairs of ~40 tokens.
+BASE = [
+    "data.eval_fraction=0.15",
+    "data.max_length=64",
+    "lora.r=8",
+    "train.learning_rate=2e-3",
+    "train.warmup_ratio=0.1",
+    "train.per_device_batch_size=8",
+    "train.eval_batch_size=8",
+    "train.logging_steps=5",
+]
+
+
+def synthetic_pairs(n: int, seed: int = 0) -> list[dict]:
+    rng = random.Random(seed)
+
+    def reply(words):
+        parts = [rng.choice(FILLER) for _ in range(rng.randint(1, 3))]
+        parts.insert(rng.randint(0, len(parts)), rng.choice(words))
+        return " ".join(parts)
+
+    return [{"prompt": rng.choice(QUESTIONS), "chosen": reply(GOOD), "rejected": reply(BAD)} for _ in range(n)]
+
+
+def write_jsonl(path, records) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return str(path)
+
+
+def recipe_for(model, data, output_dir, *overrides):
+    paths = [f"model.name_or_path={model}", f"data.path={data}", f"train.output_dir={output_dir}"]
+    return load_recipe(None, [*paths, *BASE, *overrides])
+
+
+def read_metrics(output_dir) -> list[dict]:
+    return [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def final_eval(summary: dict) -> dict:
+    return {key: summary[key] for key in EVAL_KEYS}
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory) -> str:
+    return write_jsonl(tmp_path_factory.mktemp("data") / "pairs.jsonl", synthetic_pairs(200))
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_llama, pairs, tmp_path_factory):
+    """One LoRA run of 2 epochs, evaluated and checkpointed every 10 steps."""
+    output_dir = tmp_path_factory.mktemp("trained")
+    recipe = recipe_for(tiny_llama, pairs, output_dir, "train.num_epochs=2", "train.eval_steps=10", "train.save_steps=10")
+    return recipe, train(recipe), output_dir
+
+
+# ----------------------------------------------------------------------------- pure parts
+
+
+def test_bradley_terry_loss_margin_and_centering():
+    chosen, rejected, margin = torch.tensor([2.0, 0.0]), torch.tensor([1.0, 1.0]), torch.tensor([0.5, 0.0])
+    expected = -(torch.sigmoid(torch.tensor([0.5, -1.0]))).log().mean()
+    torch.testing.assert_close(bradley_terry_loss(chosen, rejected, margin), expected)
+    centered = training_loss(chosen, rejected, margin, center_rewards_coefficient=0.1)
+    torch.testing.assert_close(centered, expected + 0.1 * torch.tensor([9.0, 1.0]).mean())
+
+
+def test_pair_metrics_count_ties_as_half():
+    metrics = pair_metrics(torch.tensor([1.0, 2.0, 0.0]), torch.tensor([0.0, 2.0, 1.0]))
+    assert metrics["eval_accuracy"] == pytest.approx(0.5)
+    assert metrics["eval_margin"] == pytest.approx(0.0)
+    assert metrics["eval_reward_mean"] == pytest.approx(1.0)
+
+
+def test_full_batches_are_full_and_cover_every_example():
+    lengths = [random.Random(i).randint(5, 50) for i in range(23)]
+    batches = FullBatches(LengthGroupedBatchSampler(lengths, batch_size=4, seed=1, mega_batch_factor=2))
+    epochs = []
+    for epoch in (0, 1):
+        batches.epoch = epoch
+        epochs.append(list(batches))
+        assert len(epochs[-1]) == len(batches) == 6 and all(len(batch) == 4 for batch in epochs[-1])
+        assert set().union(*map(set, epochs[-1])) == set(range(23))
+    assert epochs[0] != epochs[1]
+
+
+# ----------------------------------------------------------------------------- one trained run
+
+
+def test_learns_a_learnable_preference(trained):
+    _, summary, output_dir = trained
+    losses = [line["loss"] for line in read_metrics(output_dir) if "loss" in line]
+    assert losses[0] > 0.5 and losses[-1] < 0.5 * losses[0]
+    assert summary["eval_accuracy"] >= 0.8 and summary["eval_margin"] > 0
+    evals = [line["step"] for line in read_metrics(output_dir) if "eval_loss" in line]
+    assert summary["steps"] == 44 and evals == [10, 20, 30, 40, 44]  # 22 batches x 2 epochs
+    assert summary["train_pairs"] == 170 and summary["eval_pairs"] == 30 and summary["data"]["read"] == 200
+    assert summary["tokens"] > 0 and 0.5 < summary["padding_efficiency"] <= 1
+    assert summary["tokens_per_second"] > 0
+
+
+def test_output_folder(trained):
+    recipe, summary, output_dir = trained
+    names = {p.name for p in output_dir.iterdir()}
+    assert {"adapter", "model", "metrics.jsonl", "summary.json", "recipe.yaml", "checkpoints"} <= names
+    assert json.loads((output_dir / "summary.json").read_text()) == summary
+    assert load_recipe(output_dir / "recipe.yaml") == recipe
+    assert sorted(p.name for p in (output_dir / "checkpoints").iterdir()) == ["step-30", "step-40"]  # save_total_limit 2
+
+
+def test_saved_model_reproduces_the_final_eval(trained):
+    """``model/`` loaded by plain transformers scores the held-out split as the trained model did."""
+    recipe, summary, output_dir = trained
+    model = AutoModelForSequenceClassification.from_pretrained(output_dir / "model").eval()
+    tokenizer = AutoTokenizer.from_pretrained(output_dir / "model")
+    _, heldout = split_heldout(load_pairs(recipe.data.path), recipe.data.eval_fraction, recipe.data.seed)
+    examples = encode_pairs(tokenizer, heldout, recipe.data.max_length)
+
+    def rewards(key, scorer):  # one reply at a time: no padding at all
+        rows = [torch.tensor([e[key]]) for e in examples]
+        with torch.no_grad():
+            return torch.cat([compute_rewards(scorer, ids, torch.ones_like(ids)) for ids in rows])
+
+    chosen, rejected = rewards("input_ids_chosen", model), rewards("input_ids_rejected", model)
+    assert pair_metrics(chosen, rejected) == pytest.approx(final_eval(summary), abs=1e-5)
+    adapter_model, _ = load_trained_reward_model(str(output_dir / "adapter"))
+    torch.testing.assert_close(rewards("input_ids_chosen", adapter_model), chosen, atol=1e-5, rtol=0)
+
+
+def test_score_head_is_trained_and_saved_in_the_adapter(trained):
+    from accelerate.utils import set_seed
+
+    recipe, _, output_dir = trained
+    set_seed(recipe.train.seed)  # as train() does: the same fresh head
+    initial = load_reward_model(recipe.model, recipe.lora, load_tokenizer(recipe.model))
+    initial_head = initial.base_model.model.score.original_module.weight
+    saved_head = load_file(output_dir / "adapter" / "adapter_model.safetensors")["base_model.model.score.weight"]
+    merged_head = load_file(output_dir / "model" / "model.safetensors")["score.weight"]
+    assert (saved_head - initial_head).abs().max() > 1e-3
+    torch.testing.assert_close(merged_head, saved_head)
+
+
+# ----------------------------------------------------------------------------- resume, processes, data, CLI
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_resume_continues_exactly(tiny_llama, pairs, tmp_path, monkeypatch):
+    """Killed after its second checkpoint (mid-epoch) and resumed: the run ends as an uninterrupted one."""
+    overrides = [
+        "data.max_examples=63",
+        "train.num_epochs=2",
+        "train.per_device_batch_size=6",  # 11 batches per epoch ...
+        "train.gradient_accumulation_steps=2",  # ... 6 steps, the last one short
+        "train.save_steps=4",  # the second checkpoint, at step 8, is 2 steps (4 batches) into epoch 1
+        "lora.dropout=0.1",  # the dropout RNG must be restored too
+    ]
+    uninterrupted = train(recipe_for(tiny_llama, pairs, tmp_path / "a", *overrides))
+
+    real_save = rmkit.train.save_checkpoint
+    saved = []
+
+    def save_then_die(*args, **kwargs):
+        saved.append(real_save(*args, **kwargs))
+        if len(saved) == 2:
+            raise Interrupted
+
+    monkeypatch.setattr(rmkit.train, "save_checkpoint", save_then_die)
+    with pytest.raises(Interrupted):
+        train(recipe_for(tiny_llama, pairs, tmp_path / "b", *overrides))
+    monkeypatch.undo()
+    assert saved[-1].name == "step-8"
+    resumed = train(recipe_for(tiny_llama, pairs, tmp_path / "b", *overrides))
+
+    assert final_eval(resumed) == pytest.approx(final_eval(uninterrupted), rel=1e-6)
+    lines_a, lines_b = read_metrics(tmp_path / "a"), read_metrics(tmp_path / "b")
+    assert len(lines_a) == len(lines_b) and all(b == pytest.approx(a, rel=1e-6) for a, b in zip(lines_a, lines_b))
+    weights_a = load_file(tmp_path / "a" / "model" / "model.safetensors")
+    weights_b = load_file(tmp_path / "b" / "model" / "model.safetensors")
+    assert max((weights_a[k] - weights_b[k]).abs().max().item() for k in weights_a) < 1e-6
+    assert resumed["tokens"] == uninterrupted["tokens"] and resumed["steps"] == 12
+
+
+@pytest.mark.slow
+def test_two_processes_match_one(tiny_llama, pairs, tmp_path):
+    """DDP on 2 CPU processes (gloo) with half the per-device batch = one process, same global batch."""
+    overrides = ["train.num_epochs=1", "train.gradient_accumulation_steps=2", "lora.dropout=0.0"]
+    one = train(recipe_for(tiny_llama, pairs, tmp_path / "one", *overrides))
+    # Half the per-device batches; 30 held-out pairs in global batches of 8 leave a remainder of 6.
+    halves = ["train.per_device_batch_size=4", "train.eval_batch_size=4"]
+    recipe = recipe_for(tiny_llama, pairs, tmp_path / "two", *overrides, *halves)
+    dump_recipe(recipe, tmp_path / "two.yaml")
+    # `--cpu --num_processes 2` would start one process: Accelerate needs the CPU asked for in the environment.
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
+    result = subprocess.run(
+        [*launch, "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+         "-m", "rmkit.train", str(tmp_path / "two.yaml")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    two = json.loads((tmp_path / "two" / "summary.json").read_text())
+    assert two["steps"] == one["steps"] == 11 and two["eval_pairs"] == one["eval_pairs"] == 30
+    assert final_eval(two) == pytest.approx(final_eval(one), abs=1e-4)
+    assert [m["loss"] for m in read_metrics(tmp_path / "two") if "loss" in m] == pytest.approx(
+        [m["loss"] for m in read_metrics(tmp_path / "one") if "loss" in m], abs=1e-4
+    )
+
+
+def test_too_long_pairs_are_dropped_and_counted(tiny_llama, tmp_path, capsys):
+    records = synthetic_pairs(40, seed=1)
+    for record in records[:7]:
+        record["chosen"] = " ".join(["the sea is wide"] * 30)  # ~120 tokens: no room in 64
+    data = write_jsonl(tmp_path / "long.jsonl", records)
+    summary = train(recipe_for(tiny_llama, data, tmp_path / "out", "data.eval_fraction=0", "train.max_steps=2"))
+    assert summary["data"]["dropped"] == {"reply_too_long": 7}
+    assert summary["data"]["kept"] == summary["train_pairs"] == 33 and summary["eval_pairs"] == 0
+    assert "eval_loss" not in summary
+    assert "dropped 7 (reply_too_long: 7)" in capsys.readouterr().out
+
+
+def test_command_line_overrides(tiny_llama, pairs, tmp_path):
+    dump_recipe(recipe_for(tiny_llama, pairs, tmp_path / "out", "train.max_steps=50"), tmp_path / "recipe.yaml")
+    result = subprocess.run(
+        [sys.executable, "-m", "rmkit.train", str(tmp_path / "recipe.yaml"), "train.max_steps=3", "train.report_to=[tensorboard]"],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["steps"] == 3
+    assert load_recipe(tmp_path / "out" / "recipe.yaml").train.max_steps == 3
+    assert list((tmp_path / "out" / "runs" / "rmkit").glob("events.out.tfevents.*"))  # TensorBoard
+
+
+def test_tiny_recipe_trains_the_encoder(tmp_path):
+    from rmkit.models import ModelNotAvailable, resolve_model
+
+    try:
+        resolve_model("minilm")
+    except ModelNotAvailable as err:
+        pytest.skip(str(err))
+    overrides = [f"train.output_dir={tmp_path}", "train.max_steps=2", "data.max_examples=16", "data.max_length=128"]
+    recipe = load_recipe(REPO / "recipes" / "tiny.yaml", overrides)
+    recipe.data.path = str(REPO / recipe.data.path)
+    summary = train(recipe)
+    assert summary["steps"] == 2 and summary["eval_pairs"] == 16
+    model, tokenizer = load_trained_reward_model(str(tmp_path))
+    assert type(model).__name__ == "BertForSequenceClassification" and tokenizer.eos_token == "[SEP]"
