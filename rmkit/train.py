@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from rmkit.config import DataConfig, Recipe, TrainConfig, dump_recipe, load_recipe
 from rmkit.data.report import DataReport
+from rmkit.report import write_report
 
 # torch, transformers and accelerate are imported where used, so `rmkit --help` stays fast.
 if TYPE_CHECKING:
@@ -451,6 +452,7 @@ def train(recipe: Recipe) -> dict:
     if accelerator.is_main_process:
         (output_dir / "summary.json").write_text(json.dumps(summary, indent=1))
         accelerator.print(json.dumps(final or {"steps": progress.step}))
+        accelerator.print(f"report: {write_report(output_dir)}")
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return summary

@@ -86,9 +86,9 @@ def run_rmkit(args, workdir: Path) -> dict:
     summary = train(recipe)
     return {
         "train_seconds": summary["train_seconds"],
-        "real_tokens": summary["real_tokens"],
+        "real_tokens": summary["tokens"],
         "padded_tokens": summary["padded_tokens"],
-        "accuracy": summary["eval"]["accuracy"],
+        "accuracy": summary["eval_accuracy"],
     }
 
 
