@@ -1,0 +1,96 @@
+import json
+import math
+
+import pytest
+
+from rmkit.cli import main
+from rmkit.conversation import PreferencePair, message
+from rmkit.evaluate import format_table, length_baseline, pairwise_metrics, results, subsample
+
+
+def pair(chosen: str, rejected: str, subset: str = "") -> PreferencePair:
+    return PreferencePair([message("user", "Hello! How are you?")], chosen, rejected, subset=subset)
+
+
+def test_pairwise_metrics_by_hand():
+    # a: a win and a tie; b: a loss and a win
+    metrics = pairwise_metrics([2.0, 1.0, 0.0, 3.0], [1.0, 1.0, 1.0, 0.0], ["a", "a", "b", "b"])
+    a, b, overall = metrics["subsets"]["a"], metrics["subsets"]["b"], metrics["overall"]
+    assert a == pytest.approx({"pairs": 2, "accuracy": 0.75, "mean_margin": 0.5, "reward_spread": math.sqrt(0.1875)})
+    assert b["accuracy"] == 0.5 and b["mean_margin"] == 1.0
+    # overall = the count-weighted mean of the subsets
+    assert overall["pairs"] == 4
+    assert overall["accuracy"] == pytest.approx((2 * 0.75 + 2 * 0.5) / 4)
+    assert overall["mean_margin"] == pytest.approx(0.75)
+    assert list(metrics["subsets"]) == ["a", "b"]
+
+
+def test_pairwise_metrics_rejects_mismatched_lists():
+    with pytest.raises(ValueError):
+        pairwise_metrics([1.0], [0.0, 1.0], ["a"])
+    with pytest.raises(ValueError):
+        pairwise_metrics([], [], [])
+
+
+def test_length_baseline_counts_ties_half():
+    pairs = [pair("a longer reply", "short", "x"), pair("short", "a longer reply", "x"), pair("same", "SAME", "y")]
+    assert length_baseline(pairs) == {"overall": pytest.approx(0.5), "subsets": {"x": 0.5, "y": 0.5}}
+    assert length_baseline([pair("much longer", "no")])["overall"] == 1.0
+
+
+def test_results_put_baselines_beside_the_model():
+    pairs = [pair("a longer reply", "short", "x"), pair("short", "a longer reply", "y")]
+    result = results(pairs, [1.0, 1.0], [0.0, 0.0])
+    assert result["overall"]["accuracy"] == 1.0 and result["overall"]["length_baseline"] == 0.5
+    assert result["subsets"]["y"]["length_baseline"] == 0.0 and result["subsets"]["y"]["chance"] == 0.5
+    table = format_table(result).splitlines()
+    assert table[0].split()[:3] == ["subset", "pairs", "accuracy"]
+    assert table[-1].split()[:3] == ["overall", "2", "1.000"]
+    assert [row.split()[0] for row in table[2:4]] == ["x", "y"]
+
+
+def test_subsample_is_seeded_and_keeps_order():
+    pairs = [pair(f"reply {i}", "no", "s") for i in range(20)]
+    picked = subsample(pairs, 5, seed=0)
+    assert picked == subsample(pairs, 5, seed=0) and len(picked) == 5
+    assert [pairs.index(p) for p in picked] == sorted(pairs.index(p) for p in picked)
+    assert subsample(pairs, None, seed=0) is pairs and subsample(pairs, 50, seed=0) is pairs
+
+
+def write_trl(path, rows):
+    path.write_text("".join(json.dumps({"prompt": p, "chosen": c, "rejected": r}) + "\n" for p, c, r in rows))
+
+
+def test_eval_command_json(tiny_llama, tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    write_trl(data / "greetings.jsonl", [
+        ("Hello! How are you?", "I am fine, thank you.", "bad"),
+        ("Tell me a story.", "Once upon a time there was a small robot who loved to read books.", "no"),
+    ])
+    write_trl(data / "facts.jsonl", [
+        ("What is the capital of France?", "Paris is the capital of France.", "The sea is blue."),
+        ("Write a short poem about the sea.", "The sea is blue and wide.", "one two three " * 100),  # too long
+    ])
+    main(["eval", str(tiny_llama), str(data), "--json", "--max-length", "64", "--batch-size", "2"])
+    result = json.loads(capsys.readouterr().out)
+
+    assert set(result) >= {"reward_model", "data", "overall", "subsets", "pairs_dropped_too_long", "data_report"}
+    assert list(result["subsets"]) == ["facts", "greetings"]  # files in sorted order
+    assert result["pairs_dropped_too_long"] == 1
+    assert result["subsets"]["facts"]["pairs"] == 1 and result["subsets"]["greetings"]["pairs"] == 2
+    overall = result["overall"]
+    assert set(overall) == {"pairs", "accuracy", "mean_margin", "reward_spread", "length_baseline", "chance"}
+    assert overall["pairs"] == 3 and overall["chance"] == 0.5
+    assert overall["length_baseline"] == 1.0  # every kept chosen reply is the longer one
+    assert 0.0 <= overall["accuracy"] <= 1.0 and overall["reward_spread"] >= 0.0
+    assert result["data_report"]["read"] == 4 and result["data_report"]["kept"] == 3
+
+
+def test_eval_command_table(tiny_llama, tmp_path, capsys):
+    data = tmp_path / "pairs.jsonl"
+    write_trl(data, [("Hello! How are you?", "I am fine, thank you.", "bad")] * 3)
+    main(["eval", str(tiny_llama), str(data), "--max-pairs", "2"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[0] == "subset"
+    assert lines[2].split()[:2] == ["pairs", "2"] and lines[-1].split()[:2] == ["overall", "2"]
