@@ -89,12 +89,91 @@ class TrainConfig:
     merge: bool = True  # also write a merged model that plain transformers loads
 
 
+# FastChat's MT-bench sampling temperatures by category (fastchat/llm_judge/common.py).
+CATEGORY_TEMPERATURES: dict[str, dict[str, float]] = {
+    "mt_bench": {
+        "writing": 0.7, "roleplay": 0.7, "extraction": 0.0, "math": 0.0,
+        "coding": 0.0, "reasoning": 0.0, "stem": 0.1, "humanities": 0.1,
+    },
+}
+
+
+@dataclass
+class SampleConfig:
+    """``rmkit sample``: prompts → N candidates per prompt from a policy model."""
+
+    prompts: str = ""  # prompt file, folder or glob (rmkit.data.formats.load_prompts)
+    prompts_format: str = "auto"  # auto, mt_bench, messages, hh_rlhf, alpaca_eval, text
+    on_error: Literal["raise", "skip"] = "raise"  # bad prompt records: stop, or skip and count
+    max_prompts: int | None = None  # the first N prompts only, for quick runs
+    policy: str = "smollm2-135m-instruct"  # a path, hub id, or built-in short name (rmkit.models)
+    tokenizer: str | None = None  # defaults to policy
+    chat_template: str = "chatml"  # registry template used when the tokenizer has none
+    force_chat_template: bool = False
+    backend: Literal["vllm", "transformers"] = "vllm"
+    n: int = 4  # candidates per prompt
+    per_turn: Literal["independent", "best"] = "independent"  # best: continue from each turn's best reply
+    temperature: float = 0.7
+    category_temperature: dict[str, float] | str | None = None  # a mapping, or a preset name ("mt_bench")
+    top_p: float = 1.0
+    top_k: int = 0  # 0: off
+    min_p: float = 0.0
+    max_tokens: int = 512  # per reply
+    repetition_penalty: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    stop: list[str] = field(default_factory=list)  # besides the chat template's own
+    stop_token_ids: list[int] = field(default_factory=list)  # besides EOS and the template's end token
+    seed: int = 0
+    chunk_size: int = 64  # prompts per generation batch; an interruption loses at most one chunk
+    batch_size: int = 16  # sequences per generate() call (transformers backend)
+    # engine settings (vLLM; dtype and max_model_len also apply to transformers)
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    max_model_len: int | None = None  # None: the model's own limit
+    tensor_parallel_size: int = 1
+    data_parallel_size: int = 1  # more replicas: one process each with --shard i/n, then `rmkit merge`
+    gpu_memory_utilization: float = 0.5  # leaves room for the reward model on the same GPU
+    enforce_eager: bool = False
+    output_dir: str = "runs/sample"  # the run folder (--output overrides)
+
+
+@dataclass
+class ScoreConfig:
+    """``rmkit score``: candidates → rewards from a sequence-classification reward model."""
+
+    reward_model: str = ""  # an rmkit training output (merged, or adapter + base) or a HF checkpoint
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    chat_template: str = "chatml"  # registry template used when the RM's tokenizer has none
+    force_chat_template: bool = False
+    max_length: int = 2048  # tokens per scored conversation; oldest turns are dropped first
+    batch_size: int = 8
+    backend: Literal["transformers", "vllm"] = "transformers"  # vllm: the pooling runner (GPU)
+    gpu_memory_utilization: float = 0.3  # vllm backend
+    enforce_eager: bool = False  # vllm backend
+
+
+@dataclass
+class SelectConfig:
+    """``rmkit select``: scored candidates → SFT data, DPO pairs, exports and stats."""
+
+    top_k: int = 1  # conversations per prompt written to sft.jsonl (1: best-of-N)
+    pairs: bool = True  # write pairs.jsonl: best vs worst candidate per prompt
+    min_margin: float = 0.0  # pairs: least reward gap between chosen and rejected
+    min_reward: float | None = None  # leave out prompts whose best reward is lower
+    seed: int = 0  # for the random baseline pick
+    exports: list[Literal["mt_bench", "alpaca_eval"]] = field(default_factory=list)
+    model_id: str | None = None  # name in the exports; default: the policy's name + "-bo{n}"
+
+
 @dataclass
 class Recipe:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
+    select: SelectConfig = field(default_factory=SelectConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -39,6 +39,8 @@ def prepare(args, workdir: Path) -> None:
     train, heldout = split_heldout(pairs, 0.1, seed=0)
 
     def fits(pair) -> bool:
+        if not (pair.chosen.strip() and pair.rejected.strip()):  # HH-RLHF keeps empty replies; TRL format refuses them
+            return False
         try:
             return all(
                 len(encode_conversation(tokenizer, conv, 10**6, special)) <= args.max_length

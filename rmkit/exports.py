@@ -1,0 +1,92 @@
+"""Output formats, each written from conversations: SFT, DPO pairs, FastChat MT-bench, AlpacaEval.
+
+- SFT: ``{"messages": [...]}`` per line (HF / TRL chat format).
+- Pairs: ``{"prompt": [...], "chosen": [...], "rejected": [...]}`` per line (TRL's
+  conversational preference format); the prompt is what both conversations share.
+- FastChat MT-bench answers: ``question_id``, ``answer_id``, ``model_id``,
+  ``choices: [{index, turns}]``, ``tstamp``; one line per question, sorted, no duplicates.
+- AlpacaEval outputs: a JSON list of ``{instruction, input, output, generator, dataset, datasplit}``.
+
+Files are written whole to a temporary name and renamed, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from rmkit.conversation import Conversation
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_jsonl(path: str | Path, records: list[dict]) -> None:
+    write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+
+
+def write_json(path: str | Path, data) -> None:
+    write_atomic(path, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def sft_record(messages: Conversation) -> dict:
+    return {"messages": messages}
+
+
+def pair_record(chosen: Conversation, rejected: Conversation) -> dict:
+    """Split two conversations at the last user message they share."""
+    shared = 0
+    while shared < min(len(chosen), len(rejected)) and chosen[shared] == rejected[shared]:
+        shared += 1
+    while shared and chosen[shared - 1]["role"] != "user":
+        shared -= 1
+    if not shared:
+        raise ValueError("the two conversations share no prompt")
+    return {"prompt": chosen[:shared], "chosen": chosen[shared:], "rejected": rejected[shared:]}
+
+
+def mt_bench_answers(answers: list[tuple[int | str, Conversation]], model_id: str, tstamp: float) -> list[dict]:
+    """FastChat answer records from ``(question_id, exchanges)``: the first answer per question, sorted.
+
+    ``exchanges`` are the sampled turns (user and assistant messages, no fixed history).
+    """
+    by_question: dict[int | str, dict] = {}
+    for question_id, exchanges in answers:
+        question_id = int(question_id) if str(question_id).isdigit() else question_id
+        if question_id in by_question:
+            continue
+        turns = [m["content"] for m in exchanges if m["role"] == "assistant"]
+        by_question[question_id] = {
+            "question_id": question_id,
+            "answer_id": _answer_id(model_id, question_id, turns),
+            "model_id": model_id,
+            "choices": [{"index": 0, "turns": turns}],
+            "tstamp": tstamp,
+        }
+    return [by_question[q] for q in sorted(by_question, key=lambda q: (isinstance(q, str), q))]
+
+
+def _answer_id(model_id: str, question_id: int | str, turns: list[str]) -> str:
+    # Stable, so rewriting the file from the same candidates gives the same ids.
+    return hashlib.blake2b(json.dumps([model_id, question_id, turns]).encode(), digest_size=11).hexdigest()
+
+
+def alpaca_eval_output(messages: Conversation, extra: dict, generator: str, dataset: str = "") -> dict:
+    """One AlpacaEval output: the instruction as the prompt file gave it, and the last reply."""
+    last_user = next(m["content"] for m in reversed(messages) if m["role"] == "user")
+    return {
+        "instruction": extra.get("instruction", last_user),
+        "input": extra.get("input", ""),
+        "output": messages[-1]["content"],
+        "generator": generator,
+        "dataset": extra.get("dataset", dataset),
+        "datasplit": "eval",
+    }

@@ -1,0 +1,232 @@
+"""Multi-turn sampling: every user turn is answered with the conversation so far.
+
+``sample.per_turn`` picks how the N candidates of a prompt grow:
+
+- ``independent``: each candidate is its own trajectory, and its turn 2 continues its own
+  turn-1 reply. Turn 1 is one request with ``n = N``; later turns are one request per
+  trajectory.
+- ``best``: after each turn the N replies are scored and the next turn continues from the
+  best one only (turn-level rejection sampling); every turn is one request with ``n = N``.
+
+All requests of a turn, over every prompt of the batch, go to the backend in one call.
+A prompt longer than ``max_model_len - max_tokens`` loses its oldest turns first (never
+the system message, never the current user turn), then tokens from the left; both are
+counted in the turn's record.
+
+Each candidate is one line of ``candidates.jsonl``, a plain dict that holds its whole
+conversation (``messages``: the prompt's history, each user turn and the reply this
+candidate's conversation continued with) and per turn its own reply and counts::
+
+    {"prompt_id", "category", "index", "n", "per_turn", "messages",
+     "turns": [{"reply", "tokens", "finish_reason", "prompt_tokens", "dropped_turns",
+                "cut_tokens", "reward"}],
+     "best_per_turn": [index continued after each turn but the last (best mode)],
+     "reward", "selected" (the best of the n), "extra", "source"}
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rmkit.config import CATEGORY_TEMPERATURES, ConfigError, SampleConfig
+from rmkit.conversation import Conversation, Prompt, message
+from rmkit.data.templates import render, stop_strings
+from rmkit.sampling.backends import Backend, Completion, GenParams
+from rmkit.sampling.select import best_index, mark_selected
+
+Scorer = Callable[[list[Conversation]], list[float | None]]
+
+
+@dataclass
+class Policy:
+    """How the policy is prompted: its tokenizer (template resolved), stops, prompt budget."""
+
+    tokenizer: object
+    stop: tuple[str, ...]
+    stop_token_ids: tuple[int, ...]
+    budget: int  # prompt tokens: max_model_len - max_tokens
+
+
+def make_policy(tokenizer, template_name: str, cfg: SampleConfig, max_model_len: int, eos_ids=()) -> Policy:
+    """Stops: the template's end strings (and their token ids when one token), EOS, the recipe's."""
+    strings = stop_strings(tokenizer, template_name)
+    ids = {tokenizer.eos_token_id, *eos_ids, *cfg.stop_token_ids}
+    vocab = tokenizer.get_vocab()
+    ids |= {vocab[s] for s in strings if s in vocab}
+    # A special-token stop never shows in the decoded text; its id is what stops generation.
+    text_stops = [s for s in strings if s not in vocab] + list(cfg.stop)
+    budget = max_model_len - cfg.max_tokens
+    if budget <= 0:
+        raise ConfigError(f"sample.max_tokens={cfg.max_tokens} leaves no room for a prompt in max_model_len={max_model_len}")
+    return Policy(tokenizer, tuple(text_stops), tuple(sorted(i for i in ids if i is not None)), budget)
+
+
+def temperature(cfg: SampleConfig, category: str) -> float:
+    """The category's temperature from ``sample.category_temperature``, else ``sample.temperature``."""
+    table = cfg.category_temperature or {}
+    if isinstance(table, str):
+        if table not in CATEGORY_TEMPERATURES:
+            raise ConfigError(f"sample.category_temperature: unknown preset {table!r}; known: {', '.join(CATEGORY_TEMPERATURES)}")
+        table = CATEGORY_TEMPERATURES[table]
+    return float(table.get(category, cfg.temperature))
+
+
+def request_seed(seed: int, prompt_id: str, turn: int, trajectory: int = 0) -> int:
+    """A seed fixed by the prompt and its place, never by batch order (resume, shards)."""
+    digest = hashlib.blake2b(f"{seed}/{prompt_id}/{turn}/{trajectory}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") >> 1  # leaves room for the + k of n > 1
+
+
+@dataclass
+class Encoded:
+    ids: list[int]
+    dropped_turns: int  # oldest exchanges left out to fit
+    cut_tokens: int  # then tokens cut from the left
+
+
+def encode_prompt(tokenizer, messages: Conversation, budget: int) -> Encoded:
+    """Render ``messages`` (ending with a user turn) for generation, within ``budget`` tokens."""
+    system = messages[:1] if messages[0]["role"] == "system" else []
+    rest = messages[len(system) :]
+    dropped = 0
+    ids = _ids(tokenizer, [*system, *rest])
+    while len(ids) > budget:
+        later_users = [i for i, m in enumerate(rest) if m["role"] == "user" and i > 0]
+        if not later_users:
+            break
+        rest, dropped = rest[later_users[0] :], dropped + 1
+        ids = _ids(tokenizer, [*system, *rest])
+    cut = max(0, len(ids) - budget)
+    return Encoded(ids[cut:], dropped, cut)
+
+
+def _ids(tokenizer, messages: Conversation) -> list[int]:
+    # The template writes any BOS itself; the tokenizer must not add a second one.
+    return tokenizer(render(tokenizer, messages, add_generation_prompt=True), add_special_tokens=False)["input_ids"]
+
+
+def new_lines(prompt: Prompt, cfg: SampleConfig) -> list[dict]:
+    """The prompt's candidates, before their first turn."""
+    return [
+        {
+            "prompt_id": prompt.id,
+            "category": prompt.category,
+            "index": k,
+            "n": cfg.n,
+            "per_turn": cfg.per_turn,
+            "messages": list(prompt.history),
+            "turns": [],
+            "best_per_turn": [],
+            "reward": None,
+            "selected": False,
+            "extra": prompt.extra,
+            "source": prompt.source,
+        }
+        for k in range(cfg.n)
+    ]
+
+
+def through_turn(line: dict, turn: int) -> Conversation:
+    """A candidate's conversation up to its own reply at ``turn`` (what that turn is scored on)."""
+    history = len(line["messages"]) - 2 * len(line["turns"])
+    return [*line["messages"][: history + 2 * turn + 1], message("assistant", line["turns"][turn]["reply"])]
+
+
+def sample_prompts(
+    prompts: list[Prompt], backend: Backend, policy: Policy, cfg: SampleConfig, score: Scorer | None = None
+) -> list[list[dict]]:
+    """Sample every turn of every prompt: per prompt, its ``n`` candidate lines.
+
+    ``score`` is needed for ``per_turn: best``, which also leaves every turn scored.
+    """
+    if cfg.per_turn == "best" and score is None:
+        raise ValueError("per_turn: best needs a reward model to pick each turn's best reply")
+    groups = [new_lines(p, cfg) for p in prompts]
+    for turn in range(max((len(p.turns) for p in prompts), default=0)):
+        active = [(p, lines) for p, lines in zip(prompts, groups) if turn < len(p.turns)]
+        if turn == 0 or cfg.per_turn == "best":
+            _sample_shared(active, turn, backend, policy, cfg)
+        else:
+            _sample_trajectories(active, turn, backend, policy, cfg)
+        if cfg.per_turn == "best":
+            _keep_best(active, turn, score)
+    return groups
+
+
+def _sample_shared(active: list[tuple[Prompt, list[dict]]], turn: int, backend: Backend, policy: Policy, cfg: SampleConfig):
+    """One request per prompt with n candidates, after the conversation kept so far."""
+    requests = []
+    for prompt, lines in active:
+        kept = lines[lines[0]["best_per_turn"][-1]] if turn else lines[0]
+        requests.append((prompt, kept["messages"], request_seed(cfg.seed, prompt.id, turn)))
+    outputs = _generate(requests, turn, backend, policy, cfg, n=cfg.n)
+    for (_, lines), (context, encoded, completions) in zip(active, outputs):
+        for line, completion in zip(lines, completions):
+            _add_turn(line, context, encoded, completion)
+
+
+def _sample_trajectories(active: list[tuple[Prompt, list[dict]]], turn: int, backend: Backend, policy: Policy, cfg: SampleConfig):
+    """One request per trajectory: candidate k's next turn sees candidate k's own replies."""
+    requests = [(p, line["messages"], request_seed(cfg.seed, p.id, turn, line["index"])) for p, lines in active for line in lines]
+    lines = [line for _, group in active for line in group]
+    for line, (context, encoded, (completion,)) in zip(lines, _generate(requests, turn, backend, policy, cfg, n=1)):
+        _add_turn(line, context, encoded, completion)
+
+
+def _generate(requests, turn: int, backend: Backend, policy: Policy, cfg: SampleConfig, n: int):
+    """(context with the user turn, encoded prompt, n completions) per request, in one backend call."""
+    contexts, encoded, params = [], [], []
+    for prompt, messages, seed in requests:
+        contexts.append([*messages, message("user", prompt.turns[turn])])
+        encoded.append(encode_prompt(policy.tokenizer, contexts[-1], policy.budget))
+        params.append(
+            GenParams(
+                temperature=temperature(cfg, prompt.category),
+                top_p=cfg.top_p,
+                top_k=cfg.top_k,
+                min_p=cfg.min_p,
+                max_tokens=cfg.max_tokens,
+                repetition_penalty=cfg.repetition_penalty,
+                presence_penalty=cfg.presence_penalty,
+                frequency_penalty=cfg.frequency_penalty,
+                stop=policy.stop,
+                stop_token_ids=policy.stop_token_ids,
+                seed=seed,
+            )
+        )
+    completions = backend.generate([e.ids for e in encoded], params, n)
+    return list(zip(contexts, encoded, completions))
+
+
+def _add_turn(line: dict, context: Conversation, encoded: Encoded, completion: Completion) -> None:
+    reply = completion.text.strip()
+    line["messages"] = [*context, message("assistant", reply)]
+    line["turns"].append(
+        {
+            "reply": reply,
+            "tokens": completion.tokens,
+            "finish_reason": completion.finish_reason,
+            "prompt_tokens": len(encoded.ids),
+            "dropped_turns": encoded.dropped_turns,
+            "cut_tokens": encoded.cut_tokens,
+            "reward": None,
+        }
+    )
+
+
+def _keep_best(active: list[tuple[Prompt, list[dict]]], turn: int, score: Scorer) -> None:
+    """Score this turn's replies; the best one is continued (or, on the last turn, final)."""
+    rewards = iter(score([line["messages"] for _, lines in active for line in lines]))
+    for prompt, lines in active:
+        for line in lines:
+            line["turns"][turn]["reward"] = next(rewards)
+        if turn < len(prompt.turns) - 1:
+            best = best_index([line["turns"][turn]["reward"] for line in lines])
+            for line in lines:
+                line["best_per_turn"].append(best)
+        else:
+            for line in lines:
+                line["reward"] = line["turns"][turn]["reward"]
+            mark_selected(lines)

@@ -1,0 +1,440 @@
+"""Best-of-N rejection sampling: ``rmkit sample-and-score`` and its stages on a run folder.
+
+    rmkit sample-and-score RECIPE [section.key=value ...]   all stages: sample, score, select
+    rmkit sample RECIPE_OR_RUN ...    candidates only (per_turn: best scores as it goes)
+    rmkit score RUN ...               (re)score the candidates, e.g. score.reward_model=OTHER
+    rmkit select RUN ...              SFT data, DPO pairs, exports and stats from the rewards
+    rmkit merge OUT SHARD_RUN ...     join the folders of a --shard i/n split
+
+Rerunning a command resumes it; the run folder layout is in :mod:`rmkit.sampling.runs`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from rmkit.config import ConfigError, Recipe, SampleConfig, dump_recipe, load_recipe
+from rmkit.conversation import RecordError
+from rmkit.sampling.runs import CandidateLog, RunFolder, differences, fingerprint, merge_runs, parse_shard, shard_items
+
+# ----------------------------------------------------------------------------- stages
+
+
+def sample_and_score(recipe: Recipe, output: str | Path, shard=None, overwrite=False, backend=None, scorer=None) -> dict:
+    """All stages on ``output``; ``backend`` and ``scorer`` are loaded from the recipe unless given."""
+    validate(recipe, scoring=True)
+    run = RunFolder(output)
+    run.start(recipe, fingerprint(recipe, ("sample", "score")), shard, overwrite)
+    scorer = sample_stage(recipe, run, shard, score_too=True, backend=backend, scorer=scorer)
+    if run.state.get("needs_scoring"):  # some prompts were sampled by `rmkit sample`
+        score_stage(recipe, run, scorer)
+    return select_stage(recipe, run)
+
+
+def sample_stage(recipe: Recipe, run: RunFolder, shard, score_too: bool, backend=None, scorer=None):
+    """Sample the prompts not yet in the run, appending each as it finishes; returns the scorer used."""
+    from tqdm import tqdm
+
+    from rmkit.sampling.backends import load_backend
+    from rmkit.sampling.generate import make_policy, sample_prompts
+    from rmkit.sampling.score import load_scorer, score_lines
+
+    cfg = recipe.sample
+    prompts, report = load_run_prompts(cfg)
+    mine = shard_items(list(enumerate(prompts)), shard)
+    run.state["prompts"] = {"total": len(prompts), "in_shard": len(mine), "file": report.to_dict()}
+    run.save()
+    log = CandidateLog(run.candidates)
+    todo = [(order, prompt) for order, prompt in mine if prompt.id not in log.done]
+    if not todo:
+        print(f"rmkit: all {len(mine)} prompts are sampled in {run.candidates}", file=sys.stderr)
+        return scorer
+    if scorer is None and (score_too or cfg.per_turn == "best"):
+        scorer = load_scorer(recipe.score)
+    timed = Timed(scorer) if scorer is not None else None
+    tokenizer, template, model_path, eos_ids = load_policy(cfg)
+    backend = backend or load_backend(cfg, model_path, tokenizer)
+    policy = make_policy(tokenizer, template, cfg, backend.max_model_len, eos_ids)
+    with tqdm(total=len(mine), initial=len(mine) - len(todo), desc="sample", unit="prompt") as bar:
+        for start in range(0, len(todo), cfg.chunk_size):
+            chunk = todo[start : start + cfg.chunk_size]
+            began = time.perf_counter()
+            groups = sample_prompts([p for _, p in chunk], backend, policy, cfg, timed if cfg.per_turn == "best" else None)
+            seconds = time.perf_counter() - began - (timed.pending if timed else 0.0)
+            lines = [line for group in groups for line in group]
+            if score_too and cfg.per_turn == "independent":
+                score_lines(lines, timed)
+            elif cfg.per_turn == "independent":
+                run.state["needs_scoring"] = True
+            for (order, _), group in zip(chunk, groups):
+                for line in group:
+                    line["order"] = order
+                log.append(group)
+            run.add_timing("sample", seconds=seconds, tokens=sum(t["tokens"] for line in lines for t in line["turns"]))
+            if timed:
+                run.add_timing("score", **timed.take())
+            run.save()
+            bar.update(len(chunk))
+    return scorer
+
+
+def score_stage(recipe: Recipe, run: RunFolder, scorer=None) -> None:
+    """Score every candidate with ``score.reward_model``; resumable, swapped in when complete."""
+    from tqdm import tqdm
+
+    from rmkit.sampling.score import load_scorer, score_lines
+
+    groups = run.groups()
+    if not groups:
+        raise ConfigError(f"{run.path} has no candidates yet: run `rmkit sample` first")
+    target = fingerprint(recipe, ("score",))["score"]
+    if run.state["fingerprint"].get("score") == target and not run.state.get("needs_scoring"):
+        print(f"rmkit: every candidate in {run.candidates} is scored with this reward model", file=sys.stderr)
+        return
+    if run.state.get("rescoring") != target:  # a re-score with another model was cut short: start over
+        run.rescoring.unlink(missing_ok=True)
+        run.state["rescoring"] = target
+        run.save()
+    log = CandidateLog(run.rescoring)
+    timed = Timed(scorer or load_scorer(recipe.score))
+    with tqdm(total=len(groups), initial=len(log.done), desc="score", unit="prompt") as bar:
+        todo = [g for g in groups if g[0]["prompt_id"] not in log.done]
+        for start in range(0, len(todo), recipe.sample.chunk_size):
+            chunk = todo[start : start + recipe.sample.chunk_size]
+            score_lines([line for group in chunk for line in group], timed)
+            for group in chunk:
+                log.append(group)
+            run.add_timing("score", **timed.take())
+            run.save()
+            bar.update(len(chunk))
+    run.rescoring.replace(run.candidates)
+    run.state["fingerprint"]["score"] = target
+    run.state.pop("rescoring")
+    run.state.pop("needs_scoring", None)
+    run.save()
+    dump_recipe(recipe, run.recipe_path)
+
+
+def select_stage(recipe: Recipe, run: RunFolder, quiet: bool = False) -> dict:
+    """Write sft.jsonl, pairs.jsonl, the requested exports and stats.json; print the summary."""
+    from tqdm import tqdm
+
+    from rmkit import exports
+    from rmkit.sampling.select import select, summarize
+
+    began = time.perf_counter()
+    cfg, groups = recipe.select, run.groups()
+    model_id = cfg.model_id or f"{Path(recipe.sample.policy).name}-bo{recipe.sample.n}"
+    sft, pairs, answers, alpaca, selections = [], [], [], [], []
+    no_pair = Counter()
+    for group in tqdm(groups, desc="select", unit="prompt", disable=quiet):
+        texts = [tuple(m["content"] for m in line["messages"]) for line in group]
+        selection = select([line["reward"] for line in group], texts, cfg, group[0]["prompt_id"])
+        selections.append(selection)
+        sft += [exports.sft_record(group[k]["messages"]) for k in selection.top]
+        if selection.pair and cfg.pairs:
+            pairs.append(exports.pair_record(group[selection.pair[0]]["messages"], group[selection.pair[1]]["messages"]))
+        if selection.no_pair:
+            no_pair[selection.no_pair] += 1
+        best = group[selection.best if selection.best is not None else 0]
+        answers.append((best["extra"].get("question_id", best["prompt_id"]), best["messages"][_history_length(best) :]))
+        alpaca.append(exports.alpaca_eval_output(best["messages"], best["extra"], model_id, best["category"]))
+    exports.write_jsonl(run.path / "sft.jsonl", sft)
+    exports.write_jsonl(run.path / "pairs.jsonl", pairs)
+    if "mt_bench" in cfg.exports:
+        exports.write_jsonl(run.path / "mt_bench_answers.jsonl", exports.mt_bench_answers(answers, model_id, time.time()))
+    if "alpaca_eval" in cfg.exports:
+        exports.write_json(run.path / "alpaca_eval_outputs.json", alpaca)
+    run.state.setdefault("timings", {})["select"] = {"seconds": time.perf_counter() - began}
+    run.save()
+    dump_recipe(recipe, run.recipe_path)
+    stats = {
+        **summarize(groups, selections),
+        "sft_written": len(sft),
+        "pairs_written": len(pairs),
+        "no_pair": dict(no_pair),
+        "below_min_reward": sum(s.best is not None and not s.top for s in selections),
+        **_generation_counts(groups),
+        "prompt_file": run.state.get("prompts", {}).get("file", {}),
+        "timings": _timings(run.state.get("timings", {})),
+    }
+    exports.write_json(run.path / "stats.json", stats)
+    if not quiet:
+        print(format_summary(stats, run.path))
+    return stats
+
+
+def _history_length(line: dict) -> int:
+    return len(line["messages"]) - 2 * len(line["turns"])
+
+
+def _generation_counts(groups: list[list[dict]]) -> dict:
+    turns = [t for group in groups for line in group for t in line["turns"]]
+    return {
+        "generated_tokens": sum(t["tokens"] for t in turns),
+        "finish_reasons": dict(Counter(t["finish_reason"] for t in turns)),
+        "turns_with_dropped_history": sum(t["dropped_turns"] > 0 for t in turns),
+        "turns_cut_from_left": sum(t["cut_tokens"] > 0 for t in turns),
+    }
+
+
+def _timings(timings: dict) -> dict:
+    out = {stage: dict(values) for stage, values in timings.items()}
+    if out.get("sample", {}).get("seconds"):
+        out["sample"]["tokens_per_second"] = out["sample"]["tokens"] / out["sample"]["seconds"]
+    if out.get("score", {}).get("seconds"):
+        out["score"]["conversations_per_second"] = out["score"]["conversations"] / out["score"]["seconds"]
+    return out
+
+
+def format_summary(stats: dict, path: Path) -> str:
+    def num(value):
+        return "-" if value is None else f"{value:+.3f}"
+
+    lines = [
+        f"{path}: {stats['prompts']} prompts, {stats['candidates']} candidates"
+        f" ({stats['identical_prompts']} prompts with all candidates identical, {stats['unscored_candidates']} unscored)",
+        f"mean reward: all {num(stats['mean_reward_all'])}, random pick {num(stats['mean_reward_random'])}, "
+        f"selected {num(stats['mean_reward_selected'])} (lift over random {num(stats['lift_over_random'])})",
+    ]
+    if stats["per_category"]:
+        width = max(len(c) for c in stats["per_category"]) + 2
+        lines.append(f"{'category':<{width}}prompts      all   random selected")
+        for category, row in sorted(stats["per_category"].items()):
+            lines.append(
+                f"{category or '-':<{width}}{row['prompts']:>7} {num(row['mean_reward_all']):>8} "
+                f"{num(row['mean_reward_random']):>8} {num(row['mean_reward_selected']):>8}"
+            )
+    lines.append(f"wrote {stats['sft_written']} SFT conversations, {stats['pairs_written']} pairs")
+    for stage, values in stats["timings"].items():
+        rate = values.get("tokens_per_second") or values.get("conversations_per_second")
+        unit = "tokens/s" if "tokens_per_second" in values else "conversations/s"
+        lines.append(f"{stage}: {values['seconds']:.1f} s" + (f", {rate:.1f} {unit}" if rate else ""))
+    return "\n".join(lines)
+
+
+class Timed:
+    """A scorer that counts its seconds and conversations (``pending`` since the last ``take``),
+    and passes on what the reward model's length limit cut (the scorer's ``report``, if any)."""
+
+    def __init__(self, score):
+        self.score, self.pending, self.conversations = score, 0.0, 0
+
+    def __call__(self, conversations):
+        began = time.perf_counter()
+        rewards = self.score(conversations)
+        self.pending += time.perf_counter() - began
+        self.conversations += len(conversations)
+        return rewards
+
+    def take(self) -> dict:
+        amounts = {"seconds": self.pending, "conversations": self.conversations}
+        self.pending, self.conversations = 0.0, 0
+        report = getattr(self.score, "report", None)
+        if report is not None:
+            for kind in ("truncated", "dropped"):
+                amounts |= {f"{kind}_{reason}": count for reason, count in getattr(report, kind).items()}
+                getattr(report, kind).clear()
+        return amounts
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def validate(recipe: Recipe, scoring: bool) -> None:
+    from rmkit.sampling.generate import temperature
+
+    cfg = recipe.sample
+    for key in ("n", "chunk_size", "batch_size", "max_tokens"):
+        if getattr(cfg, key) < 1:
+            raise ConfigError(f"sample.{key} must be at least 1, got {getattr(cfg, key)}")
+    if recipe.select.top_k < 1:
+        raise ConfigError(f"select.top_k must be at least 1, got {recipe.select.top_k}")
+    temperature(cfg, "")  # an unknown preset name fails here, not after the engine started
+    if cfg.data_parallel_size > 1:  # vLLM's offline engine refuses data parallelism in one process
+        raise ConfigError(
+            "sample.data_parallel_size > 1: run one process per replica instead, each with --shard i/n "
+            "(and CUDA_VISIBLE_DEVICES set to its GPUs), then join the folders with `rmkit merge`"
+        )
+    if (scoring or cfg.per_turn == "best") and not recipe.score.reward_model:
+        raise ConfigError("score.reward_model is not set: give a reward model folder (score.reward_model=PATH)")
+
+
+def load_run_prompts(cfg: SampleConfig):
+    from rmkit.data.formats import load_prompts
+    from rmkit.data.report import DataReport
+
+    if not cfg.prompts:
+        raise ConfigError("sample.prompts is not set: give a prompt file (sample.prompts=PATH)")
+    report = DataReport()
+    prompts = load_prompts(cfg.prompts, cfg.prompts_format, cfg.on_error, report)
+    return prompts[: cfg.max_prompts] if cfg.max_prompts is not None else prompts, report
+
+
+def load_policy(cfg: SampleConfig):
+    """(tokenizer with its template resolved, template name, model folder, the model's EOS ids)."""
+    from transformers import AutoTokenizer, GenerationConfig
+
+    from rmkit.data.templates import use_template
+    from rmkit.models import resolve_model
+
+    model_path = resolve_model(cfg.policy)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(cfg.tokenizer or cfg.policy))
+    template = use_template(tokenizer, cfg.chat_template, cfg.force_chat_template)
+    try:
+        eos = GenerationConfig.from_pretrained(model_path).eos_token_id
+    except OSError:  # no generation_config.json
+        eos = None
+    return tokenizer, template, model_path, [eos] if isinstance(eos, int) else list(eos or [])
+
+
+# ----------------------------------------------------------------------------- the verbs
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser, sampling: bool) -> None:
+    parser.add_argument("target", metavar="RECIPE_OR_RUN", help="a recipe YAML, or a run folder (its recipe.yaml is used)")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="section.key=value", help="recipe overrides, e.g. sample.n=8 score.reward_model=outputs/rm"
+    )
+    if sampling:
+        parser.add_argument(
+            "-o", "--output", help="run folder (default: sample.output_dir, or its shard-I-of-N subfolder with --shard)"
+        )
+        parser.add_argument(
+            "--overwrite", action="store_true", help="delete the folder's results and start over (needed once result-affecting settings changed)"
+        )
+        parser.add_argument(
+            "--shard", metavar="I/N", help="only every N-th prompt from the I-th (0-based), one shard per machine; join with `rmkit merge`"
+        )
+
+
+def _resolve(args: argparse.Namespace) -> tuple[Recipe, Path]:
+    """The recipe (with overrides) and run folder named by TARGET and --output."""
+    target, output = Path(args.target), getattr(args, "output", None)
+    if target.is_dir():
+        if output:
+            raise ConfigError("--output goes with a recipe; a run folder is its own output")
+        return load_recipe(target / "recipe.yaml", args.overrides), target
+    recipe = load_recipe(target, args.overrides)
+    shard = parse_shard(getattr(args, "shard", None))
+    default = Path(recipe.sample.output_dir) / (f"shard-{shard[0]}-of-{shard[1]}" if shard else "")
+    return recipe, Path(output) if output else default
+
+
+def _existing_run(recipe: Recipe, path: Path, sections: tuple[str, ...]) -> RunFolder:
+    run = RunFolder(path)
+    if not run.exists():
+        raise ConfigError(f"{path} is not a run folder yet: start it with `rmkit sample` or `rmkit sample-and-score`")
+    changes = differences(run.state["fingerprint"], fingerprint(recipe, sections))
+    if changes:
+        raise ConfigError(f"{path} was sampled with other settings:\n  " + "\n  ".join(changes))
+    return run
+
+
+def _write_report(path: Path) -> None:
+    from rmkit.report import write_report
+
+    print(f"report: {write_report(path)}")
+
+
+def _reporting_errors(run):
+    def wrapped(args):
+        try:
+            return run(args)
+        except (ConfigError, RecordError) as err:
+            print(f"rmkit {args.verb}: error: {err}", file=sys.stderr)
+            return 2
+
+    return wrapped
+
+
+class SampleAndScore:
+    """Sample N candidates per prompt, score them with a reward model, select the best.
+
+    Rerunning the same command resumes where it stopped.
+    """
+
+    @staticmethod
+    def add_arguments(parser):
+        _add_run_arguments(parser, sampling=True)
+
+    @staticmethod
+    @_reporting_errors
+    def run(args):
+        recipe, output = _resolve(args)
+        sample_and_score(recipe, output, parse_shard(args.shard), args.overwrite)
+        _write_report(output)
+
+
+class Sample:
+    """Sample N candidates per prompt into a run folder, without scoring (unless per_turn: best)."""
+
+    @staticmethod
+    def add_arguments(parser):
+        _add_run_arguments(parser, sampling=True)
+
+    @staticmethod
+    @_reporting_errors
+    def run(args):
+        recipe, output = _resolve(args)
+        shard = parse_shard(args.shard)
+        best = recipe.sample.per_turn == "best"
+        validate(recipe, scoring=False)
+        run = RunFolder(output)
+        run.start(recipe, fingerprint(recipe, ("sample", "score") if best else ("sample",)), shard, args.overwrite)
+        sample_stage(recipe, run, shard, score_too=False)
+
+
+class Score:
+    """Score (or re-score with another reward model) the candidates of a run folder.
+
+    Nothing is generated again. In a per_turn: best run every turn is re-scored, but the
+    replies that were continued stay the ones the sampling reward model chose.
+    """
+
+    @staticmethod
+    def add_arguments(parser):
+        _add_run_arguments(parser, sampling=False)
+
+    @staticmethod
+    @_reporting_errors
+    def run(args):
+        recipe, path = _resolve(args)
+        validate(recipe, scoring=True)
+        score_stage(recipe, _existing_run(recipe, path, ("sample",)))
+
+
+class Select:
+    """Write SFT data, DPO pairs, exports and stats from a scored run folder."""
+
+    @staticmethod
+    def add_arguments(parser):
+        _add_run_arguments(parser, sampling=False)
+
+    @staticmethod
+    @_reporting_errors
+    def run(args):
+        recipe, path = _resolve(args)
+        select_stage(recipe, _existing_run(recipe, path, ("sample", "score")))
+        _write_report(path)
+
+
+class Merge:
+    """Join the run folders of a --shard i/n split into one, then select."""
+
+    @staticmethod
+    def add_arguments(parser):
+        parser.add_argument("output", help="the merged run folder to create")
+        parser.add_argument("shards", nargs="+", help="the shard run folders, all n of them")
+        parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it already holds a run")
+
+    @staticmethod
+    @_reporting_errors
+    def run(args):
+        run = merge_runs(args.output, args.shards, args.overwrite)
+        select_stage(load_recipe(run.recipe_path), run)
+        _write_report(run.path)

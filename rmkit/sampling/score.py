@@ -1,0 +1,150 @@
+"""Reward-model scoring of conversations, in length-sorted batches.
+
+Each conversation is rendered and tokenized with the reward model's own tokenizer and
+template through :func:`rmkit.data.encode.encode_conversation`, exactly as in training, so
+the policy's chat format never leaks into a score. Rewards are the raw logit of the
+1-label head on both paths (vLLM's classify would apply a sigmoid unless told not to).
+A conversation whose last reply alone exceeds ``score.max_length`` gets ``None``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rmkit.config import ModelConfig, ScoreConfig
+from rmkit.conversation import Conversation
+from rmkit.data.encode import SpecialTokens, TooLong, encode_conversation
+from rmkit.data.report import DataReport
+from rmkit.sampling.generate import Scorer, through_turn
+from rmkit.sampling.select import mark_selected
+
+
+def batches(lengths: list[int], batch_size: int, by_length: bool = True) -> list[list[int]]:
+    """Index batches; by length (longest first, so memory runs out at once if it will) or in order."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)) if by_length else list(range(len(lengths)))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def encode_all(tokenizer, conversations: list[Conversation], max_length: int, report: DataReport) -> list[list[int] | None]:
+    special = SpecialTokens.of(tokenizer)
+    out: list[list[int] | None] = []
+    for messages in conversations:
+        try:
+            out.append(encode_conversation(tokenizer, messages, max_length, special, report))
+        except TooLong:
+            report.dropped["reply_too_long"] += 1
+            out.append(None)
+    return out
+
+
+def score_ids(model, pad_id: int, sequences: list[list[int] | None], batch_size: int, by_length: bool = True) -> list[float | None]:
+    """Rewards of token sequences (None stays None), left-padded to the longest of each batch."""
+    import torch
+
+    from rmkit.modeling import compute_rewards
+
+    present = [i for i, ids in enumerate(sequences) if ids is not None]
+    rewards: list[float | None] = [None] * len(sequences)
+    device = next(model.parameters()).device
+    for batch in batches([len(sequences[i]) for i in present], batch_size, by_length):
+        rows = [sequences[present[b]] for b in batch]
+        width = max(len(ids) for ids in rows)
+        input_ids = torch.tensor([[pad_id] * (width - len(ids)) + ids for ids in rows], device=device)
+        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in rows], device=device)
+        with torch.inference_mode():
+            values = compute_rewards(model, input_ids, mask).tolist()
+        for b, value in zip(batch, values):
+            rewards[present[b]] = value
+    return rewards
+
+
+def score_conversations(
+    model, tokenizer, conversations: list[Conversation], batch_size: int, max_length: int, report: DataReport | None = None
+) -> list[float | None]:
+    """One reward per conversation (each ending with an assistant reply)."""
+    report = report if report is not None else DataReport()
+    sequences = encode_all(tokenizer, conversations, max_length, report)
+    return score_ids(model, tokenizer.pad_token_id, sequences, batch_size)
+
+
+class TransformersScorer:
+    """A reward model in transformers; calling it scores a list of conversations."""
+
+    def __init__(self, cfg: ScoreConfig):
+        self.model, self.tokenizer = load_reward_model(cfg)
+        self.cfg, self.report = cfg, DataReport()
+
+    def __call__(self, conversations: list[Conversation]) -> list[float | None]:
+        return score_conversations(self.model, self.tokenizer, conversations, self.cfg.batch_size, self.cfg.max_length, self.report)
+
+
+class VllmScorer:
+    """The same scores from vLLM's pooling runner (a merged model folder or HF checkpoint)."""
+
+    def __init__(self, cfg: ScoreConfig):
+        from vllm import LLM
+
+        from rmkit.data.templates import use_template
+        from rmkit.modeling import _checkpoint_folder, load_tokenizer
+
+        folder = str(_checkpoint_folder(cfg.reward_model))
+        if Path(folder, "adapter_config.json").exists():
+            raise ValueError(f"score.backend=vllm needs a merged model; {folder} holds a LoRA adapter only")
+        self.tokenizer = load_tokenizer(ModelConfig(name_or_path=folder))
+        use_template(self.tokenizer, cfg.chat_template, cfg.force_chat_template)
+        self.cfg, self.report = cfg, DataReport()
+        self.llm = LLM(
+            model=folder,
+            runner="pooling",
+            dtype=cfg.dtype,
+            gpu_memory_utilization=cfg.gpu_memory_utilization,
+            enforce_eager=cfg.enforce_eager,
+        )
+
+    def __call__(self, conversations: list[Conversation]) -> list[float | None]:
+        from vllm import PoolingParams
+        from vllm.inputs import TokensPrompt
+
+        sequences = encode_all(self.tokenizer, conversations, self.cfg.max_length, self.report)
+        present = [ids for ids in sequences if ids is not None]
+        outputs = self.llm.classify(
+            [TokensPrompt(prompt_token_ids=ids) for ids in present],
+            pooling_params=PoolingParams(use_activation=False),  # the raw logit, not sigmoid(logit)
+            use_tqdm=False,
+        )
+        values = iter(out.outputs.probs[0] for out in outputs)
+        return [None if ids is None else next(values) for ids in sequences]
+
+
+def load_scorer(cfg: ScoreConfig) -> Scorer:
+    if not cfg.reward_model:
+        raise ValueError("score.reward_model is not set: give a reward model folder (score.reward_model=PATH)")
+    return VllmScorer(cfg) if cfg.backend == "vllm" else TransformersScorer(cfg)
+
+
+def load_reward_model(cfg: ScoreConfig):
+    """(model, tokenizer): the RM's own template, else ``score.chat_template``; on the GPU if any."""
+    import torch
+
+    from rmkit.data.templates import use_template
+    from rmkit.modeling import load_trained_reward_model
+
+    model, tokenizer = load_trained_reward_model(cfg.reward_model, dtype=cfg.dtype)
+    use_template(tokenizer, cfg.chat_template, cfg.force_chat_template)
+    return (model.cuda() if torch.cuda.is_available() else model), tokenizer
+
+
+def score_lines(lines: list[dict], score: Scorer) -> None:
+    """(Re)score candidate lines in place: each finished conversation, or in best mode every turn."""
+    items = [(line, t) for line in lines for t in (range(len(line["turns"])) if line["per_turn"] == "best" else [None])]
+    rewards = score([line["messages"] if t is None else through_turn(line, t) for line, t in items])
+    for (line, t), reward in zip(items, rewards):
+        if t is not None:
+            line["turns"][t]["reward"] = reward
+        if t is None or t == len(line["turns"]) - 1:
+            line["reward"] = reward
+    groups: dict[str, list[dict]] = {}
+    for line in lines:
+        groups.setdefault(line["prompt_id"], []).append(line)
+    for group in groups.values():
+        mark_selected(group)

@@ -1,0 +1,109 @@
+"""Choosing among one prompt's candidates: best-of-N, top-k, a DPO pair, a random baseline.
+
+A reward of ``None`` (a candidate the reward model could not score) is never chosen. Ties
+go to the lower candidate index, so every rerun selects the same candidates. The random
+pick is drawn from a seed and the prompt id, not from the order prompts come in, so it is
+the same whether a run was resumed, sharded or not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from rmkit.config import SelectConfig
+
+
+def ranking(rewards: list[float | None]) -> list[int]:
+    """Indices of the scored candidates, best first; ties keep the lower index first."""
+    return sorted((i for i, r in enumerate(rewards) if r is not None), key=lambda i: (-rewards[i], i))
+
+
+def best_index(rewards: list[float | None]) -> int:
+    """The argmax (lowest index among ties); 0 when nothing is scored."""
+    order = ranking(rewards)
+    return order[0] if order else 0
+
+
+def random_index(seed: int, prompt_id: str, candidates: list[int]) -> int:
+    digest = hashlib.blake2b(f"{seed}/{prompt_id}".encode(), digest_size=8).digest()
+    return candidates[int.from_bytes(digest, "big") % len(candidates)]
+
+
+@dataclass
+class Selection:
+    best: int | None  # argmax over scored candidates; None when none is scored
+    random: int | None  # the matched random pick among the same candidates
+    top: list[int]  # what goes to SFT: up to top_k, best first, each at least min_reward
+    pair: tuple[int, int] | None  # (chosen, rejected) for DPO
+    identical: bool  # every candidate is the same text: nothing to choose between
+    no_pair: str = ""  # why there is no pair: unscored, single, identical, margin, min_reward
+
+
+def select(rewards: list[float | None], texts: list, cfg: SelectConfig, prompt_id: str) -> Selection:
+    """Select among one prompt's candidates; ``texts`` are compared to flag identical ones."""
+    order = ranking(rewards)
+    identical = len(set(texts)) == 1 and len(texts) > 1
+    if not order:
+        return Selection(None, None, [], None, identical, "unscored")
+    good = [i for i in order if cfg.min_reward is None or rewards[i] >= cfg.min_reward]
+    selection = Selection(
+        best=order[0],
+        random=random_index(cfg.seed, prompt_id, sorted(order)),
+        top=good[: cfg.top_k],
+        pair=None,
+        identical=identical,
+    )
+    chosen, rejected = order[0], order[-1]
+    if len(order) < 2:
+        selection.no_pair = "single"
+    elif texts[chosen] == texts[rejected]:
+        selection.no_pair = "identical"
+    elif rewards[chosen] - rewards[rejected] <= 0 or rewards[chosen] - rewards[rejected] < cfg.min_margin:
+        selection.no_pair = "margin"
+    elif chosen not in good:
+        selection.no_pair = "min_reward"
+    else:
+        selection.pair = (chosen, rejected)
+    return selection
+
+
+def mark_selected(group: list[dict]) -> None:
+    """Flag the best-of-N candidate of one prompt's candidate lines (``selected``)."""
+    order = ranking([line["reward"] for line in group])
+    best = order[0] if order else None
+    for line in group:
+        line["selected"] = line["index"] == best
+
+
+def summarize(groups: list[list[dict]], selections: list[Selection]) -> dict:
+    """Mean rewards of all candidates, the random pick and the selected one, overall and per category.
+
+    Means are over the prompts that have a scored candidate, the same prompts for all three.
+    """
+    rows: dict[str, list] = {}
+    for group, selection in zip(groups, selections):
+        if selection.best is None:
+            continue
+        rewards = [line["reward"] for line in group if line["reward"] is not None]
+        row = (sum(rewards) / len(rewards), group[selection.random]["reward"], group[selection.best]["reward"])
+        rows.setdefault(group[0]["category"], []).append(row)
+
+    def means(values: list) -> dict:
+        columns = [sum(column) / len(column) if column else None for column in zip(*values)] or [None] * 3
+        return dict(zip(("mean_reward_all", "mean_reward_random", "mean_reward_selected"), columns))
+
+    overall = means([row for values in rows.values() for row in values])
+    lift = None if overall["mean_reward_selected"] is None else overall["mean_reward_selected"] - overall["mean_reward_random"]
+    return {
+        "prompts": len(groups),
+        "candidates": sum(len(group) for group in groups),
+        "n": max((len(group) for group in groups), default=0),
+        **overall,
+        "lift_over_random": lift,
+        "scored_prompts": sum(len(values) for values in rows.values()),
+        "unscored_candidates": sum(line["reward"] is None for group in groups for line in group),
+        "identical_prompts": sum(s.identical for s in selections),
+        "identical_prompt_ids": [g[0]["prompt_id"] for g, s in zip(groups, selections) if s.identical],
+        "per_category": {category: {"prompts": len(values), **means(values)} for category, values in sorted(rows.items())},
+    }
