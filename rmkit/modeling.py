@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from rmkit.config import LoraConfig, ModelConfig
+from rmkit.models import resolve_model
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -20,8 +21,6 @@ def load_tokenizer(cfg: ModelConfig):
     from transformers import AutoTokenizer
 
     from rmkit.data.templates import use_template
-    from rmkit.models import resolve_model
-
     tokenizer = AutoTokenizer.from_pretrained(
         resolve_model(cfg.tokenizer or cfg.name_or_path), trust_remote_code=cfg.trust_remote_code
     )
@@ -142,16 +141,12 @@ def add_lora(model, lora: LoraConfig, base_name: str, quantized: bool = False, g
 
 def _adapter_base_name(name_or_path: str) -> str:
     """How an adapter names its base: a short name or hub id as given (portable), a local folder absolute."""
-    from rmkit.models import resolve_model
-
     is_local = resolve_model(name_or_path) == name_or_path and Path(name_or_path).is_dir()
     return str(Path(name_or_path).resolve()) if is_local else name_or_path
 
 
 def load_reward_model(cfg: ModelConfig, lora: LoraConfig | None, tokenizer):
     """The model to train: a one-output classifier, LoRA-wrapped unless ``lora`` is None or disabled."""
-    from rmkit.models import resolve_model
-
     quantization = _quantization_config(cfg)
     model = _from_pretrained(resolve_model(cfg.name_or_path), tokenizer, cfg.dtype, cfg.trust_remote_code, quantization)
     model.config.use_cache = False  # no generation; a cache only costs memory in training
@@ -217,8 +212,6 @@ def _load_adapter(adapter_dir: Path, tokenizer, dtype: str, trust_remote_code: b
     from peft import PeftConfig, PeftModel
     from transformers.utils import logging as hf_logging
 
-    from rmkit.models import resolve_model
-
     base = resolve_model(PeftConfig.from_pretrained(adapter_dir).base_model_name_or_path)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # "score head newly initialized" is expected: the adapter brings it
@@ -229,9 +222,9 @@ def _load_adapter(adapter_dir: Path, tokenizer, dtype: str, trust_remote_code: b
     return PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
 
 
-def _checkpoint_folder(path: str | Path) -> Path:
-    """An rmkit output folder's ``model/`` (else ``adapter/``), or ``path`` itself."""
-    path = Path(path)
+def checkpoint_folder(path: str | Path) -> Path:
+    """An rmkit output folder's ``model/`` (else ``adapter/``), or ``path`` itself (a short name resolved)."""
+    path = Path(resolve_model(str(path)))
     for sub in ("model", "adapter"):
         if (path / sub / "config.json").exists() or (path / sub / "adapter_config.json").exists():
             return path / sub
@@ -244,7 +237,7 @@ def load_trained_reward_model(path: str, dtype: str = "float32", trust_remote_co
     An rmkit folder carries its tokenizer (chat template, pad token); ``adapter/`` alone is
     loaded on its base model and merged. The model is returned in eval mode.
     """
-    folder = _checkpoint_folder(path)
+    folder = checkpoint_folder(path)
     tokenizer = load_tokenizer(ModelConfig(name_or_path=str(folder), trust_remote_code=trust_remote_code))
     if (folder / "adapter_config.json").exists():
         model = _load_adapter(folder, tokenizer, dtype, trust_remote_code)

@@ -85,9 +85,9 @@ class VllmScorer:
         from vllm import LLM
 
         from rmkit.data.templates import use_template
-        from rmkit.modeling import _checkpoint_folder, load_tokenizer
+        from rmkit.modeling import checkpoint_folder, load_tokenizer
 
-        folder = str(_checkpoint_folder(cfg.reward_model))
+        folder = str(checkpoint_folder(cfg.reward_model))
         if Path(folder, "adapter_config.json").exists():
             raise ValueError(f"score.backend=vllm needs a merged model; {folder} holds a LoRA adapter only")
         self.tokenizer = load_tokenizer(ModelConfig(name_or_path=folder))
