@@ -187,24 +187,10 @@ class Responder:
         return Reply(rank_candidates(texts, rewards), encoded.dropped_turns, encoded.cut_tokens)
 
     def _params(self, turn: int):
-        from rmkit.sampling.backends import GenParams
-        from rmkit.sampling.generate import request_seed
+        from rmkit.sampling.generate import gen_params, request_seed
 
-        cfg = self.cfg
-        return GenParams(
-            temperature=cfg.temperature,
-            top_p=cfg.top_p,
-            top_k=cfg.top_k,
-            min_p=cfg.min_p,
-            max_tokens=cfg.max_tokens,
-            repetition_penalty=cfg.repetition_penalty,
-            presence_penalty=cfg.presence_penalty,
-            frequency_penalty=cfg.frequency_penalty,
-            stop=self.policy.stop,
-            stop_token_ids=self.policy.stop_token_ids,
-            # Seeded by the recipe and the turn number: a chat replayed after /reset replays.
-            seed=request_seed(cfg.seed, "chat", turn),
-        )
+        # Seeded by the recipe and the turn number: a chat replayed after /reset replays.
+        return gen_params(self.cfg, self.policy, self.cfg.temperature, request_seed(self.cfg.seed, "chat", turn))
 
 
 def _discard(_: str) -> None:

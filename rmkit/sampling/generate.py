@@ -175,27 +175,30 @@ def _sample_trajectories(active: list[tuple[Prompt, list[dict]]], turn: int, bac
         _add_turn(line, context, encoded, completion)
 
 
+
+def gen_params(cfg: SampleConfig, policy, temperature: float, seed: int) -> GenParams:
+    """The recipe's sampling settings for one request, with the policy's stop strings and ids."""
+    return GenParams(
+        temperature=temperature,
+        top_p=cfg.top_p,
+        top_k=cfg.top_k,
+        min_p=cfg.min_p,
+        max_tokens=cfg.max_tokens,
+        repetition_penalty=cfg.repetition_penalty,
+        presence_penalty=cfg.presence_penalty,
+        frequency_penalty=cfg.frequency_penalty,
+        stop=policy.stop,
+        stop_token_ids=policy.stop_token_ids,
+        seed=seed,
+    )
+
 def _generate(requests, turn: int, backend: Backend, policy: Policy, cfg: SampleConfig, n: int):
     """(context with the user turn, encoded prompt, n completions) per request, in one backend call."""
     contexts, encoded, params = [], [], []
     for prompt, messages, seed in requests:
         contexts.append([*messages, message("user", prompt.turns[turn])])
         encoded.append(encode_prompt(policy.tokenizer, contexts[-1], policy.budget))
-        params.append(
-            GenParams(
-                temperature=temperature(cfg, prompt.category),
-                top_p=cfg.top_p,
-                top_k=cfg.top_k,
-                min_p=cfg.min_p,
-                max_tokens=cfg.max_tokens,
-                repetition_penalty=cfg.repetition_penalty,
-                presence_penalty=cfg.presence_penalty,
-                frequency_penalty=cfg.frequency_penalty,
-                stop=policy.stop,
-                stop_token_ids=policy.stop_token_ids,
-                seed=seed,
-            )
-        )
+        params.append(gen_params(cfg, policy, temperature(cfg, prompt.category), seed))
     completions = backend.generate([e.ids for e in encoded], params, n)
     return list(zip(contexts, encoded, completions))
 
