@@ -204,9 +204,6 @@ def load_responder(recipe) -> Responder:
     from rmkit.sampling.pipeline import load_policy
     from rmkit.sampling.score import load_scorer
 
-    # Ctrl-C reaches every process of the terminal's group, and vLLM's engine process shuts
-    # down on it; with the engine in this process, Ctrl-C only interrupts the reply.
-    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     cfg = recipe.sample
     tokenizer, template, model_path, eos_ids = load_policy(cfg)
     backend = load_backend(cfg, model_path, tokenizer)
@@ -306,6 +303,9 @@ def run(args: argparse.Namespace) -> int:
 
     from rmkit.config import ConfigError
 
+    # Ctrl-C reaches every process of the terminal's group, and vLLM's engine process shuts
+    # down on it; with the engine in this process, Ctrl-C only interrupts the reply.
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     try:
         recipe = chat_recipe(args)
         responder = load_responder(recipe)

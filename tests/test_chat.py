@@ -227,6 +227,7 @@ def test_terminal_chat_best_of_n_ranks_by_reward(best_of_n):
 def test_rmkit_chat_verb(tiny_llama, tmp_path, monkeypatch, capsys):
     script = lines("Hello!", "/system Be brief.", f"/save {tmp_path / 'chat.json'}", "/exit")
     monkeypatch.setattr(builtins, "input", script)
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # `rmkit chat` sets it; undone after the test
     code = main(["chat", "--model", str(tiny_llama), "--backend", "transformers", "sample.max_tokens=4"])
     assert code == 0
     out = capsys.readouterr().out
@@ -235,7 +236,8 @@ def test_rmkit_chat_verb(tiny_llama, tmp_path, monkeypatch, capsys):
     assert [m["role"] for m in saved] == ["system", "user", "assistant"]
 
 
-def test_rmkit_chat_reports_a_bad_recipe(capsys):
+def test_rmkit_chat_reports_a_bad_recipe(capsys, monkeypatch):
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     assert main(["chat", "--model", "x", "sample.no_such_key=1"]) == 2
     assert "unknown key sample.no_such_key" in capsys.readouterr().err
 
