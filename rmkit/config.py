@@ -58,7 +58,7 @@ class LoraConfig:
     enabled: bool = True
     r: int = 16
     alpha: int = 32
-    dropout: float = 0.05
+    dropout: float = 0.0  # LoRA dropout doubles a CPU step (measured: 15 s vs 7.5 s) for little gain in a short run
     target_modules: list[str] | str = "all-linear"
 
 
