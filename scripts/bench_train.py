@@ -120,7 +120,7 @@ def run_trl(args, workdir: Path) -> dict:
 
     config = RewardConfig(
         output_dir=str(workdir / "trl"), per_device_train_batch_size=args.batch_size, max_steps=args.steps,
-        learning_rate=args.lr, bf16=True, use_cpu=True, warmup_ratio=0.1, lr_scheduler_type="linear",
+        learning_rate=args.lr, bf16=True, use_cpu=True, warmup_steps=round(0.1 * args.steps), lr_scheduler_type="linear",
         logging_steps=10, save_strategy="no", report_to=[], max_length=args.max_length, seed=42,
         dataloader_num_workers=0,
     )
