@@ -98,7 +98,12 @@ def backends(tiny_llama, policy_tokenizer):
                 pytest.importorskip("vllm", reason="vLLM is not installed")
                 from rmkit.sampling.backends import VllmBackend
 
-                made[name] = VllmBackend(ENGINE, str(tiny_llama))
+                # Its own engine process, whatever an earlier test (`rmkit chat` runs vLLM in
+                # process) left in the environment: two in-process engines share one
+                # torch.distributed state, and the second shutdown then fails.
+                with pytest.MonkeyPatch.context() as patch:
+                    patch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "1")
+                    made[name] = VllmBackend(ENGINE, str(tiny_llama))
             else:
                 made[name] = TransformersBackend(ENGINE, str(tiny_llama), policy_tokenizer)
         return made[name]
