@@ -1,3 +1,4 @@
+import contextlib
 import os
 from pathlib import Path
 
@@ -24,3 +25,14 @@ def tiny_llama(tmp_path_factory) -> Path:
     from tests.tiny import build_tiny_llama
 
     return build_tiny_llama(tmp_path_factory.mktemp("tiny_llama"))
+
+
+def shutdown_vllm(llm) -> None:
+    """Shut a test's vLLM engine down now, while pytest still captures its output.
+
+    vLLM caches its environment after the first engine of a process, so once a test has run
+    one in process (as `rmkit chat` does) later engines are in process too and share one
+    torch.distributed group, which the first shutdown may already have destroyed.
+    """
+    with contextlib.suppress(ValueError):
+        llm.llm_engine.engine_core.shutdown()

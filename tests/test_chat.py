@@ -20,6 +20,7 @@ from rmkit.chat import (
 from rmkit.cli import main
 from rmkit.config import Recipe
 from rmkit.conversation import message
+from tests.conftest import shutdown_vllm
 
 # ----------------------------------------------------------------------------- the session, no model
 
@@ -248,7 +249,9 @@ def vllm_streaming(tiny_llama):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # what `rmkit chat` sets; undone afterwards
         recipe = tiny_recipe(tiny_llama, backend="vllm", dtype="float32", enforce_eager=True, gpu_memory_utilization=0.05)
-        yield load_responder(recipe)
+        responder = load_responder(recipe)
+    yield responder
+    shutdown_vllm(responder.backend.llm)
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ from rmkit.sampling.generate import encode_prompt, through_turn
 from rmkit.sampling.pipeline import sample_and_score, score_stage, select_stage
 from rmkit.sampling.runs import RunFolder
 from rmkit.sampling.score import TransformersScorer, score_conversations
-from tests.conftest import shared_data
+from tests.conftest import shared_data, shutdown_vllm
 
 pytestmark = pytest.mark.slow
 
@@ -98,19 +98,14 @@ def backends(tiny_llama, policy_tokenizer):
                 pytest.importorskip("vllm", reason="vLLM is not installed")
                 from rmkit.sampling.backends import VllmBackend
 
-                # Its own engine process, whatever an earlier test (`rmkit chat` runs vLLM in
-                # process) left in the environment: two in-process engines share one
-                # torch.distributed state, and the second shutdown then fails.
-                with pytest.MonkeyPatch.context() as patch:
-                    patch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "1")
-                    made[name] = VllmBackend(ENGINE, str(tiny_llama))
+                made[name] = VllmBackend(ENGINE, str(tiny_llama))
             else:
                 made[name] = TransformersBackend(ENGINE, str(tiny_llama), policy_tokenizer)
         return made[name]
 
     yield get
     if "vllm" in made:  # now, while pytest still captures its output; not at interpreter exit
-        made["vllm"].llm.llm_engine.engine_core.shutdown()
+        shutdown_vllm(made["vllm"].llm)
 
 
 def make_recipe(questions, tiny_llama, reward_model, backend, *overrides):
