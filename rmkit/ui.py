@@ -89,10 +89,9 @@ def load_run(path: str) -> Run:
 
 def selection(group: list[dict], run: Run):
     """The best candidate and DPO pair of one prompt, as ``rmkit select`` picks them."""
-    from rmkit.sampling.select import select
+    from rmkit.sampling.select import select_group
 
-    texts = [tuple(m["content"] for m in line["messages"]) for line in group]
-    return select([line["reward"] for line in group], texts, run.select, group[0]["prompt_id"])
+    return select_group(group, run.select)
 
 
 def prompt_text(line: dict) -> str:

@@ -124,7 +124,7 @@ def select_stage(recipe: Recipe, run: RunFolder, quiet: bool = False) -> dict:
     from tqdm import tqdm
 
     from rmkit import exports
-    from rmkit.sampling.select import select, summarize
+    from rmkit.sampling.select import select_group, summarize
 
     began = time.perf_counter()
     cfg, groups = recipe.select, run.groups()
@@ -132,8 +132,7 @@ def select_stage(recipe: Recipe, run: RunFolder, quiet: bool = False) -> dict:
     sft, pairs, answers, alpaca, selections = [], [], [], [], []
     no_pair = Counter()
     for group in tqdm(groups, desc="select", unit="prompt", disable=quiet):
-        texts = [tuple(m["content"] for m in line["messages"]) for line in group]
-        selection = select([line["reward"] for line in group], texts, cfg, group[0]["prompt_id"])
+        selection = select_group(group, cfg)
         selections.append(selection)
         sft += [exports.sft_record(group[k]["messages"]) for k in selection.top]
         if selection.pair and cfg.pairs:

@@ -68,6 +68,12 @@ def select(rewards: list[float | None], texts: list, cfg: SelectConfig, prompt_i
     return selection
 
 
+def select_group(group: list[dict], cfg: SelectConfig) -> Selection:
+    """:func:`select` over one prompt's ``candidates.jsonl`` lines."""
+    texts = [tuple(m["content"] for m in line["messages"]) for line in group]
+    return select([line["reward"] for line in group], texts, cfg, group[0]["prompt_id"])
+
+
 def mark_selected(group: list[dict]) -> None:
     """Flag the best-of-N candidate of one prompt's candidate lines (``selected``)."""
     order = ranking([line["reward"] for line in group])
