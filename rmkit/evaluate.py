@@ -1,6 +1,7 @@
 """How often a reward model prefers the chosen reply: a RewardBench-style table.
 
     rmkit eval outputs/reward_model ../shared/data/hh_rlhf [--json] [--max-pairs 1000]
+    rmkit eval outputs/reward_model --heldout     # the pairs that training run held out
 
 Per subset (``PreferencePair.subset``: the file stem, or its folder for split-named files)
 and overall: pairwise accuracy (r_chosen > r_rejected; a tie counts half), the mean margin
@@ -19,7 +20,9 @@ import sys
 import time
 
 from rmkit.conversation import PreferencePair, RecordError
-from rmkit.data.formats import PAIR_FORMATS, load_pairs
+from pathlib import Path
+
+from rmkit.data.formats import PAIR_FORMATS, load_pair_split, load_pairs
 from rmkit.data.report import DataReport
 
 CHANCE = 0.5
@@ -107,6 +110,26 @@ def subsample(pairs: list[PreferencePair], max_pairs: int | None, seed: int) -> 
     return [pairs[i] for i in keep]
 
 
+def heldout_pairs(run_dir: str, report: DataReport) -> tuple[list[PreferencePair], str]:
+    """The pairs a training run held out, split again from its ``recipe.yaml`` exactly as
+    training split them; also a description of where they came from.
+
+    ``run_dir`` is the training output folder, or its ``model/`` or ``adapter/``.
+    """
+    from rmkit.config import load_recipe
+
+    run = Path(run_dir)
+    recipe_file = next((folder / "recipe.yaml" for folder in (run, run.parent) if (folder / "recipe.yaml").is_file()), None)
+    if recipe_file is None:
+        raise FileNotFoundError(f"--heldout needs an rmkit training run: no recipe.yaml in {run} or {run.parent}")
+    data = load_recipe(recipe_file).data
+    _, heldout = load_pair_split(data, report)
+    if not heldout:
+        raise FileNotFoundError(f"{recipe_file}: the run held out no pairs (data.eval_fraction is 0 and no data.eval_path)")
+    where = data.eval_path or f"{data.path} (held-out {data.eval_fraction:g}, seed {data.seed})"
+    return heldout, where
+
+
 # ----------------------------------------------------------------------------- the model part
 
 
@@ -125,7 +148,7 @@ def score_pairs(model, tokenizer, pairs: list[PreferencePair], batch_size: int, 
 
 def evaluate(
     reward_model: str,
-    data: str,
+    data: str | None,
     *,
     format: str = "auto",
     split: str = "test",
@@ -136,12 +159,19 @@ def evaluate(
     on_error: str = "raise",
     dtype: str = "float32",
 ) -> dict:
-    """Score every pair of ``data`` with ``reward_model``; return the metrics and what was used."""
+    """Score every pair of ``data`` with ``reward_model``; return the metrics and what was used.
+
+    ``data=None`` takes the pairs the training run ``reward_model`` held out (see :func:`heldout_pairs`).
+    """
     from rmkit.config import ScoreConfig
     from rmkit.sampling.score import load_reward_model
 
     report = DataReport()
-    pairs = subsample(load_pairs(data, format, on_error, report, split), max_pairs, seed)
+    if data is None:
+        pairs, data = heldout_pairs(reward_model, report)
+    else:
+        pairs = load_pairs(data, format, on_error, report, split)
+    pairs = subsample(pairs, max_pairs, seed)
     model, tokenizer = load_reward_model(ScoreConfig(reward_model=reward_model, dtype=dtype))
     started = time.perf_counter()
     scored, chosen, rejected = score_pairs(model, tokenizer, pairs, batch_size, max_length, report)
@@ -162,7 +192,8 @@ def evaluate(
 
 def add_arguments(parser) -> None:
     parser.add_argument("reward_model", help="an rmkit training output folder, its model/ or adapter/, or a HF classifier")
-    parser.add_argument("data", help="preference pairs: file, folder, glob or hub dataset (any supported format)")
+    parser.add_argument("data", nargs="?", help="preference pairs: file, folder, glob or hub dataset (any supported format)")
+    parser.add_argument("--heldout", action="store_true", help="instead of DATA: the pairs the training run REWARD_MODEL held out")
     parser.add_argument("--format", choices=["auto", *PAIR_FORMATS], default="auto", help="pair format (default: auto)")
     parser.add_argument("--split", default="test", help="split of a hub dataset (default: test)")
     parser.add_argument("--max-pairs", type=int, default=None, help="score a seeded random sample of this many pairs")
@@ -175,6 +206,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    if (args.data is None) == (not args.heldout):
+        sys.exit("rmkit eval: give either DATA or --heldout")
     try:
         result = evaluate(
             args.reward_model,
@@ -190,10 +223,12 @@ def run(args) -> int:
         )
     except RecordError as err:
         sys.exit(f"rmkit eval: {err}\n(--on-error skip leaves such records out and counts them)")
+    except FileNotFoundError as err:
+        sys.exit(f"rmkit eval: {err}")
     if args.json:
         print(json.dumps(result, indent=1))
         return 0
     print(format_table(result))
     dropped = f"; {result['pairs_dropped_too_long']} pairs longer than --max-length left out" if result["pairs_dropped_too_long"] else ""
-    print(f"\n{args.reward_model} on {args.data}: {result['overall']['pairs']} pairs in {result['score_seconds']}s{dropped}", file=sys.stderr)
+    print(f"\n{args.reward_model} on {result['data']}: {result['overall']['pairs']} pairs in {result['score_seconds']}s{dropped}", file=sys.stderr)
     return 0

@@ -90,16 +90,9 @@ def pair_metrics(chosen: torch.Tensor, rejected: torch.Tensor, margin: torch.Ten
 def load_datasets(cfg: DataConfig, tokenizer, report: DataReport) -> tuple[list[dict], list[dict]]:
     """Encoded ``(train, eval)`` examples; everything skipped or dropped is counted in ``report``."""
     from rmkit.data.encode import encode_pairs
-    from rmkit.data.formats import load_pairs
-    from rmkit.data.sources import split_heldout
+    from rmkit.data.formats import load_pair_split
 
-    pairs = load_pairs(cfg.path, cfg.format, cfg.on_error, report, cfg.split)
-    if cfg.eval_path:
-        train_pairs, eval_pairs = pairs, load_pairs(cfg.eval_path, cfg.format, cfg.on_error, report, cfg.split)
-    else:
-        train_pairs, eval_pairs = split_heldout(pairs, cfg.eval_fraction, cfg.seed)
-    if cfg.max_examples is not None:
-        train_pairs, eval_pairs = train_pairs[: cfg.max_examples], eval_pairs[: cfg.max_examples]
+    train_pairs, eval_pairs = load_pair_split(cfg, report)
     train_set = encode_pairs(tokenizer, train_pairs, cfg.max_length, report)
     eval_set = encode_pairs(tokenizer, eval_pairs, cfg.max_length, report)
     report.kept = len(train_set) + len(eval_set)

@@ -94,3 +94,32 @@ def test_eval_command_table(tiny_llama, tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[0] == "subset"
     assert lines[2].split()[:2] == ["pairs", "2"] and lines[-1].split()[:2] == ["overall", "2"]
+
+
+def test_heldout_is_the_split_training_made(tiny_llama, tmp_path, capsys):
+    from rmkit.config import Recipe, dump_recipe, load_recipe
+    from rmkit.data.formats import load_pair_split
+
+    data = tmp_path / "pairs.jsonl"
+    write_trl(data, [(f"Question number {i}?", f"A helpful answer to question {i}.", "no") for i in range(10)])
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model").symlink_to(tiny_llama)  # the merged model of the run
+    recipe = Recipe()
+    recipe.data.path, recipe.data.eval_fraction, recipe.data.seed = str(data), 0.3, 3
+    dump_recipe(recipe, run / "recipe.yaml")
+
+    main(["eval", str(run / "model"), "--heldout", "--json", "--max-length", "64"])
+    result = json.loads(capsys.readouterr().out)
+
+    train, heldout = load_pair_split(load_recipe(run / "recipe.yaml").data)
+    assert result["overall"]["pairs"] == len(heldout) == 3
+    assert result["data"] == f"{data} (held-out 0.3, seed 3)"
+    assert not {p.prompt[0]["content"] for p in train} & {p.prompt[0]["content"] for p in heldout}
+
+
+def test_eval_needs_data_or_a_training_run(tiny_llama, tmp_path):
+    with pytest.raises(SystemExit, match="either DATA or --heldout"):
+        main(["eval", str(tiny_llama)])
+    with pytest.raises(SystemExit, match="no recipe.yaml"):
+        main(["eval", str(tiny_llama), "--heldout"])

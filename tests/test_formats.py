@@ -7,6 +7,7 @@ from rmkit.conversation import RecordError
 from rmkit.data.formats import (
     detect_pair_format,
     detect_prompt_format,
+    load_pair_split,
     load_pairs,
     load_prompts,
     parse_pair,
@@ -229,6 +230,24 @@ def test_load_pairs_sets_subset_from_folder_or_file_stem(tmp_path):
     write_jsonl(tmp_path / "hh" / "helpful-base" / "test.jsonl", [record])
     write_jsonl(tmp_path / "hh" / "extra_pairs.jsonl", [record])
     assert [p.subset for p in load_pairs(str(tmp_path / "hh"))] == ["extra_pairs", "helpful-base"]
+
+
+def test_load_pair_split_from_a_fraction_or_an_eval_file(tmp_path):
+    from rmkit.config import DataConfig
+
+    def write(path, n, tag):
+        write_jsonl(path, [{"prompt": f"{tag} question {i}", "chosen": "yes", "rejected": "no"} for i in range(n)])
+
+    write(tmp_path / "train.jsonl", 20, "train")
+    write(tmp_path / "eval.jsonl", 4, "eval")
+    train, heldout = load_pair_split(DataConfig(path=str(tmp_path / "train.jsonl"), eval_fraction=0.25, seed=1))
+    assert (len(train), len(heldout)) == (15, 5)
+    assert len({p.prompt[0]["content"] for p in train + heldout}) == 20  # a partition of the file
+
+    separate = DataConfig(path=str(tmp_path / "train.jsonl"), eval_path=str(tmp_path / "eval.jsonl"), max_examples=3)
+    train, heldout = load_pair_split(separate)
+    assert [p.prompt[0]["content"] for p in train] == ["train question 0", "train question 1", "train question 2"]
+    assert [p.prompt[0]["content"] for p in heldout] == ["eval question 0", "eval question 1", "eval question 2"]
 
 
 def test_hh_rlhf_test_split_real_data():

@@ -14,9 +14,10 @@ import re
 from collections.abc import Callable
 from typing import TypeVar
 
+from rmkit.config import DataConfig
 from rmkit.conversation import Conversation, PreferencePair, Prompt, RecordError, message, validate_conversation
 from rmkit.data.report import DataReport
-from rmkit.data.sources import file_stem, read_records, subset_of
+from rmkit.data.sources import file_stem, read_records, split_heldout, subset_of
 
 PAIR_FORMATS = ("hh_rlhf", "trl", "medicalgpt", "sharegpt")
 PROMPT_FORMATS = ("mt_bench", "messages", "hh_rlhf", "alpaca_eval", "text")
@@ -68,6 +69,22 @@ def load_pairs(
         return pair
 
     return _load(path, parse, on_error, report, split)
+
+
+def load_pair_split(data: DataConfig, report: DataReport | None = None) -> tuple[list[PreferencePair], list[PreferencePair]]:
+    """``(train, held-out)`` pairs as a recipe's ``data`` section (a DataConfig) defines them:
+    ``eval_path`` when given, else a seeded ``eval_fraction`` of ``path``; ``max_examples`` caps both.
+
+    Training and ``rmkit eval --heldout`` both split here, so they see the same held-out pairs.
+    """
+    pairs = load_pairs(data.path, data.format, data.on_error, report, data.split)
+    if data.eval_path:
+        train, heldout = pairs, load_pairs(data.eval_path, data.format, data.on_error, report, data.split)
+    else:
+        train, heldout = split_heldout(pairs, data.eval_fraction, data.seed)
+    if data.max_examples is not None:
+        train, heldout = train[: data.max_examples], heldout[: data.max_examples]
+    return train, heldout
 
 
 def _hh_rlhf_pair(record: dict, source: str) -> PreferencePair:
