@@ -3,7 +3,8 @@
 The kind of run is read from the files present: ``candidates.jsonl`` (+ ``stats.json``)
 for sampling, ``metrics.jsonl`` (+ ``summary.json``) for training. Everything goes to
 ``RUN_DIR/report/``: one PNG per plot and ``report.html`` with the same images embedded,
-so the page can be mailed or opened anywhere on its own.
+so the page can be mailed or opened anywhere on its own; a sampling run also gets
+``best_of_n.json`` (expected best reward, lift and KL bound per N).
 """
 
 from __future__ import annotations
@@ -56,6 +57,20 @@ def best_of_n_curve(rewards_per_prompt: list[list[float]], max_n: int) -> list[f
 def kl_bound(n: int) -> float:
     """Analytic bound on KL(best-of-n || base policy), in nats: log n - (n - 1) / n."""
     return math.log(n) - (n - 1) / n
+
+
+def report_ns(largest: int) -> list[int]:
+    """The N worth a row or a tick: 1, 2, 4, ... up to ``largest``, and ``largest`` itself."""
+    return sorted({2**p for p in range(largest.bit_length()) if 2**p <= largest} | {largest})
+
+
+def best_of_n_table(curve: list[float]) -> list[dict]:
+    """Per N of :func:`report_ns`: the expected best reward, its lift over the matched random
+    pick (N = 1, the mean reward) and the KL bound of a best-of-N policy."""
+    return [
+        {"n": n, "expected_best": curve[n - 1], "lift": curve[n - 1] - curve[0], "kl_bound": kl_bound(n)}
+        for n in report_ns(len(curve))
+    ]
 
 
 # --- reading run folders ---------------------------------------------------------------
@@ -139,7 +154,7 @@ def plot_best_of_n(curve: list[float]):
     ax.plot(ns, curve, marker="o", label="expected best-of-N reward")
     ax.axhline(curve[0], color="gray", linestyle="--", label="random pick (mean reward)")
     ax.set_xscale("log", base=2)
-    ticks = sorted({2**p for p in range(len(curve).bit_length()) if 2**p <= len(curve)} | {len(curve)})
+    ticks = report_ns(len(curve))
     ax.set_xticks(ticks, [str(t) for t in ticks])
     ax.set(xlabel="N (candidates per prompt)", ylabel="reward", title="Best-of-N")
     ax.legend(loc="lower right")
@@ -201,6 +216,12 @@ def _table(values: dict) -> str:
     return f"<table>{rows}</table>"
 
 
+def _rows(rows: list[dict]) -> str:
+    head = "".join(f"<th>{html.escape(key)}</th>" for key in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_value(v))}</td>" for v in row.values()) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
 def _value(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -223,11 +244,13 @@ def _sampling_sections(run_dir: Path, out: Path) -> list[tuple[str, str]]:
     stats = _json(run_dir / "stats.json")
     per_prompt = rewards_by_prompt(candidates)
     curve = best_of_n_curve(per_prompt, max(map(len, per_prompt)))
+    table = best_of_n_table(curve)
+    (out / "best_of_n.json").write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
     ranked = sorted(candidates, key=lambda c: c.reward, reverse=True)
     sections = [
         ("Sampling summary", _table({k: v for k, v in stats.items() if not isinstance(v, (dict, list))})),
         ("Rewards", _embed(plot_reward_histogram(candidates), out / "reward_histogram.png")),
-        ("Best-of-N", _embed(plot_best_of_n(curve), out / "best_of_n.png")),
+        ("Best-of-N", _embed(plot_best_of_n(curve), out / "best_of_n.png") + _rows(table)),
     ]
     if means := category_means(stats):
         sections.append(("Per category", _embed(plot_categories(means), out / "categories.png")))

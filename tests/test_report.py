@@ -12,7 +12,7 @@ import pytest
 
 from rmkit.config import SelectConfig
 from rmkit.exports import write_json
-from rmkit.report import best_of_n_curve, expected_max, kl_bound, write_report
+from rmkit.report import best_of_n_curve, best_of_n_table, expected_max, kl_bound, report_ns, write_report
 from rmkit.sampling.runs import CandidateLog
 from rmkit.sampling.select import mark_selected, select, summarize
 
@@ -40,6 +40,16 @@ def test_curve_starts_at_the_mean_and_ends_at_the_max():
     assert curve[0] == pytest.approx(statistics.fmean(statistics.fmean(r) for r in prompts))
     assert curve[-1] == pytest.approx(statistics.fmean(max(r) for r in prompts))
     assert all(a <= b + 1e-12 for a, b in zip(curve, curve[1:]))
+
+
+def test_best_of_n_table_rows():
+    assert report_ns(8) == [1, 2, 4, 8] and report_ns(6) == [1, 2, 4, 6] and report_ns(1) == [1]
+    curve = best_of_n_curve([[0.0, 1.0, 2.0, 3.0]], max_n=4)  # 1.5, 7/3, 2.75, 3 (by hand over the k-subsets)
+    table = best_of_n_table(curve)
+    assert [row["n"] for row in table] == [1, 2, 4]
+    assert [row["expected_best"] for row in table] == pytest.approx([1.5, 7 / 3, 3.0])
+    assert [row["lift"] for row in table] == pytest.approx([0.0, 7 / 3 - 1.5, 1.5])
+    assert [row["kl_bound"] for row in table] == pytest.approx([0.0, math.log(2) - 0.5, math.log(4) - 0.75])
 
 
 def test_curve_averages_the_prompts_that_have_k_candidates():
@@ -120,6 +130,15 @@ def test_sampling_report(tmp_path):
     best_reply = ranked[-1]["messages"][-1]["content"]
     assert html.escape(best_reply) in page and best_reply not in page
     assert f"{ranked[3]['reward']:.4f}" not in page  # only the top and bottom 3 of 23 scored
+    table = json.loads((tmp_path / "report" / "best_of_n.json").read_text())
+    per_prompt = {}
+    for record in lines:
+        if record["reward"] is not None:
+            per_prompt.setdefault(record["prompt_id"], []).append(record["reward"])
+    expected = best_of_n_table(best_of_n_curve(list(per_prompt.values()), max_n=4))
+    assert [row["n"] for row in table] == [1, 2, 4]
+    assert all(got == pytest.approx(want) for got, want in zip(table, expected, strict=True))
+    assert f"{table[-1]['lift']:.4g}" in page  # the same rows on the page
 
 
 def test_training_report(tmp_path):
