@@ -5,6 +5,7 @@ import pytest
 from rmkit import exports
 from rmkit.config import SelectConfig
 from rmkit.conversation import message
+from rmkit.sampling.pipeline import format_summary
 from rmkit.sampling.select import best_index, mark_selected, random_index, ranking, select, summarize
 
 
@@ -59,7 +60,10 @@ def test_mark_selected_flags_the_argmax():
 
 def test_summarize_means_are_matched_over_scored_prompts():
     def group(pid, category, rewards):
-        return [{"prompt_id": pid, "category": category, "index": k, "reward": r} for k, r in enumerate(rewards)]
+        return [
+            {"prompt_id": pid, "category": category, "index": k, "reward": r, "turns": [{"tokens": 10 * (k + 1)}, {"tokens": 1}]}
+            for k, r in enumerate(rewards)
+        ]
 
     groups = [group("a", "math", [1.0, 3.0]), group("b", "writing", [0.0, 2.0]), group("c", "math", [None, None])]
     cfg = SelectConfig()
@@ -72,6 +76,11 @@ def test_summarize_means_are_matched_over_scored_prompts():
     assert stats["mean_reward_random"] == pytest.approx(random_mean)
     assert stats["lift_over_random"] == pytest.approx(2.5 - random_mean)
     assert stats["unscored_candidates"] == 2
+    # reply tokens (both turns): candidate k has 10(k+1) + 1; the best is index 1 in both scored groups
+    assert stats["mean_tokens_all"] == pytest.approx(16.0) and stats["mean_tokens_selected"] == pytest.approx(21.0)
+    assert stats["mean_tokens_random"] == pytest.approx(sum(10 * (s.random + 1) + 1 for s in selections[:2]) / 2)
+    summary = format_summary({**stats, "sft_written": 2, "pairs_written": 2, "timings": {}}, "run")
+    assert "(lift over random" in summary and "mean reply tokens: all 16, random pick" in summary and "selected 21" in summary
     assert stats["per_category"]["math"] == {
         "prompts": 1,
         "mean_reward_all": 2.0,

@@ -200,6 +200,11 @@ def format_summary(stats: dict, path: Path) -> str:
         f"mean reward: all {num(stats['mean_reward_all'])}, random pick {num(stats['mean_reward_random'])}, "
         f"selected {num(stats['mean_reward_selected'])} (lift over random {num(stats['lift_over_random'])})",
     ]
+    if stats.get("mean_tokens_selected") is not None:  # absent from runs written before it was counted
+        lines.append(
+            f"mean reply tokens: all {stats['mean_tokens_all']:.0f}, random pick {stats['mean_tokens_random']:.0f}, "
+            f"selected {stats['mean_tokens_selected']:.0f}"
+        )
     if stats["per_category"]:
         width = max(len(c) for c in stats["per_category"]) + 2
         lines.append(f"{'category':<{width}}prompts      all   random selected")

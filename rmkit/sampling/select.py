@@ -83,21 +83,27 @@ def mark_selected(group: list[dict]) -> None:
 
 
 def summarize(groups: list[list[dict]], selections: list[Selection]) -> dict:
-    """Mean rewards of all candidates, the random pick and the selected one, overall and per category.
+    """Mean rewards of all candidates, the random pick and the selected one, overall and per category,
+    and the mean reply length (tokens over all turns) of the same three: a lift that comes
+    with much longer replies may be the reward model's length bias.
 
     Means are over the prompts that have a scored candidate, the same prompts for all three.
     """
     rows: dict[str, list] = {}
+    lengths = []
     for group, selection in zip(groups, selections):
         if selection.best is None:
             continue
         rewards = [line["reward"] for line in group if line["reward"] is not None]
         row = (sum(rewards) / len(rewards), group[selection.random]["reward"], group[selection.best]["reward"])
         rows.setdefault(group[0]["category"], []).append(row)
+        tokens = [sum(turn["tokens"] for turn in line["turns"]) for line in group]
+        scored_tokens = [t for t, line in zip(tokens, group) if line["reward"] is not None]
+        lengths.append((sum(scored_tokens) / len(scored_tokens), tokens[selection.random], tokens[selection.best]))
 
-    def means(values: list) -> dict:
+    def means(values: list, names=("mean_reward_all", "mean_reward_random", "mean_reward_selected")) -> dict:
         columns = [sum(column) / len(column) if column else None for column in zip(*values)] or [None] * 3
-        return dict(zip(("mean_reward_all", "mean_reward_random", "mean_reward_selected"), columns))
+        return dict(zip(names, columns))
 
     overall = means([row for values in rows.values() for row in values])
     lift = None if overall["mean_reward_selected"] is None else overall["mean_reward_selected"] - overall["mean_reward_random"]
@@ -107,6 +113,7 @@ def summarize(groups: list[list[dict]], selections: list[Selection]) -> dict:
         "n": max((len(group) for group in groups), default=0),
         **overall,
         "lift_over_random": lift,
+        **means(lengths, ("mean_tokens_all", "mean_tokens_random", "mean_tokens_selected")),
         "scored_prompts": sum(len(values) for values in rows.values()),
         "unscored_candidates": sum(line["reward"] is None for group in groups for line in group),
         "identical_prompts": sum(s.identical for s in selections),
