@@ -123,7 +123,10 @@ def heldout_pairs(run_dir: str, report: DataReport) -> tuple[list[PreferencePair
     if recipe_file is None:
         raise FileNotFoundError(f"--heldout needs an rmkit training run: no recipe.yaml in {run} or {run.parent}")
     data = load_recipe(recipe_file).data
-    _, heldout = load_pair_split(data, report)
+    try:
+        _, heldout = load_pair_split(data, report)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{recipe_file}: {err} (its paths are relative to where training ran)") from err
     if not heldout:
         raise FileNotFoundError(f"{recipe_file}: the run held out no pairs (data.eval_fraction is 0 and no data.eval_path)")
     where = data.eval_path or f"{data.path} (held-out {data.eval_fraction:g}, seed {data.seed})"

@@ -4,7 +4,9 @@ import math
 import pytest
 
 from rmkit.cli import main
+from rmkit.config import Recipe, dump_recipe, load_recipe
 from rmkit.conversation import PreferencePair, message
+from rmkit.data.formats import load_pair_split
 from rmkit.evaluate import format_table, length_baseline, pairwise_metrics, results, subsample
 
 
@@ -97,9 +99,6 @@ def test_eval_command_table(tiny_llama, tmp_path, capsys):
 
 
 def test_heldout_is_the_split_training_made(tiny_llama, tmp_path, capsys):
-    from rmkit.config import Recipe, dump_recipe, load_recipe
-    from rmkit.data.formats import load_pair_split
-
     data = tmp_path / "pairs.jsonl"
     write_trl(data, [(f"Question number {i}?", f"A helpful answer to question {i}.", "no") for i in range(10)])
     run = tmp_path / "run"
@@ -123,3 +122,8 @@ def test_eval_needs_data_or_a_training_run(tiny_llama, tmp_path):
         main(["eval", str(tiny_llama)])
     with pytest.raises(SystemExit, match="no recipe.yaml"):
         main(["eval", str(tiny_llama), "--heldout"])
+    recipe = Recipe()
+    recipe.data.path = "moved/pairs.jsonl"
+    dump_recipe(recipe, tmp_path / "recipe.yaml")
+    with pytest.raises(SystemExit, match=r"recipe\.yaml: .*moved/pairs\.jsonl.*relative to where training ran"):
+        main(["eval", str(tmp_path), "--heldout"])
