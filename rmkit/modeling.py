@@ -21,6 +21,7 @@ def load_tokenizer(cfg: ModelConfig):
     from transformers import AutoTokenizer
 
     from rmkit.data.templates import use_template
+
     tokenizer = AutoTokenizer.from_pretrained(
         resolve_model(cfg.tokenizer or cfg.name_or_path), trust_remote_code=cfg.trust_remote_code
     )

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rmkit.conversation import Conversation
+from rmkit.exports import write_atomic, write_json
 
 N_EXAMPLES = 3  # highest- and lowest-scored candidates shown on the page
 
@@ -245,7 +246,7 @@ def _sampling_sections(run_dir: Path, out: Path) -> list[tuple[str, str]]:
     per_prompt = rewards_by_prompt(candidates)
     curve = best_of_n_curve(per_prompt, max(map(len, per_prompt)))
     table = best_of_n_table(curve)
-    (out / "best_of_n.json").write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
+    write_json(out / "best_of_n.json", table)
     ranked = sorted(candidates, key=lambda c: c.reward, reverse=True)
     sections = [
         ("Sampling summary", _table({k: v for k, v in stats.items() if not isinstance(v, (dict, list))})),
@@ -295,7 +296,7 @@ def write_report(run_dir: str | Path) -> Path:
     sections = (_sampling_sections(run_dir, out) if sampling else []) + (_training_sections(run_dir, out) if training else [])
     body = "\n".join(f"<h2>{html.escape(title)}</h2>\n{content}" for title, content in sections)
     page = out / "report.html"
-    page.write_text(PAGE.format(title=html.escape(f"rmkit report: {run_dir.resolve().name}"), body=body), encoding="utf-8")
+    write_atomic(page, PAGE.format(title=html.escape(f"rmkit report: {run_dir.resolve().name}"), body=body))
     return page
 
 

@@ -41,7 +41,7 @@ def sample_stage(recipe: Recipe, run: RunFolder, shard, score_too: bool, backend
 
     from rmkit.sampling.backends import load_backend
     from rmkit.sampling.generate import make_policy, sample_prompts
-    from rmkit.sampling.score import load_scorer, score_lines
+    from rmkit.sampling.score import load_scorer, score_groups
 
     cfg = recipe.sample
     prompts, report = load_run_prompts(cfg)
@@ -65,16 +65,16 @@ def sample_stage(recipe: Recipe, run: RunFolder, shard, score_too: bool, backend
             began = time.perf_counter()
             groups = sample_prompts([p for _, p in chunk], backend, policy, cfg, timed if cfg.per_turn == "best" else None)
             seconds = time.perf_counter() - began - (timed.pending if timed else 0.0)
-            lines = [line for group in groups for line in group]
             if score_too and cfg.per_turn == "independent":
-                score_lines(lines, timed)
+                score_groups(groups, timed)
             elif cfg.per_turn == "independent":
                 run.state["needs_scoring"] = True
             for (order, _), group in zip(chunk, groups):
                 for line in group:
                     line["order"] = order
                 log.append(group)
-            run.add_timing("sample", seconds=seconds, tokens=sum(t["tokens"] for line in lines for t in line["turns"]))
+            tokens = sum(turn["tokens"] for group in groups for line in group for turn in line["turns"])
+            run.add_timing("sample", seconds=seconds, tokens=tokens)
             if timed:
                 run.add_timing("score", **timed.take())
             run.save()
@@ -86,7 +86,7 @@ def score_stage(recipe: Recipe, run: RunFolder, scorer=None) -> None:
     """Score every candidate with ``score.reward_model``; resumable, swapped in when complete."""
     from tqdm import tqdm
 
-    from rmkit.sampling.score import load_scorer, score_lines
+    from rmkit.sampling.score import load_scorer, score_groups
 
     groups = run.groups()
     if not groups:
@@ -105,7 +105,7 @@ def score_stage(recipe: Recipe, run: RunFolder, scorer=None) -> None:
         todo = [g for g in groups if g[0]["prompt_id"] not in log.done]
         for start in range(0, len(todo), recipe.sample.chunk_size):
             chunk = todo[start : start + recipe.sample.chunk_size]
-            score_lines([line for group in chunk for line in group], timed)
+            score_groups(chunk, timed)
             for group in chunk:
                 log.append(group)
             run.add_timing("score", **timed.take())

@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 
 from rmkit.config import ConfigError, Recipe, dump_recipe
-from rmkit.exports import write_atomic
+from rmkit.exports import write_atomic, write_jsonl
 
 # Settings that change speed or memory but not what is generated or scored.
 RESULT_NEUTRAL = {
@@ -216,7 +216,7 @@ def merge_runs(output: str | Path, shards: list[str | Path], overwrite: bool = F
         raise ConfigError(f"{out.path} already holds a run; rerun with --overwrite to replace it")
     out.path.mkdir(parents=True, exist_ok=True)
     ordered = sorted(groups.values(), key=lambda group: group[0]["order"])
-    write_atomic(out.candidates, "".join(json.dumps(line, ensure_ascii=False) + "\n" for group in ordered for line in group))
+    write_jsonl(out.candidates, [line for group in ordered for line in group])
     (out.path / first.recipe_path.name).write_text(first.recipe_path.read_text())
     out.state = {"fingerprint": first.state["fingerprint"], "shard": None, "timings": {}, "merged_from": [str(p) for p in shards]}
     out.state["prompts"] = {**first.state.get("prompts", {}), "in_shard": len(groups)}

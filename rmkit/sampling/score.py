@@ -134,8 +134,10 @@ def load_reward_model(cfg: ScoreConfig):
     return (model.cuda() if torch.cuda.is_available() else model), tokenizer
 
 
-def score_lines(lines: list[dict], score: Scorer) -> None:
-    """(Re)score candidate lines in place: each finished conversation, or in best mode every turn."""
+def score_groups(groups: list[list[dict]], score: Scorer) -> None:
+    """(Re)score each prompt's candidate lines in place: each finished conversation, or in best
+    mode every turn; then mark each prompt's best."""
+    lines = [line for group in groups for line in group]
     items = [(line, t) for line in lines for t in (range(len(line["turns"])) if line["per_turn"] == "best" else [None])]
     rewards = score([line["messages"] if t is None else through_turn(line, t) for line, t in items])
     for (line, t), reward in zip(items, rewards):
@@ -143,8 +145,5 @@ def score_lines(lines: list[dict], score: Scorer) -> None:
             line["turns"][t]["reward"] = reward
         if t is None or t == len(line["turns"]) - 1:
             line["reward"] = reward
-    groups: dict[str, list[dict]] = {}
-    for line in lines:
-        groups.setdefault(line["prompt_id"], []).append(line)
-    for group in groups.values():
+    for group in groups:
         mark_selected(group)

@@ -89,17 +89,20 @@ def summarize(groups: list[list[dict]], selections: list[Selection]) -> dict:
 
     Means are over the prompts that have a scored candidate, the same prompts for all three.
     """
+
+    def all_random_best(values: list[float], group: list[dict], selection: Selection) -> tuple[float, float, float]:
+        scored = [value for value, line in zip(values, group) if line["reward"] is not None]
+        return sum(scored) / len(scored), values[selection.random], values[selection.best]
+
     rows: dict[str, list] = {}
     lengths = []
     for group, selection in zip(groups, selections):
         if selection.best is None:
             continue
-        rewards = [line["reward"] for line in group if line["reward"] is not None]
-        row = (sum(rewards) / len(rewards), group[selection.random]["reward"], group[selection.best]["reward"])
+        row = all_random_best([line["reward"] for line in group], group, selection)
         rows.setdefault(group[0]["category"], []).append(row)
         tokens = [sum(turn["tokens"] for turn in line["turns"]) for line in group]
-        scored_tokens = [t for t, line in zip(tokens, group) if line["reward"] is not None]
-        lengths.append((sum(scored_tokens) / len(scored_tokens), tokens[selection.random], tokens[selection.best]))
+        lengths.append(all_random_best(tokens, group, selection))
 
     def means(values: list, names=("mean_reward_all", "mean_reward_random", "mean_reward_selected")) -> dict:
         columns = [sum(column) / len(column) if column else None for column in zip(*values)] or [None] * 3
