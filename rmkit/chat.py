@@ -206,7 +206,7 @@ def load_responder(recipe) -> Responder:
 
     cfg = recipe.sample
     tokenizer, template, model_path, eos_ids = load_policy(cfg)
-    backend = load_backend(cfg, model_path, tokenizer)
+    backend = load_backend(cfg, model_path, tokenizer, sequences=cfg.n)
     policy = make_policy(tokenizer, template, cfg, backend.max_model_len, eos_ids)
     scorer = load_scorer(recipe.score) if recipe.score.reward_model else None
     return Responder(backend, policy, cfg, scorer)

@@ -132,7 +132,7 @@ class SampleConfig:
     max_model_len: int | None = None  # None: the model's own limit
     tensor_parallel_size: int = 1
     data_parallel_size: int = 1  # more replicas: one process each with --shard i/n, then `rmkit merge`
-    gpu_memory_utilization: float = 0.5  # leaves room for the reward model on the same GPU
+    gpu_memory_utilization: float = 0.5  # GPU: leaves room for the reward model; CPU: KV cache sized from need (rmkit.sampling.kv_cache)
     enforce_eager: bool = False
     output_dir: str = "runs/sample"  # the run folder (--output overrides)
 
@@ -148,7 +148,7 @@ class ScoreConfig:
     max_length: int = 2048  # tokens per scored conversation; oldest turns are dropped first
     batch_size: int = 8
     backend: Literal["transformers", "vllm"] = "transformers"  # vllm: the pooling runner (GPU)
-    gpu_memory_utilization: float = 0.3  # vllm backend
+    gpu_memory_utilization: float = 0.3  # vllm backend on GPU (on CPU the KV cache is sized from need)
     enforce_eager: bool = False  # vllm backend
 
 

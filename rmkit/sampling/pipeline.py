@@ -57,7 +57,7 @@ def sample_stage(recipe: Recipe, run: RunFolder, shard, score_too: bool, backend
         scorer = load_scorer(recipe.score)
     timed = Timed(scorer) if scorer is not None else None
     tokenizer, template, model_path, eos_ids = load_policy(cfg)
-    backend = backend or load_backend(cfg, model_path, tokenizer)
+    backend = backend or load_backend(cfg, model_path, tokenizer, sequences=min(len(todo), cfg.chunk_size) * cfg.n)
     policy = make_policy(tokenizer, template, cfg, backend.max_model_len, eos_ids)
     with tqdm(total=len(mine), initial=len(mine) - len(todo), desc="sample", unit="prompt") as bar:
         for start in range(0, len(todo), cfg.chunk_size):

@@ -86,6 +86,7 @@ class VllmScorer:
 
         from rmkit.data.templates import use_template
         from rmkit.modeling import checkpoint_folder, load_tokenizer
+        from rmkit.sampling.kv_cache import engine_memory_args, kv_shape
 
         folder = str(checkpoint_folder(cfg.reward_model))
         if Path(folder, "adapter_config.json").exists():
@@ -93,12 +94,14 @@ class VllmScorer:
         self.tokenizer = load_tokenizer(ModelConfig(name_or_path=folder))
         use_template(self.tokenizer, cfg.chat_template, cfg.force_chat_template)
         self.cfg, self.report = cfg, DataReport()
+        max_len = min(cfg.max_length, kv_shape(folder, cfg.dtype, None).max_model_len)  # no scored sequence is longer
         self.llm = LLM(
             model=folder,
             runner="pooling",
             dtype=cfg.dtype,
-            gpu_memory_utilization=cfg.gpu_memory_utilization,
+            max_model_len=max_len,
             enforce_eager=cfg.enforce_eager,
+            **engine_memory_args(folder, cfg.dtype, max_len, cfg.batch_size, "score.max_length", cfg.gpu_memory_utilization),
         )
 
     def __call__(self, conversations: list[Conversation]) -> list[float | None]:
