@@ -274,6 +274,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 def chat_recipe(args: argparse.Namespace):
     """The recipe with the command line's model options applied."""
     from rmkit.config import load_recipe
+    from rmkit.models import check_model
 
     recipe = load_recipe(args.recipe, args.overrides)
     if args.model:
@@ -284,6 +285,9 @@ def chat_recipe(args: argparse.Namespace):
         recipe.sample.backend = args.backend
     if args.n:
         recipe.sample.n = args.n
+    check_model(recipe.sample.policy, "--model" if args.model else "sample.policy")  # before any model loads
+    if recipe.score.reward_model:
+        check_model(recipe.score.reward_model, "--reward-model" if args.reward_model else "score.reward_model")
     return recipe
 
 
@@ -301,17 +305,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import readline  # noqa: F401  (line editing and history for input())
 
-    from rmkit.config import ConfigError
-
     # Ctrl-C reaches every process of the terminal's group, and vLLM's engine process shuts
     # down on it; with the engine in this process, Ctrl-C only interrupts the reply.
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-    try:
-        recipe = chat_recipe(args)
-        responder = load_responder(recipe)
-    except ConfigError as err:
-        print(f"rmkit chat: error: {err}", file=sys.stderr)
-        return 2
+    recipe = chat_recipe(args)
+    responder = load_responder(recipe)
     session = ChatSession(system=args.system, n=recipe.sample.n, ranked=responder.ranked)
     mode = f"best of {session.n} by reward" if responder.ranked else "one streamed reply per turn"
     print(f"rmkit chat: {mode}; Ctrl-C stops a reply, /help lists the commands, /exit leaves")

@@ -2,13 +2,21 @@
 
 Each verb's module (or object) provides ``add_arguments(parser)`` and ``run(args) -> int | None``;
 heavy libraries are imported inside ``run`` so ``rmkit --help`` stays fast.
+
+:func:`main` is the one error boundary of every verb (``python -m rmkit.train``, which
+``accelerate launch`` runs, comes through it too): a user error (:mod:`rmkit.errors`)
+prints one line ``rmkit: error: ...`` and exits 2; any other exception is a bug and keeps
+its traceback. ``--debug`` (or ``RMKIT_DEBUG=1``) shows the traceback of user errors too.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+from rmkit.errors import user_message
 
 # verb → (module, or "module:Object" when one module holds several verbs, one-line help)
 VERBS: dict[str, tuple[str, str]] = {
@@ -27,8 +35,31 @@ VERBS: dict[str, tuple[str, str]] = {
 }
 
 
+# What to add to a bad-record or out-of-memory message, by verb: the setting to change.
+SAMPLING_HINTS = {
+    "record": "sample.on_error=skip skips and counts such records",
+    "memory": "sample.chunk_size, sample.max_model_len or score.batch_size",
+}
+HINTS: dict[str, dict[str, str]] = {
+    "train": {"record": "data.on_error=skip skips and counts such records", "memory": "train.per_device_batch_size or data.max_length"},
+    "eval": {"record": "--on-error skip skips and counts such records", "memory": "--batch-size or --max-length"},
+    "sample-and-score": SAMPLING_HINTS,
+    "sample": SAMPLING_HINTS,
+    "score": {"memory": "score.batch_size or score.max_length"},
+    "leaderboard": {"memory": "--batch-size or --max-length"},
+    "chat": {"memory": "sample.max_model_len or --n"},
+    "ui": {"memory": "sample.max_model_len or --n"},
+}
+
+
+def add_global_flags(parser: argparse.ArgumentParser, default=False) -> None:
+    """``--debug`` and ``-v``, before the verb or after it (a verb's parser passes ``argparse.SUPPRESS``)."""
+    parser.add_argument("--debug", action="store_true", default=default, help="show the traceback of errors too (or RMKIT_DEBUG=1)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rmkit", description="Train reward models and use them for best-of-N sampling.")
+    add_global_flags(parser)
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     for verb, (target, help_text) in VERBS.items():
         module_name, _, attribute = target.partition(":")
@@ -36,13 +67,36 @@ def build_parser() -> argparse.ArgumentParser:
         module = getattr(module, attribute) if attribute else module
         sub = verbs.add_parser(verb, help=help_text, description=(module.__doc__ or help_text).strip().split("\n\n")[0])
         module.add_arguments(sub)
+        add_global_flags(sub, default=argparse.SUPPRESS)
         sub.set_defaults(module=module)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one verb; user errors become one line on stderr and exit code 2."""
     args = build_parser().parse_args(argv)
-    return args.module.run(args) or 0
+    debug = args.debug or os.environ.get("RMKIT_DEBUG", "") not in ("", "0")
+    try:
+        return args.module.run(args) or 0
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("\nrmkit: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        message = None if debug else user_message(err, HINTS.get(args.verb))
+        if message is None:
+            raise
+        print(f"rmkit: error: {one_line(message)}", file=sys.stderr)
+        return 2
+
+
+def one_line(message: str) -> str:
+    """A message's lines joined by "; " (by a space after a colon): one line on the terminal."""
+    text = ""
+    for line in filter(None, (part.strip() for part in message.splitlines())):
+        text += (" " if text.endswith(":") else "; " if text else "") + line
+    return text
 
 
 if __name__ == "__main__":

@@ -18,9 +18,7 @@ from typing import Any, Literal
 
 import yaml
 
-
-class ConfigError(ValueError):
-    pass
+from rmkit.errors import ConfigError  # noqa: F401  (raised here; imported from here by callers)
 
 
 SHORT_FLOAT = re.compile(r"[+-]?\d+(\.\d*)?[eE][+-]?\d+")

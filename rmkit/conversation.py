@@ -10,19 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rmkit.errors import RecordError  # noqa: F401  (raised here; imported from here by callers)
+
 Message = dict[str, str]
 Conversation = list[Message]
 
 ROLES = ("system", "user", "assistant")
-
-
-class RecordError(ValueError):
-    """A bad input record, located by file, line and field."""
-
-    def __init__(self, reason: str, *, source: str = "", field: str = "", kind: str = "invalid"):
-        self.reason, self.source, self.field, self.kind = reason, source, field, kind
-        where = ", ".join(part for part in (source, f"field {field!r}" if field else "") if part)
-        super().__init__(f"{where}: {reason}" if where else reason)
 
 
 def message(role: str, content: str) -> Message:

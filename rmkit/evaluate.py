@@ -19,8 +19,10 @@ import statistics
 import sys
 import time
 
-from rmkit.conversation import PreferencePair, RecordError
 from pathlib import Path
+
+from rmkit.conversation import PreferencePair
+from rmkit.errors import ConfigError, DataError, MissingPath
 
 from rmkit.data.formats import PAIR_FORMATS, load_pair_split, load_pairs
 from rmkit.data.report import DataReport
@@ -121,14 +123,14 @@ def heldout_pairs(run_dir: str, report: DataReport) -> tuple[list[PreferencePair
     run = Path(run_dir)
     recipe_file = next((folder / "recipe.yaml" for folder in (run, run.parent) if (folder / "recipe.yaml").is_file()), None)
     if recipe_file is None:
-        raise FileNotFoundError(f"--heldout needs an rmkit training run: no recipe.yaml in {run} or {run.parent}")
+        raise MissingPath(f"--heldout needs an rmkit training run: no recipe.yaml in {run} or {run.parent}")
     data = load_recipe(recipe_file).data
     try:
         _, heldout = load_pair_split(data, report)
     except FileNotFoundError as err:
-        raise FileNotFoundError(f"{recipe_file}: {err} (its paths are relative to where training ran)") from err
+        raise MissingPath(f"{recipe_file}: {err} (its paths are relative to where training ran)") from err
     if not heldout:
-        raise FileNotFoundError(f"{recipe_file}: the run held out no pairs (data.eval_fraction is 0 and no data.eval_path)")
+        raise DataError(f"{recipe_file}: the run held out no pairs (data.eval_fraction is 0 and no data.eval_path)")
     where = data.eval_path or f"{data.path} (held-out {data.eval_fraction:g}, seed {data.seed})"
     return heldout, where
 
@@ -144,7 +146,7 @@ def score_pairs(model, tokenizer, pairs: list[PreferencePair], batch_size: int, 
     rewards = score_conversations(model, tokenizer, conversations, batch_size, max_length, report)
     kept = [(p, c, r) for p, c, r in zip(pairs, rewards[0::2], rewards[1::2]) if c is not None and r is not None]
     if not kept:
-        raise ValueError(f"no pair fits max_length={max_length}: {report.summary()}")
+        raise DataError(f"no pair fits max_length={max_length} ({report.summary()})")
     scored, chosen, rejected = zip(*kept)
     return list(scored), list(chosen), list(rejected)
 
@@ -169,6 +171,9 @@ def evaluate(
     from rmkit.config import ScoreConfig
     from rmkit.sampling.score import load_reward_model
 
+    from rmkit.models import check_model
+
+    check_model(reward_model, "reward model")  # before the data is read
     report = DataReport()
     if data is None:
         pairs, data = heldout_pairs(reward_model, report)
@@ -210,24 +215,19 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     if (args.data is None) == (not args.heldout):
-        sys.exit("rmkit eval: give either DATA or --heldout")
-    try:
-        result = evaluate(
-            args.reward_model,
-            args.data,
-            format=args.format,
-            split=args.split,
-            max_pairs=args.max_pairs,
-            seed=args.seed,
-            batch_size=args.batch_size,
-            max_length=args.max_length,
-            on_error=args.on_error,
-            dtype=args.dtype,
-        )
-    except RecordError as err:
-        sys.exit(f"rmkit eval: {err}\n(--on-error skip leaves such records out and counts them)")
-    except FileNotFoundError as err:
-        sys.exit(f"rmkit eval: {err}")
+        raise ConfigError("give either DATA or --heldout: rmkit eval REWARD_MODEL DATA, or rmkit eval TRAINING_RUN --heldout")
+    result = evaluate(
+        args.reward_model,
+        args.data,
+        format=args.format,
+        split=args.split,
+        max_pairs=args.max_pairs,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        on_error=args.on_error,
+        dtype=args.dtype,
+    )
     if args.json:
         print(json.dumps(result, indent=1))
         return 0

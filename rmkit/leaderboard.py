@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rmkit.conversation import Conversation, RecordError, message
+from rmkit.errors import ConfigError, DataError
 from rmkit.data.formats import load_prompts, parse_prompt
 from rmkit.data.sources import file_stem, read_records
 
@@ -69,7 +70,7 @@ def _alpaca_eval_answer(record: dict, default_model: str, source: str) -> Answer
 def _fastchat_answer(record: dict, questions: dict[str, list[str]] | None, default_model: str, source: str) -> Answer:
     """The question's turns interleaved with the first choice's turns."""
     if questions is None:
-        raise ValueError(f"{source}: MT-bench answers need the questions they answer (--questions question.jsonl)")
+        raise ConfigError(f"{source}: MT-bench answers need the questions they answer (--questions question.jsonl)")
     qid = str(record.get("question_id"))
     if qid not in questions:
         raise RecordError(f"question_id {qid} is not in the questions file", source=source, field="question_id")
@@ -110,7 +111,7 @@ def match(answers: list[Answer], reference: list[Answer]) -> tuple[list[tuple[An
     _unique_keys(answers, f"model {answers[0].model!r}")
     pairs = [(a, by_key[a.key]) for a in answers if a.key in by_key]
     if not pairs:
-        raise ValueError(
+        raise DataError(
             f"none of the {len(answers)} answers of {answers[0].model!r} matches a reference answer "
             f"(first key: {str(answers[0].key)[:80]!r}); are the outputs and --reference for the same instructions?"
         )
@@ -120,7 +121,7 @@ def match(answers: list[Answer], reference: list[Answer]) -> tuple[list[tuple[An
 def _unique_keys(answers: list[Answer], what: str) -> dict:
     by_key = {a.key: a for a in answers}
     if len(by_key) != len(answers):
-        raise ValueError(f"{what} answers some instructions more than once ({len(answers) - len(by_key)} repeats)")
+        raise DataError(f"{what} answers some instructions more than once ({len(answers) - len(by_key)} repeats)")
     return by_key
 
 
@@ -147,7 +148,7 @@ def leaderboard_row(pairs: list[tuple[Answer, Answer]], n_unmatched: int, judge:
     model = pairs[0][0].model
     scored = [(a, r) for a, r in pairs if a.reward is not None and r.reward is not None]
     if not scored:
-        raise ValueError(f"no answer of {model!r} could be scored against the reference: raise --max-length?")
+        raise DataError(f"no answer of {model!r} could be scored against the reference: raise --max-length?")
     win_rate, stderr, n = win_rates([a.reward for a, _ in scored], [r.reward for _, r in scored])
     return {
         "model": model,
@@ -256,7 +257,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         backend=args.backend,
     )
-    score_answers([answer for pairs, _ in matched.values() for pair in pairs for answer in pair], load_scorer(cfg))
+    score_answers([answer for pairs, _ in matched.values() for pair in pairs for answer in pair], load_scorer(cfg, "--reward-model"))
 
     judge = args.judge or args.reward_model
     rows = [leaderboard_row(pairs, n_unmatched, judge, reference_name) for pairs, n_unmatched in matched.values()]

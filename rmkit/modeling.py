@@ -6,7 +6,8 @@ from pathlib import Path
 
 import torch
 
-from rmkit.config import LoraConfig, ModelConfig
+from rmkit.config import ConfigError, LoraConfig, ModelConfig
+from rmkit.errors import MissingPath
 from rmkit.models import resolve_model
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -22,8 +23,9 @@ def load_tokenizer(cfg: ModelConfig):
 
     from rmkit.data.templates import use_template
 
+    label = "model.tokenizer" if cfg.tokenizer else "model.name_or_path"
     tokenizer = AutoTokenizer.from_pretrained(
-        resolve_model(cfg.tokenizer or cfg.name_or_path), trust_remote_code=cfg.trust_remote_code
+        resolve_model(cfg.tokenizer or cfg.name_or_path, label), trust_remote_code=cfg.trust_remote_code
     )
     if cfg.pad_token:
         tokenizer.pad_token = cfg.pad_token
@@ -86,9 +88,9 @@ def _quantization_config(cfg: ModelConfig):
     if not (cfg.load_in_4bit or cfg.load_in_8bit):
         return None
     if cfg.load_in_4bit and cfg.load_in_8bit:
-        raise ValueError("model.load_in_4bit and model.load_in_8bit are exclusive; choose one")
+        raise ConfigError("model.load_in_4bit and model.load_in_8bit are exclusive; choose one")
     if not torch.cuda.is_available():
-        raise RuntimeError("model.load_in_4bit / load_in_8bit need a CUDA GPU (bitsandbytes); this machine has none")
+        raise ConfigError("model.load_in_4bit / load_in_8bit need a CUDA GPU (bitsandbytes); this machine has none")
     from transformers import BitsAndBytesConfig
 
     if cfg.load_in_8bit:
@@ -157,7 +159,7 @@ def load_reward_model(cfg: ModelConfig, lora: LoraConfig | None, tokenizer):
         base_name = _adapter_base_name(cfg.name_or_path)
         model = add_lora(model, lora, base_name, quantization is not None, cfg.gradient_checkpointing)
     elif quantization is not None:
-        raise ValueError("a 4/8-bit model can only be trained with LoRA (lora.enabled: true)")
+        raise ConfigError("a 4/8-bit model can only be trained with LoRA (lora.enabled: true)")
     return model
 
 
@@ -213,7 +215,7 @@ def _load_adapter(adapter_dir: Path, tokenizer, dtype: str, trust_remote_code: b
     from peft import PeftConfig, PeftModel
     from transformers.utils import logging as hf_logging
 
-    base = resolve_model(PeftConfig.from_pretrained(adapter_dir).base_model_name_or_path)
+    base = resolve_model(PeftConfig.from_pretrained(adapter_dir).base_model_name_or_path, f"the base model of {adapter_dir}")
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # "score head newly initialized" is expected: the adapter brings it
     try:
@@ -223,12 +225,17 @@ def _load_adapter(adapter_dir: Path, tokenizer, dtype: str, trust_remote_code: b
     return PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
 
 
-def checkpoint_folder(path: str | Path) -> Path:
-    """An rmkit output folder's ``model/`` (else ``adapter/``), or ``path`` itself (a short name resolved)."""
-    path = Path(resolve_model(str(path)))
+def checkpoint_folder(path: str | Path, label: str = "reward model") -> Path:
+    """An rmkit output folder's ``model/`` (else ``adapter/``), or ``path`` itself (a short name resolved).
+
+    A local folder that holds neither is refused, naming ``label``.
+    """
+    path = Path(resolve_model(str(path), label))
     for sub in ("model", "adapter"):
         if (path / sub / "config.json").exists() or (path / sub / "adapter_config.json").exists():
             return path / sub
+    if path.is_dir() and not any((path / name).exists() for name in ("config.json", "adapter_config.json")):
+        raise MissingPath(f"{label} {path}: not a model folder (no config.json, adapter_config.json, model/ or adapter/ in it)")
     return path
 
 

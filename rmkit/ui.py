@@ -21,13 +21,14 @@ from pathlib import Path
 
 from rmkit.chat import ChatSession, Reply, Responder, add_model_arguments, chat_recipe, format_reward, load_responder
 from rmkit.config import SelectConfig
+from rmkit.errors import UserError
 
 PREVIEW = 120  # characters of a prompt shown in the prompt list
 ALL = "(all)"  # the category filter's "no filter"
 REQUIRED = ("prompt_id", "index", "messages", "turns", "reward")  # fields of a candidates.jsonl line the viewer reads
 
 
-class RunError(ValueError):
+class RunError(UserError, ValueError):
     """A run folder that is missing or malformed."""
 
 
@@ -352,19 +353,13 @@ def wants_chat(args: argparse.Namespace) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rmkit.config import ConfigError
-
     # Gradio reports usage to its makers unless told not to.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     split_run_dir(args)
-    try:
-        if args.run_dir:
-            open_run(args.run_dir)  # a missing or malformed folder fails here, not in the browser
-        recipe = chat_recipe(args)
-        responder = load_responder(recipe) if wants_chat(args) else None
-    except (RunError, ConfigError) as err:
-        print(f"rmkit ui: error: {err}", file=sys.stderr)
-        return 2
+    if args.run_dir:
+        open_run(args.run_dir)  # a missing or malformed folder fails here, not in the browser
+    recipe = chat_recipe(args)
+    responder = load_responder(recipe) if wants_chat(args) else None
     app = build_app(responder, args.run_dir, n=recipe.sample.n, system=args.system)
     app.launch(server_name=args.host, server_port=args.port)
     return 0

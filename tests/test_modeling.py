@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from rmkit.config import LoraConfig, ModelConfig
+from rmkit.config import ConfigError, LoraConfig, ModelConfig
 from rmkit.conversation import message
 from rmkit.data.encode import encode_conversation
 from rmkit.modeling import (
@@ -199,5 +199,5 @@ def test_encoder_classifier_head_with_lora(tmp_path):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
 def test_quantization_needs_a_gpu(tiny_llama):
     cfg = ModelConfig(name_or_path=str(tiny_llama), load_in_4bit=True)
-    with pytest.raises(RuntimeError, match="CUDA GPU"):
+    with pytest.raises(ConfigError, match="CUDA GPU"):
         load_reward_model(cfg, LoraConfig(), load_tokenizer(cfg))

@@ -6,6 +6,7 @@ import pytest
 
 from rmkit import models
 from rmkit.cli import main
+from rmkit.errors import MissingPath
 
 
 def installed(package: str) -> bool:
@@ -32,9 +33,18 @@ def smollm2(tmp_path_factory) -> Path:
         return Path(models.resolve_model("smollm2-135m-instruct"))
 
 
-def test_other_names_pass_through():
-    assert models.resolve_model("outputs/reward_model") == "outputs/reward_model"
+def test_other_names_pass_through(tmp_path, monkeypatch):
+    assert models.resolve_model(str(tmp_path)) == str(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # a hub id may be downloaded
     assert models.resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def test_a_missing_model_is_named_before_anything_loads(monkeypatch):
+    with pytest.raises(MissingPath, match="^sample.policy /nowhere/model: no such folder$"):
+        models.resolve_model("/nowhere/model", "sample.policy")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(MissingPath, match="org/no-such-model: no such folder, nor a hub model in the cache"):
+        models.resolve_model("org/no-such-model")
 
 
 def test_cache_dir_follows_rmkit_cache(monkeypatch, tmp_path):

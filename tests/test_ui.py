@@ -114,7 +114,7 @@ def test_missing_or_malformed_run_folders_say_what_is_wrong(run_dir, tmp_path):
 
 def test_rmkit_ui_stops_on_a_bad_run_folder(tmp_path, capsys):
     assert main(["ui", str(tmp_path / "nowhere")]) == 2
-    assert f"rmkit ui: error: {tmp_path / 'nowhere'}: no such folder" in capsys.readouterr().err
+    assert f"rmkit: error: {tmp_path / 'nowhere'}: no such folder" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- in the browser

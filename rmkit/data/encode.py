@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from rmkit.conversation import Conversation, PreferencePair
 from rmkit.data.report import DataReport
 from rmkit.data.templates import render
+from rmkit.errors import ConfigError
 
 
 class TooLong(Exception):
@@ -65,7 +66,7 @@ def encode_conversation(
     prompt_text = render(tokenizer, [*system, *history], add_generation_prompt=True)
     full_text = render(tokenizer, messages)
     if not full_text.startswith(prompt_text):
-        raise ValueError("the chat template does not render the reply after the generation prompt")
+        raise ConfigError("the chat template does not render the reply after the generation prompt")
     reply = _ids(tokenizer, full_text[len(prompt_text) :])
     prefix = [] if special.bos_text and prompt_text.startswith(special.bos_text) else special.prefix
     budget = max_length - len(prefix) - len(special.suffix) - len(reply)

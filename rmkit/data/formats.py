@@ -18,6 +18,7 @@ from rmkit.config import DataConfig
 from rmkit.conversation import Conversation, PreferencePair, Prompt, RecordError, message, validate_conversation
 from rmkit.data.report import DataReport
 from rmkit.data.sources import file_stem, read_records, split_heldout, subset_of
+from rmkit.errors import ConfigError, DataError
 
 PAIR_FORMATS = ("hh_rlhf", "trl", "medicalgpt", "sharegpt")
 PROMPT_FORMATS = ("mt_bench", "messages", "hh_rlhf", "alpaca_eval", "text")
@@ -53,7 +54,7 @@ def detect_pair_format(record: dict, source: str = "") -> str:
 def parse_pair(record: dict, source: str, format: str = "auto") -> PreferencePair:
     """One record -> a PreferencePair; raises RecordError for a bad record."""
     if format != "auto" and format not in PAIR_FORMATS:
-        raise ValueError(f"unknown pair format {format!r}: expected auto or one of {', '.join(PAIR_FORMATS)}")
+        raise ConfigError(f"unknown pair format {format!r}: expected auto or one of {', '.join(PAIR_FORMATS)}")
     fmt = detect_pair_format(record, source) if format == "auto" else format
     return _PAIR_PARSERS[fmt](record, source)
 
@@ -240,7 +241,7 @@ def detect_prompt_format(record: dict, source: str = "") -> str:
 def parse_prompt(record: dict, source: str, format: str = "auto") -> Prompt:
     """One record -> a Prompt (id defaults to "FILESTEM-LINE"); raises RecordError."""
     if format != "auto" and format not in PROMPT_FORMATS:
-        raise ValueError(f"unknown prompt format {format!r}: expected auto or one of {', '.join(PROMPT_FORMATS)}")
+        raise ConfigError(f"unknown prompt format {format!r}: expected auto or one of {', '.join(PROMPT_FORMATS)}")
     fmt = detect_prompt_format(record, source) if format == "auto" else format
     prompt = _PROMPT_PARSERS[fmt](record, source)
     prompt.source = source
@@ -340,7 +341,7 @@ def _category(record: dict, source: str) -> str:
 def _load(path: str, parse: Callable[[dict, str], T], on_error: str, report: DataReport | None, split: str) -> list[T]:
     """Parse every record; with on_error="skip" count bad ones by kind instead of raising."""
     if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     report = report if report is not None else DataReport()
     items: list[T] = []
     first_error: RecordError | None = None
@@ -355,7 +356,7 @@ def _load(path: str, parse: Callable[[dict, str], T], on_error: str, report: Dat
             first_error = first_error or err
     report.kept += len(items)
     if first_error is not None and not items:  # e.g. a format that detection does not know
-        raise ValueError(f"no usable records in {path}: every one was skipped; the first: {first_error}")
+        raise DataError(f"no usable records in {path}: every one was skipped; the first: {first_error}")
     return items
 
 

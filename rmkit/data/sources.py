@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from rmkit.conversation import RecordError
+from rmkit.errors import ConfigError, DataError
 
 # Text formats may be gzipped; ".jsonl.gz" is how HH-RLHF ships.
 TEXT_KINDS = ("jsonl", "json", "txt")
@@ -51,7 +52,7 @@ def subset_of(source_file: str) -> str:
 def split_heldout(items: list, fraction: float, seed: int) -> tuple[list, list]:
     """Split ``items`` into ``(train, heldout)``; both keep the input order."""
     if not 0 <= fraction < 1:
-        raise ValueError(f"held-out fraction must be in [0, 1), got {fraction}")
+        raise ConfigError(f"held-out fraction must be in [0, 1), got {fraction}")
     n_heldout = round(len(items) * fraction)
     if fraction > 0 and len(items) >= 2:
         n_heldout = min(max(n_heldout, 1), len(items) - 1)  # both sides non-empty
@@ -80,7 +81,7 @@ def _local_files(path: str) -> list[Path] | None:
         return files
     if p.is_file():
         if not _kind(p):
-            raise ValueError(f"unsupported file type: {path} (expected one of {', '.join(SUFFIXES)})")
+            raise DataError(f"unsupported file type: {path} (expected one of {', '.join(SUFFIXES)})")
         return [p]
     if any(c in path for c in "*?["):
         files = [Path(f) for f in sorted(glob.glob(path, recursive=True)) if Path(f).is_file() and _kind(f)]

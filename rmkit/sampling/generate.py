@@ -142,7 +142,7 @@ def sample_prompts(
     ``score`` is needed for ``per_turn: best``, which also leaves every turn scored.
     """
     if cfg.per_turn == "best" and score is None:
-        raise ValueError("per_turn: best needs a reward model to pick each turn's best reply")
+        raise ConfigError("per_turn: best needs a reward model to pick each turn's best reply")
     groups = [new_lines(p, cfg) for p in prompts]
     for turn in range(max((len(p.turns) for p in prompts), default=0)):
         active = [(p, lines) for p, lines in zip(prompts, groups) if turn < len(p.turns)]

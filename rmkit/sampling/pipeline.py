@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 from rmkit.config import ConfigError, Recipe, SampleConfig, dump_recipe, load_recipe
-from rmkit.conversation import RecordError
+from rmkit.errors import DataError
 from rmkit.sampling.runs import CandidateLog, RunFolder, differences, fingerprint, merge_runs, parse_shard, shard_items
 
 # ----------------------------------------------------------------------------- stages
@@ -39,6 +39,7 @@ def sample_stage(recipe: Recipe, run: RunFolder, shard, score_too: bool, backend
     """Sample the prompts not yet in the run, appending each as it finishes; returns the scorer used."""
     from tqdm import tqdm
 
+    from rmkit.models import check_model
     from rmkit.sampling.backends import load_backend
     from rmkit.sampling.generate import make_policy, sample_prompts
     from rmkit.sampling.score import load_scorer, score_groups
@@ -53,6 +54,8 @@ def sample_stage(recipe: Recipe, run: RunFolder, shard, score_too: bool, backend
     if not todo:
         print(f"rmkit: all {len(mine)} prompts are sampled in {run.candidates}", file=sys.stderr)
         return scorer
+    if backend is None:
+        check_model(cfg.policy, "sample.policy")  # a missing policy fails before the reward model loads
     if scorer is None and (score_too or cfg.per_turn == "best"):
         scorer = load_scorer(recipe.score)
     timed = Timed(scorer) if scorer is not None else None
@@ -276,6 +279,8 @@ def load_run_prompts(cfg: SampleConfig):
         raise ConfigError("sample.prompts is not set: give a prompt file (sample.prompts=PATH)")
     report = DataReport()
     prompts = load_prompts(cfg.prompts, cfg.prompts_format, cfg.on_error, report)
+    if not prompts:
+        raise DataError(f"sample.prompts {cfg.prompts}: no prompts in it ({report.summary()})")
     return prompts[: cfg.max_prompts] if cfg.max_prompts is not None else prompts, report
 
 
@@ -286,8 +291,8 @@ def load_policy(cfg: SampleConfig):
     from rmkit.data.templates import use_template
     from rmkit.models import resolve_model
 
-    model_path = resolve_model(cfg.policy)
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model(cfg.tokenizer or cfg.policy))
+    model_path = resolve_model(cfg.policy, "sample.policy")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(cfg.tokenizer or cfg.policy, "sample.tokenizer" if cfg.tokenizer else "sample.policy"))
     template = use_template(tokenizer, cfg.chat_template, cfg.force_chat_template)
     try:
         eos = GenerationConfig.from_pretrained(model_path).eos_token_id
@@ -345,17 +350,6 @@ def _write_report(path: Path) -> None:
     print(f"report: {write_report(path)}")
 
 
-def _reporting_errors(run):
-    def wrapped(args):
-        try:
-            return run(args)
-        except (ConfigError, RecordError) as err:
-            print(f"rmkit {args.verb}: error: {err}", file=sys.stderr)
-            return 2
-
-    return wrapped
-
-
 class SampleAndScore:
     """Sample N candidates per prompt, score them with a reward model, select the best.
 
@@ -367,7 +361,6 @@ class SampleAndScore:
         _add_run_arguments(parser, sampling=True)
 
     @staticmethod
-    @_reporting_errors
     def run(args):
         recipe, output = _resolve(args)
         sample_and_score(recipe, output, parse_shard(args.shard), args.overwrite)
@@ -382,7 +375,6 @@ class Sample:
         _add_run_arguments(parser, sampling=True)
 
     @staticmethod
-    @_reporting_errors
     def run(args):
         recipe, output = _resolve(args)
         shard = parse_shard(args.shard)
@@ -405,7 +397,6 @@ class Score:
         _add_run_arguments(parser, sampling=False)
 
     @staticmethod
-    @_reporting_errors
     def run(args):
         recipe, path = _resolve(args)
         validate(recipe, scoring=True)
@@ -420,7 +411,6 @@ class Select:
         _add_run_arguments(parser, sampling=False)
 
     @staticmethod
-    @_reporting_errors
     def run(args):
         recipe, path = _resolve(args)
         select_stage(recipe, _existing_run(recipe, path, ("sample", "score")))
@@ -437,7 +427,6 @@ class Merge:
         parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it already holds a run")
 
     @staticmethod
-    @_reporting_errors
     def run(args):
         run = merge_runs(args.output, args.shards, args.overwrite)
         select_stage(load_recipe(run.recipe_path), run)

@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 
 from rmkit.config import ConfigError, Recipe, dump_recipe
+from rmkit.errors import DataError
 from rmkit.exports import write_atomic, write_jsonl
 
 # Settings that change speed or memory but not what is generated or scored.
@@ -95,7 +96,7 @@ def read_log(path: Path) -> tuple[list[list[dict]], int]:
         record = _json_line(raw) if whole else None
         if record is None or (group and record["prompt_id"] != group[0]["prompt_id"]):
             if any(later.strip() for later in lines[number:]):
-                raise ValueError(f"{path}:{number}: damaged line with records after it; not an interrupted write")
+                raise DataError(f"{path}:{number}: damaged line with records after it; not an interrupted write")
             break
         group.append(record)
         if len(group) == record["n"]:

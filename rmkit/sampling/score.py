@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rmkit.config import ModelConfig, ScoreConfig
+from rmkit.config import ConfigError, ModelConfig, ScoreConfig
 from rmkit.conversation import Conversation
 from rmkit.data.encode import SpecialTokens, TooLong, encode_conversation
 from rmkit.data.report import DataReport
@@ -90,7 +90,7 @@ class VllmScorer:
 
         folder = str(checkpoint_folder(cfg.reward_model))
         if Path(folder, "adapter_config.json").exists():
-            raise ValueError(f"score.backend=vllm needs a merged model; {folder} holds a LoRA adapter only")
+            raise ConfigError(f"score.backend=vllm needs a merged model; {folder} holds a LoRA adapter only")
         self.tokenizer = load_tokenizer(ModelConfig(name_or_path=folder))
         use_template(self.tokenizer, cfg.chat_template, cfg.force_chat_template)
         self.cfg, self.report = cfg, DataReport()
@@ -119,9 +119,13 @@ class VllmScorer:
         return [None if ids is None else next(values) for ids in sequences]
 
 
-def load_scorer(cfg: ScoreConfig) -> Scorer:
+def load_scorer(cfg: ScoreConfig, label: str = "score.reward_model") -> Scorer:
+    """The reward model ``cfg`` names, on its backend; ``label`` names the setting in errors."""
+    from rmkit.models import check_model
+
     if not cfg.reward_model:
-        raise ValueError("score.reward_model is not set: give a reward model folder (score.reward_model=PATH)")
+        raise ConfigError(f"{label} is not set: give a reward model folder")
+    check_model(cfg.reward_model, label)
     return VllmScorer(cfg) if cfg.backend == "vllm" else TransformersScorer(cfg)
 
 
