@@ -21,7 +21,9 @@ import yaml
 from rmkit.errors import ConfigError  # noqa: F401  (raised here; imported from here by callers)
 
 
-SHORT_FLOAT = re.compile(r"[+-]?\d+(\.\d*)?[eE][+-]?\d+")
+# A float key reads numeric text as the number: YAML 1.1 reads 3e-4 as a string (it wants
+# 3.0e-4), in a recipe file and an override alike, and users write it the short way.
+NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 @dataclass
@@ -81,10 +83,15 @@ class TrainConfig:
     save_steps: int | None = None  # None: no intermediate checkpoints
     save_total_limit: int = 2
     resume: Literal["auto", "never"] | str = "auto"  # or a checkpoint path
-    logging_steps: int = 10
+    logging_steps: int = 10  # at least 1
     report_to: list[str] = field(default_factory=list)  # e.g. ["tensorboard"]
     seed: int = 42
     merge: bool = True  # also write a merged model that plain transformers loads
+
+    def __post_init__(self):
+        for key in ("per_device_batch_size", "eval_batch_size", "gradient_accumulation_steps", "logging_steps"):
+            if getattr(self, key) < 1:  # each divides something
+                raise ConfigError(f"train.{key} must be at least 1, got {getattr(self, key)}")
 
 
 # FastChat's MT-bench sampling temperatures by category (fastchat/llm_judge/common.py).
@@ -209,10 +216,12 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-        return value
+        return {k: _coerce(v, args[1], f"{key}.{k}") for k, v in value.items()} if args else value
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, key)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is float and isinstance(value, str) and NUMBER.fullmatch(value.strip()):
         return float(value)
     if tp is Path and isinstance(value, str):
         return Path(value)
@@ -237,14 +246,11 @@ def _build(cls: type, values: Any, prefix: str) -> Any:
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """``train.learning_rate=3e-4`` → (["train", "learning_rate"], 0.0003); values are YAML."""
+    """``train.max_steps=30`` → (["train", "max_steps"], 30); values are YAML."""
     if "=" not in text:
         raise ConfigError(f"override {text!r} is not of the form section.key=value")
     key, raw = text.split("=", 1)
     value = yaml.safe_load(raw) if raw.strip() else ""
-    # YAML 1.1 reads 3e-4 as a string (it wants 3.0e-4); users write it the short way.
-    if isinstance(value, str) and SHORT_FLOAT.fullmatch(value.strip()):
-        value = float(value)
     return key.strip().split("."), value
 
 

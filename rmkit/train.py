@@ -393,6 +393,7 @@ def train(recipe: Recipe) -> dict:
     with accelerator.main_process_first():  # the main process fills the hub cache first
         train_set, eval_set = load_datasets(recipe.data, tokenizer, report)
     accelerator.print(f"data: {report.summary()}; {len(train_set)} train / {len(eval_set)} eval pairs")
+    accelerator.print(f"data files: {', '.join(report.files)}")
 
     set_seed(cfg.seed)
     model = load_reward_model(recipe.model, recipe.lora, tokenizer)

@@ -35,7 +35,7 @@ def prepare(args, workdir: Path) -> None:
 
     tokenizer = load_tokenizer(ModelConfig(name_or_path=args.model, pad_token=args.pad_token))
     special = SpecialTokens.of(tokenizer)
-    pairs = load_pairs(args.data, on_error="skip")
+    pairs = load_pairs(args.data, on_error="skip", split=args.split)
     train, heldout = split_heldout(pairs, 0.1, seed=0)
 
     def fits(pair) -> bool:
@@ -150,6 +150,7 @@ def child(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="../shared/data/hh_rlhf")
+    parser.add_argument("--split", default="test", help="the split of --data (the shared copy holds only test files)")
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--pad-token", default="<|endoftext|>")
     parser.add_argument("--steps", type=int, default=40)

@@ -58,3 +58,21 @@ def test_override_without_equals_is_refused():
 def test_missing_recipe_file(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_recipe(tmp_path / "nope.yaml")
+
+
+def test_short_floats_in_a_recipe_file_are_numbers_as_on_the_command_line(tmp_path):
+    # YAML 1.1 reads 3e-4 (no dot) as a string; a float key takes it as the number it is.
+    text = "train:\n  learning_rate: 3e-4\n  weight_decay: '1E-2'\n  center_rewards_coefficient: 1e-3\n"
+    recipe = load_recipe(write(tmp_path, text), ["data.eval_fraction=5e-2"])
+    assert recipe.train.learning_rate == 3e-4 and recipe.train.weight_decay == 0.01
+    assert recipe.train.center_rewards_coefficient == 1e-3 and recipe.data.eval_fraction == 0.05
+    assert load_recipe(write(tmp_path, "sample:\n  category_temperature: {writing: 7e-1}\n")).sample.category_temperature == {"writing": 0.7}
+    assert load_recipe(None, ["model.name_or_path=1e5"]).model.name_or_path == "1e5"  # a text key keeps the text
+    with pytest.raises(ConfigError, match=r"train\.learning_rate: expected float, got 'fast'"):
+        load_recipe(write(tmp_path, "train:\n  learning_rate: fast\n"))
+
+
+@pytest.mark.parametrize("key", ["logging_steps", "per_device_batch_size", "eval_batch_size", "gradient_accumulation_steps"])
+def test_counts_that_divide_must_be_at_least_one(key):
+    with pytest.raises(ConfigError, match=rf"^recipe: train\.{key} must be at least 1, got 0$"):
+        load_recipe(None, [f"train.{key}=0"])

@@ -3,6 +3,7 @@ from collections import Counter
 
 import pytest
 
+from rmkit.config import ConfigError
 from rmkit.conversation import RecordError
 from rmkit.data.formats import (
     detect_pair_format,
@@ -217,6 +218,22 @@ def test_on_error_skip_counts_each_kind(tmp_path):
     assert report.skipped == Counter({"missing": 3, "type": 3, "empty": 2, "identical": 2, "invalid": 3})
 
 
+def test_on_error_skip_skips_broken_json_and_non_objects(tmp_path):
+    good = json.dumps({"prompt": "Hi", "chosen": "a", "rejected": "b"})
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join([good, '{"prompt": "Hi", "chosen": ', "[1, 2]", '"text"', good]) + "\n")
+    report = DataReport()
+    pairs = load_pairs(str(path), on_error="skip", report=report)
+    assert [p.source for p in pairs] == [f"{path}:1", f"{path}:5"]
+    assert (report.read, report.kept) == (5, 2)
+    assert report.skipped == Counter({"invalid_json": 1, "type": 2})
+    with pytest.raises(RecordError, match=r"mixed\.jsonl:2: invalid JSON"):
+        load_pairs(str(path))
+    listed = tmp_path / "listed.json"
+    listed.write_text(json.dumps([json.loads(good), "text", json.loads(good)]))
+    assert len(load_pairs(str(listed), on_error="skip")) == 2
+
+
 def test_skip_with_nothing_usable_fails_clearly(tmp_path):
     path = write_jsonl(tmp_path / "other.jsonl", [{"query": "a", "answer": "b"}] * 2)
     with pytest.raises(ValueError, match=r"no usable records .*other\.jsonl:1: cannot detect the pair format"):
@@ -228,8 +245,8 @@ def test_skip_with_nothing_usable_fails_clearly(tmp_path):
 def test_load_pairs_sets_subset_from_folder_or_file_stem(tmp_path):
     record = {"prompt": "Hi", "chosen": "a", "rejected": "b"}
     write_jsonl(tmp_path / "hh" / "helpful-base" / "test.jsonl", [record])
-    write_jsonl(tmp_path / "hh" / "extra_pairs.jsonl", [record])
-    assert [p.subset for p in load_pairs(str(tmp_path / "hh"))] == ["extra_pairs", "helpful-base"]
+    write_jsonl(tmp_path / "hh" / "extra_pairs-test.jsonl", [record])
+    assert [p.subset for p in load_pairs(str(tmp_path / "hh"), split="test")] == ["extra_pairs-test", "helpful-base"]
 
 
 def test_load_pair_split_from_a_fraction_or_an_eval_file(tmp_path):
@@ -252,9 +269,13 @@ def test_load_pair_split_from_a_fraction_or_an_eval_file(tmp_path):
 
 def test_hh_rlhf_test_split_real_data():
     root = shared_data("hh_rlhf")
+    with pytest.raises(ConfigError, match=r"no file of the 'train' split.*: test \(4 files\)"):
+        load_pairs(str(root))  # only test files: never trained on by accident
     report = DataReport()
-    pairs = load_pairs(str(root), on_error="skip", report=report)
+    pairs = load_pairs(str(root), on_error="skip", report=report, split="test")
     assert (report.read, report.kept, report.skipped) == (8552, 8516, Counter({"identical": 36}))
+    assert report.files == [str(root / subset / "test.jsonl.gz") for subset in (
+        "harmless-base", "helpful-base", "helpful-online", "helpful-rejection-sampled")]
     assert Counter(p.subset for p in pairs) == {
         "harmless-base": 2312,
         "helpful-base": 2354 - 2,
@@ -330,6 +351,14 @@ def test_duplicate_prompt_ids_name_both_lines(tmp_path):
     report = DataReport()
     assert [p.id for p in load_prompts(str(path), on_error="skip", report=report)] == ["1", "2"]
     assert report.skipped == Counter({"invalid": 1})
+
+
+def test_on_error_skip_skips_broken_prompt_lines(tmp_path):
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"question_id": 1, "turns": ["a"]}\n{"question_id": \n["x"]\n{"question_id": 2, "turns": ["b"]}\n')
+    report = DataReport()
+    assert [p.id for p in load_prompts(str(path), on_error="skip", report=report)] == ["1", "2"]
+    assert report.skipped == Counter({"invalid_json": 1, "type": 1}) and report.files == [str(path)]
 
 
 def test_bad_prompt_records(tmp_path):

@@ -3,8 +3,9 @@ import json
 
 import pytest
 
+from rmkit.config import ConfigError
 from rmkit.conversation import RecordError
-from rmkit.data.sources import file_stem, read_records, split_heldout, subset_of
+from rmkit.data.sources import file_stem, read_records, split_files, split_heldout, subset_of
 
 
 def write_jsonl(path, records, blank_line_after=None):
@@ -63,12 +64,74 @@ def test_text_file_yields_non_empty_lines(tmp_path):
 def test_folder_is_read_recursively_in_sorted_order_skipping_hidden_and_other_files(tmp_path):
     for folder in ("b", "a", ".cache"):
         (tmp_path / folder).mkdir()
-    write_jsonl(tmp_path / "b" / "test.jsonl", [{"n": "b"}])
-    write_jsonl(tmp_path / "a" / "test.jsonl", [{"n": "a"}])
+    write_jsonl(tmp_path / "b" / "pairs.jsonl", [{"n": "b"}])
+    write_jsonl(tmp_path / "a" / "pairs.jsonl", [{"n": "a"}])
     write_jsonl(tmp_path / "c.jsonl", [{"n": "c"}])
     write_jsonl(tmp_path / ".cache" / "x.jsonl", [{"n": "hidden"}])
     (tmp_path / "README.md").write_text("not data")
     assert [record["n"] for record, _ in read_records(str(tmp_path))] == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(
+    "files, splits",
+    [
+        (  # the HH-RLHF repository: a split per file name, in every subset folder
+            ["harmless-base/test.jsonl.gz", "harmless-base/train.jsonl.gz", "helpful-base/train.jsonl.gz"],
+            {"train": ["harmless-base/train.jsonl.gz", "helpful-base/train.jsonl.gz"], "test": ["harmless-base/test.jsonl.gz"]},
+        ),
+        (  # split folders win over file names; dev is validation
+            ["dev/b.jsonl", "test/train_notes.jsonl", "train/a.jsonl"],
+            {"train": ["train/a.jsonl"], "validation": ["dev/b.jsonl"], "test": ["test/train_notes.jsonl"]},
+        ),
+        (  # hub shards name any split
+            ["data/custom-00000-of-00001.parquet", "data/train-00000-of-00002.parquet", "data/train-00001-of-00002.parquet"],
+            {"custom": ["data/custom-00000-of-00001.parquet"], "train": ["data/train-00000-of-00002.parquet", "data/train-00001-of-00002.parquet"]},
+        ),
+        (  # a keyword counts as a word of the name only
+            ["contest.jsonl", "my_train.jsonl", "pairs.eval.json", "val2.jsonl"],
+            {"train": ["my_train.jsonl"], "validation": ["val2.jsonl"], "test": ["pairs.eval.json"]},
+        ),
+        (["contest.jsonl", "pairs.jsonl", "trainer/x.jsonl"], None),  # no split named: one unnamed split
+    ],
+)
+def test_split_files_names_splits_as_the_datasets_library_does(files, splits):
+    assert split_files(files) == splits
+
+
+def hh_rlhf_clone(root):
+    for subset in ("harmless-base", "helpful-base"):
+        (root / subset).mkdir(parents=True)
+        for split in ("train", "test"):
+            write_jsonl(root / subset / f"{split}.jsonl", [{"subset": subset, "split": split}])
+    return root
+
+
+def test_a_folder_is_read_for_the_asked_split_only(tmp_path):
+    """A clone of the HH-RLHF repository holds train and test files: training must not read the test ones."""
+    root = hh_rlhf_clone(tmp_path / "hh-rlhf")
+    files = []
+    records = [record for record, _ in read_records(str(root), files_read=files)]
+    assert records == [{"subset": "harmless-base", "split": "train"}, {"subset": "helpful-base", "split": "train"}]
+    assert files == [str(root / "harmless-base" / "train.jsonl"), str(root / "helpful-base" / "train.jsonl")]
+    assert {record["split"] for record, _ in read_records(str(root), split="test")} == {"test"}
+    assert {record["split"] for record, _ in read_records(str(root), split="testing")} == {"test"}  # a keyword of it
+
+
+def test_a_folder_without_the_asked_split_names_the_ones_it_has(tmp_path):
+    (tmp_path / "helpful-base").mkdir()
+    write_jsonl(tmp_path / "helpful-base" / "test.jsonl", [{"a": 1}])
+    write_jsonl(tmp_path / "dev.jsonl", [{"a": 2}])
+    with pytest.raises(ConfigError, match=r"no file of the 'train' split.*: validation \(1 file\), test \(1 file\)$"):
+        list(read_records(str(tmp_path)))
+    assert len(list(read_records(str(tmp_path), split=None))) == 2  # no split: every file
+
+
+def test_unsplit_folders_files_and_globs_are_read_whole(tmp_path):
+    write_jsonl(tmp_path / "pairs.jsonl", [{"a": 1}])
+    assert len(list(read_records(str(tmp_path), split="test"))) == 1  # nothing to tell apart
+    root = hh_rlhf_clone(tmp_path / "hh-rlhf")
+    assert len(list(read_records(str(root / "helpful-base" / "test.jsonl"), split="train"))) == 1  # named: read
+    assert len(list(read_records(str(root / "*" / "*.jsonl"), split="train"))) == 4  # a glob names its files
 
 
 def test_glob_pattern(tmp_path):
@@ -92,6 +155,14 @@ def test_invalid_json_in_a_json_file_names_the_line(tmp_path):
     path.write_text('{"a": 1}\n{"a": 2}\n{oops}\n')
     with pytest.raises(RecordError, match=r"bad\.json:3: invalid JSON"):
         list(read_records(str(path)))
+
+
+def test_bad_lines_can_be_yielded_and_reading_goes_on(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"a": 1}\n{"a": \n[1, 2]\n{"a": 4}\n')
+    read = list(read_records(str(path), errors="yield"))
+    assert [source for _, source in read] == [f"{path}:{n}" for n in (1, 2, 3, 4)]
+    assert [r.kind if isinstance(r, RecordError) else r for r, _ in read] == [{"a": 1}, "invalid_json", "type", {"a": 4}]
 
 
 def test_a_record_must_be_an_object(tmp_path):

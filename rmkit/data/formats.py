@@ -62,7 +62,7 @@ def parse_pair(record: dict, source: str, format: str = "auto") -> PreferencePai
 def load_pairs(
     path: str, format: str = "auto", on_error: str = "raise", report: DataReport | None = None, split: str = "train"
 ) -> list[PreferencePair]:
-    """All pairs in a file, folder, glob or hub dataset, each tagged with its subset."""
+    """All pairs in a file, folder (its ``split``'s files), glob or hub dataset, each tagged with its subset."""
 
     def parse(record: dict, source: str) -> PreferencePair:
         pair = parse_pair(record, source, format)
@@ -249,9 +249,10 @@ def parse_prompt(record: dict, source: str, format: str = "auto") -> Prompt:
 
 
 def load_prompts(
-    path: str, format: str = "auto", on_error: str = "raise", report: DataReport | None = None, split: str = "train"
+    path: str, format: str = "auto", on_error: str = "raise", report: DataReport | None = None, split: str | None = None
 ) -> list[Prompt]:
-    """All prompts in a file, folder, glob or hub dataset; ids must be unique."""
+    """All prompts in a file, folder, glob or hub dataset (a folder: every file, unless ``split``
+    is given); ids must be unique."""
     first_seen: dict[str, str] = {}
 
     def parse(record: dict, source: str) -> Prompt:
@@ -338,16 +339,19 @@ def _category(record: dict, source: str) -> str:
 # ----------------------------------------------------------------------------- shared
 
 
-def _load(path: str, parse: Callable[[dict, str], T], on_error: str, report: DataReport | None, split: str) -> list[T]:
-    """Parse every record; with on_error="skip" count bad ones by kind instead of raising."""
+def _load(path: str, parse: Callable[[dict, str], T], on_error: str, report: DataReport | None, split: str | None) -> list[T]:
+    """Parse every record; with on_error="skip" count bad ones (broken lines too) by kind instead of raising."""
     if on_error not in ("raise", "skip"):
         raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     report = report if report is not None else DataReport()
     items: list[T] = []
     first_error: RecordError | None = None
-    for record, source in read_records(path, split):
+    errors = "yield" if on_error == "skip" else "raise"
+    for record, source in read_records(path, split, errors=errors, files_read=report.files):
         report.read += 1
         try:
+            if isinstance(record, RecordError):  # broken JSON, or not an object
+                raise record
             items.append(parse(record, source))
         except RecordError as err:
             if on_error == "raise":

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 @dataclass
 class DataReport:
+    files: list[str] = field(default_factory=list)  # the files read (or the hub dataset and split)
     read: int = 0  # records read from the source
     kept: int = 0  # records that reached the model
     skipped: Counter = field(default_factory=Counter)  # bad records, by reason (on_error: skip)
@@ -16,6 +17,7 @@ class DataReport:
 
     def to_dict(self) -> dict:
         return {
+            "files": self.files,
             "read": self.read,
             "kept": self.kept,
             "skipped": dict(self.skipped),

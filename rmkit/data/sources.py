@@ -1,7 +1,9 @@
 """Raw records from files, folders, globs or the hub, each with a "FILE:LINE" source.
 
 Line sources are 1-based ("pairs.jsonl:12"); records without lines (a JSON list, a
-parquet row, a hub row) are located by 0-based index ("pairs.parquet:#3").
+parquet row, a hub row) are located by 0-based index ("pairs.parquet:#3"). A folder is
+read for one split, told by its file and folder names as the datasets library tells them
+(:func:`split_files`), so a clone of a dataset repository never mixes train and test.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from rmkit.config import ConfigError
 from rmkit.conversation import RecordError
 from rmkit.errors import ConfigError, DataError
 
@@ -24,15 +27,64 @@ SUFFIXES = tuple(f".{kind}{gz}" for kind in TEXT_KINDS for gz in ("", ".gz")) + 
 # File stems that name a split rather than a dataset (incl. hub shards "train-00000-of-00003").
 SPLIT_STEM = re.compile(r"(train|test|validation|valid|val|dev|eval)(-\d+-of-\d+)?")
 
+# The datasets library's split names for a folder's files (datasets/data_files.py): hub
+# shards "data/{split}-00000-of-00003.*" name any split; else a keyword below, as a word
+# (between "-._ 0-9" or the ends) of a folder name, else of a file name.
+SPLIT_KEYWORDS = {
+    "train": ("train", "training"),
+    "validation": ("validation", "valid", "dev", "val"),
+    "test": ("test", "testing", "eval", "evaluation"),
+}
+_WORD_END = "[-._ 0-9]"
+SHARD_FILE = re.compile(r"data/(\w+(?:\.\w+)*)-\d{5}-of-\d{5}[^/]*\.[^/]*")
+IN_FOLDER_NAME = {s: re.compile(rf"(?:^|{_WORD_END})(?:{'|'.join(k)})(?:{_WORD_END}|$)") for s, k in SPLIT_KEYWORDS.items()}
+IN_FILE_NAME = {s: re.compile(rf"(?:^|{_WORD_END})(?:{'|'.join(k)}){_WORD_END}") for s, k in SPLIT_KEYWORDS.items()}
 
-def read_records(path: str, split: str = "train") -> Iterator[tuple[dict, str]]:
-    """Yield ``(record, source)`` from a local file, folder or glob, else a hub dataset."""
-    files = _local_files(path)
+
+def read_records(
+    path: str, split: str | None = "train", *, errors: str = "raise", files_read: list[str] | None = None
+) -> Iterator[tuple[dict | RecordError, str]]:
+    """Yield ``(record, source)`` from a local file, folder or glob, else a hub dataset.
+
+    A folder gives the files of ``split`` (None: every file); a file or glob, the files it
+    names. A line that is not a JSON object raises :class:`RecordError`, or with
+    ``errors="yield"`` comes as ``(RecordError, source)`` and reading goes on. Each file
+    (or hub dataset) is appended to ``files_read`` as it is opened.
+    """
+    if errors not in ("raise", "yield"):
+        raise ValueError(f"errors must be 'raise' or 'yield', got {errors!r}")
+    files = _local_files(path, split)
     if files is None:
-        yield from _hub_records(path, split)
-        return
-    for file in files:
-        yield from _file_records(file)
+        opened = [(f"{path} (hub, split {split or 'train'})", _hub_records(path, split or "train"))]
+    else:
+        opened = ((str(file), _file_records(file)) for file in files)  # generators: a file opens when read
+    for name, records in opened:
+        if files_read is not None:
+            files_read.append(name)
+        for record, source in records:
+            if errors == "raise" and isinstance(record, RecordError):
+                raise record
+            yield record, source
+
+
+def split_files(relative: list[str]) -> dict[str, list[str]] | None:
+    """The files of each split among a folder's files ("/"-separated paths relative to it),
+    as the datasets library splits them; None when no name names a split (one unnamed split).
+
+    As there, files that name no split are in none when others do; a file may be in two.
+    """
+    shards: dict[str, list[str]] = {}
+    for name in relative:
+        if match := SHARD_FILE.fullmatch(name):
+            shards.setdefault(match[1], []).append(name)
+    if shards:
+        return shards
+    levels = ((lambda name: name.split("/")[:-1], IN_FOLDER_NAME), (lambda name: [name.rpartition("/")[2]], IN_FILE_NAME))
+    for parts, patterns in levels:
+        found = {split: [name for name in relative if any(map(pattern.search, parts(name)))] for split, pattern in patterns.items()}
+        if any(found.values()):
+            return {split: names for split, names in found.items() if names}
+    return None
 
 
 def file_stem(path: str) -> str:
@@ -71,14 +123,14 @@ def _kind(path: Path | str) -> str | None:
     return next((kind for kind in TEXT_KINDS if base.endswith(f".{kind}")), None)
 
 
-def _local_files(path: str) -> list[Path] | None:
-    """The supported files ``path`` names, or None when it is not local (a hub id)."""
+def _local_files(path: str, split: str | None) -> list[Path] | None:
+    """The supported files ``path`` names (a folder: those of ``split``), or None when it is not local (a hub id)."""
     p = Path(path)
     if p.is_dir():
         files = [f for f in sorted(p.rglob("*")) if f.is_file() and _kind(f) and not _hidden(f.relative_to(p))]
         if not files:
             raise FileNotFoundError(f"no data files ({', '.join(SUFFIXES)}) under {path}")
-        return files
+        return files if split is None else _files_of_split(p, files, split)
     if p.is_file():
         if not _kind(p):
             raise DataError(f"unsupported file type: {path} (expected one of {', '.join(SUFFIXES)})")
@@ -93,12 +145,27 @@ def _local_files(path: str) -> list[Path] | None:
     return None
 
 
+def _files_of_split(folder: Path, files: list[Path], split: str) -> list[Path]:
+    """The folder's files of ``split`` (or of one of its keywords: "dev" is validation); all
+    of them when no name names a split."""
+    splits = split_files([f.relative_to(folder).as_posix() for f in files])
+    if splits is None:
+        return files
+    wanted = next((name for name, keywords in SPLIT_KEYWORDS.items() if split in keywords), split)
+    if wanted not in splits:
+        have = ", ".join(f"{name} ({len(names)} file{'s' * (len(names) > 1)})" for name, names in splits.items())
+        raise ConfigError(f"{folder}: no file of the {split!r} split; its file and folder names give the splits: {have}")
+    chosen = set(splits[wanted])
+    return [f for f in files if f.relative_to(folder).as_posix() in chosen]
+
+
 def _hidden(relative: Path) -> bool:
     # Skip .cache, .ipynb_checkpoints and the like inside data folders.
     return any(part.startswith(".") for part in relative.parts)
 
 
-def _file_records(file: Path) -> Iterator[tuple[dict, str]]:
+def _file_records(file: Path) -> Iterator[tuple[dict | RecordError, str]]:
+    """Records of one file; a bad one comes as its RecordError."""
     kind = _kind(file)
     if kind == "parquet":
         yield from _parquet_records(file)
@@ -117,7 +184,7 @@ def _open_text(file: Path):
     return open(file, encoding="utf-8")
 
 
-def _jsonl_records(file: Path, lines) -> Iterator[tuple[dict, str]]:
+def _jsonl_records(file: Path, lines) -> Iterator[tuple[dict | RecordError, str]]:
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -125,11 +192,12 @@ def _jsonl_records(file: Path, lines) -> Iterator[tuple[dict, str]]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as err:
-            raise RecordError(f"invalid JSON ({err.msg}, column {err.colno})", source=source) from None
+            yield RecordError(f"invalid JSON ({err.msg}, column {err.colno})", source=source, kind="invalid_json"), source
+            continue
         yield _object(record, source), source
 
 
-def _json_records(file: Path) -> Iterator[tuple[dict, str]]:
+def _json_records(file: Path) -> Iterator[tuple[dict | RecordError, str]]:
     """A JSON list of objects, one object, or (despite the suffix) one object per line."""
     with _open_text(file) as f:
         text = f.read()
@@ -178,7 +246,7 @@ def _hub_records(path: str, split: str) -> Iterator[tuple[dict, str]]:
         yield record, f"{path}/{split}:#{index}"
 
 
-def _object(record: object, source: str) -> dict:
+def _object(record: object, source: str) -> dict | RecordError:
     if not isinstance(record, dict):
-        raise RecordError(f"expected a JSON object, got {type(record).__name__}", source=source, kind="type")
+        return RecordError(f"expected a JSON object, got {type(record).__name__}", source=source, kind="type")
     return record
