@@ -8,7 +8,9 @@ The loss is Bradley-Terry, -log σ(r_chosen - r_rejected - margin), with chosen 
 rejected replies in one forward. Every process takes an equal slice of the same global
 batch (``split_batches``), so N processes train exactly as one process with an N times
 larger per-device batch. ``output_dir`` gets ``adapter/``, ``model/`` (merged),
-``metrics.jsonl``, ``summary.json``, ``recipe.yaml`` and ``checkpoints/step-N``.
+``metrics.jsonl``, ``summary.json``, ``recipe.yaml`` and ``checkpoints/step-N``. A rerun
+resumes from the latest checkpoint, and refuses one trained with other result-affecting
+settings unless told ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rmkit.config import ConfigError, DataConfig, Recipe, TrainConfig, dump_recipe, load_recipe
+from rmkit.conversation import RecordError
 from rmkit.data.report import DataReport
 from rmkit.errors import DataError
+from rmkit.exports import write_atomic, write_json
 from rmkit.report import write_report
 
 # torch, transformers and accelerate are imported where used, so `rmkit --help` stays fast.
@@ -35,6 +39,7 @@ if TYPE_CHECKING:
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "rmkit_state.json"  # written last: a checkpoint without it is incomplete
+TRAINING_SECTIONS = ("model", "data", "lora", "train")  # what a checkpoint's settings fingerprint covers
 
 
 # ----------------------------------------------------------------------------- loss and metrics
@@ -171,6 +176,7 @@ class Progress:
     train_seconds: float = 0.0
     total_steps: int = 0
     loss_window: list[float] = field(default_factory=list)  # micro-batch losses since the last log line
+    fingerprint: dict | None = None  # the run's result-affecting settings (rmkit.sampling.runs.fingerprint)
 
 
 def checkpoint_dirs(output_dir: Path) -> list[Path]:
@@ -183,15 +189,31 @@ def find_resume_checkpoint(resume: str, output_dir: Path) -> Path | None:
     """The checkpoint ``train.resume`` asks for: the latest (auto), none (never) or a path."""
     if resume == "never":
         if checkpoint_dirs(output_dir):
-            raise ConfigError(f"{output_dir} holds checkpoints of an earlier run; use train.resume=auto or a new output_dir")
+            raise ConfigError(
+                f"{output_dir} holds checkpoints of an earlier run; use train.resume=auto to continue it, "
+                "--overwrite to start over, or another train.output_dir"
+            )
         return None
     if resume == "auto":
         found = checkpoint_dirs(output_dir)
         return found[-1] if found else None
     path = Path(resume)
     if not (path / STATE_FILE).exists():
-        raise FileNotFoundError(f"train.resume={resume}: not a complete rmkit checkpoint (no {STATE_FILE})")
+        raise ConfigError(f"train.resume={resume}: not a complete rmkit checkpoint (no {STATE_FILE})")
     return path
+
+
+def check_same_settings(checkpoint: Path, recipe: Recipe) -> None:
+    """Refuse to resume a checkpoint trained with other result-affecting settings (LR schedule, data split…)."""
+    from rmkit.sampling.runs import differences, fingerprint
+
+    saved = json.loads((checkpoint / STATE_FILE).read_text()).get("fingerprint")
+    changes = differences(saved, fingerprint(recipe, TRAINING_SECTIONS)) if saved else []
+    if changes:
+        raise ConfigError(
+            f"{checkpoint} was trained with other settings: {'; '.join(changes)}; "
+            "rerun with --overwrite to start over, or choose another train.output_dir"
+        )
 
 
 def save_checkpoint(accelerator, output_dir: Path, progress: Progress, keep: int) -> Path:
@@ -199,7 +221,7 @@ def save_checkpoint(accelerator, output_dir: Path, progress: Progress, keep: int
     path = output_dir / CHECKPOINTS / f"step-{progress.step}"
     accelerator.save_state(str(path))
     if accelerator.is_main_process:
-        (path / STATE_FILE).write_text(json.dumps(asdict(progress), indent=1))
+        write_json(path / STATE_FILE, asdict(progress))
         for old in checkpoint_dirs(output_dir)[:-keep] if keep > 0 else []:
             shutil.rmtree(old)
     accelerator.wait_for_everyone()
@@ -229,12 +251,22 @@ class MetricsLog:
             self._truncate_after(resume_step)
 
     def _truncate_after(self, step: int | None) -> None:
-        """Drop lines an interrupted run wrote after its checkpoint, so the resumed log reads as one run."""
+        """Drop lines an interrupted run wrote after its checkpoint (and a line it was cut off
+        writing), so the resumed log reads as one run."""
         if step is None or not self.path.exists():
             self.path.unlink(missing_ok=True)
             return
-        lines = [line for line in self.path.read_text().splitlines() if json.loads(line)["step"] <= step]
-        self.path.write_text("".join(line + "\n" for line in lines))
+        lines, kept = self.path.read_text(errors="replace").splitlines(), []
+        for number, line in enumerate(lines, 1):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                if number == len(lines):  # the torn tail of an interrupted write
+                    break
+                raise RecordError("damaged line with lines after it; not an interrupted write", source=f"{self.path}:{number}") from None
+            if record["step"] <= step:
+                kept.append(line)
+        write_atomic(self.path, "".join(line + "\n" for line in kept))
 
     def write(self, step: int, metrics: dict) -> None:
         self.accelerator.log(metrics, step=step)
@@ -325,13 +357,21 @@ def evaluate(accelerator, model, loader) -> dict:
     return pair_metrics(torch.cat(chosen), torch.cat(rejected), torch.cat(margins))
 
 
-def train_step(accelerator, model, optimizer, scheduler, batch, cfg: TrainConfig) -> tuple[torch.Tensor, float | None]:
-    """One micro-batch; the optimizer steps when Accelerate says the accumulation is complete."""
+def accumulation_group_size(batch_in_epoch: int, batches_per_epoch: int, accumulation_steps: int) -> int:
+    """Micro-batches in the accumulation group of an epoch's ``batch_in_epoch``-th (from 0): the last may be short."""
+    start = batch_in_epoch // accumulation_steps * accumulation_steps
+    return min(accumulation_steps, batches_per_epoch - start)
+
+
+def train_step(accelerator, model, optimizer, scheduler, batch, cfg: TrainConfig, group_size: int) -> tuple[torch.Tensor, float | None]:
+    """One micro-batch of an accumulation group of ``group_size``; the optimizer steps when
+    Accelerate says the group is complete, with the mean gradient over its micro-batches."""
     grad_norm = None
     with accelerator.accumulate(model):
         chosen, rejected = pair_rewards(model, batch)
         loss = training_loss(chosen, rejected, batch.get("margin"), cfg.center_rewards_coefficient)
-        accelerator.backward(loss)
+        # Accelerate divides by the full count: a short last group would weigh less.
+        accelerator.backward(loss * (cfg.gradient_accumulation_steps / group_size))
         if accelerator.sync_gradients and cfg.max_grad_norm:
             grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
         optimizer.step()
@@ -377,17 +417,27 @@ def log_line(progress: Progress, lr: float, grad_norm: float | None, steps_per_e
     return line
 
 
-def train(recipe: Recipe) -> dict:
-    """Fit a reward model as the recipe says; write the output folder; return the summary."""
+def train(recipe: Recipe, overwrite: bool = False) -> dict:
+    """Fit a reward model as the recipe says; write the output folder; return the summary.
+
+    ``overwrite`` starts over in an output folder that holds checkpoints of an earlier run.
+    """
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
 
     from rmkit.modeling import load_reward_model, load_tokenizer
+    from rmkit.sampling.runs import fingerprint
 
     cfg = recipe.train
     output_dir = Path(cfg.output_dir)
     accelerator = make_accelerator(cfg)
     check_launch(accelerator)
+    if overwrite and accelerator.is_main_process:
+        shutil.rmtree(output_dir / CHECKPOINTS, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    checkpoint = None if overwrite else find_resume_checkpoint(cfg.resume, output_dir)
+    if checkpoint:
+        check_same_settings(checkpoint, recipe)
     tokenizer = load_tokenizer(recipe.model)
     report = DataReport()
     with accelerator.main_process_first():  # the main process fills the hub cache first
@@ -405,10 +455,11 @@ def train(recipe: Recipe) -> dict:
     if eval_loader is not None:
         eval_loader = accelerator.prepare(eval_loader)
 
-    checkpoint = find_resume_checkpoint(cfg.resume, output_dir)
-    progress = load_checkpoint(accelerator, checkpoint, total_steps) if checkpoint else Progress(total_steps=total_steps)
     if checkpoint:
+        progress = load_checkpoint(accelerator, checkpoint, total_steps)
         accelerator.print(f"resuming from {checkpoint} (step {progress.step} of {total_steps})")
+    else:
+        progress = Progress(total_steps=total_steps, fingerprint=fingerprint(recipe, TRAINING_SECTIONS))
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         dump_recipe(recipe, output_dir / "recipe.yaml")
@@ -421,7 +472,8 @@ def train(recipe: Recipe) -> dict:
     while progress.step < total_steps:
         for batch in epoch_loader(accelerator, train_loader, prepared_train, progress):
             started = time.perf_counter()
-            loss, grad_norm = train_step(accelerator, model, optimizer, scheduler, batch, cfg)
+            group = accumulation_group_size(progress.batches_in_epoch, len(train_loader), cfg.gradient_accumulation_steps)
+            loss, grad_norm = train_step(accelerator, model, optimizer, scheduler, batch, cfg, group)
             progress.train_seconds += time.perf_counter() - started
             record(accelerator, progress, loss, batch, len(train_loader))
             if not accelerator.sync_gradients:  # mid-accumulation
@@ -492,10 +544,13 @@ def make_summary(progress: Progress, steps_per_epoch: int, final: dict, report: 
 def add_arguments(parser) -> None:
     parser.add_argument("recipe", help="recipe YAML (see recipes/ and docs/training.md)")
     parser.add_argument("overrides", nargs="*", metavar="section.key=value", help="e.g. train.max_steps=3")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="start over in an output folder that holds an earlier run's checkpoints"
+    )
 
 
 def run(args) -> int:
-    train(load_recipe(args.recipe, args.overrides))
+    train(load_recipe(args.recipe, args.overrides), overwrite=args.overwrite)
     return 0
 
 

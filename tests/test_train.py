@@ -5,6 +5,7 @@ import os
 import random
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -12,13 +13,28 @@ from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 import rmkit.train
-from rmkit.config import dump_recipe, load_recipe
+from rmkit.config import ConfigError, TrainConfig, dump_recipe, load_recipe
+from rmkit.conversation import RecordError
+from rmkit.data.collator import RewardDataCollatorWithPadding
 from rmkit.data.encode import encode_pairs
 from rmkit.data.formats import load_pairs
 from rmkit.data.sampler import LengthGroupedBatchSampler
 from rmkit.data.sources import split_heldout
 from rmkit.modeling import compute_rewards, load_reward_model, load_tokenizer, load_trained_reward_model
-from rmkit.train import FullBatches, bradley_terry_loss, pair_metrics, train, training_loss
+from rmkit.train import (
+    FullBatches,
+    MetricsLog,
+    Progress,
+    accumulation_group_size,
+    bradley_terry_loss,
+    checkpoint_dirs,
+    pair_metrics,
+    pair_rewards,
+    save_checkpoint,
+    train,
+    train_step,
+    training_loss,
+)
 from tests.conftest import REPO
 
 # Chosen replies carry a polite word, rejected ones a rude one; the rest is shared filler.
@@ -111,6 +127,89 @@ def test_full_batches_are_full_and_cover_every_example():
         assert len(epochs[-1]) == len(batches) == 6 and all(len(batch) == 4 for batch in epochs[-1])
         assert set().union(*map(set, epochs[-1])) == set(range(23))
     assert epochs[0] != epochs[1]
+
+
+class LinearRewards(torch.nn.Module):
+    """A reward that is a sum of per-token weights: gradients computable by hand."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Embedding(8, 1)
+
+    def forward(self, input_ids, attention_mask):
+        return SimpleNamespace(logits=(self.embed(input_ids)[..., 0] * attention_mask).sum(-1, keepdim=True))
+
+
+def test_a_short_last_accumulation_group_weighs_as_much_as_a_full_one():
+    """3 micro-batches a step, 4 an epoch: each step's gradient is the mean over its own micro-batches."""
+    from accelerate import Accelerator
+
+    assert [accumulation_group_size(i, 4, 3) for i in range(4)] == [3, 3, 3, 1]
+    assert [accumulation_group_size(i, 6, 3) for i in range(6)] == [3] * 6
+    torch.manual_seed(0)
+    examples = [{"input_ids_chosen": [random.Random(i).randrange(8) for _ in range(3)], "input_ids_rejected": [i % 8]} for i in range(8)]
+    batches = [RewardDataCollatorWithPadding(0)(examples[i : i + 2]) for i in range(0, 8, 2)]
+
+    def mean_gradient(model, group):
+        model.zero_grad()
+        sum(training_loss(*pair_rewards(model, batch)) for batch in group).backward()
+        return model.embed.weight.grad / len(group)
+
+    model, reference = LinearRewards(), LinearRewards()
+    reference.load_state_dict(model.state_dict())
+    cfg = TrainConfig(gradient_accumulation_steps=3, max_grad_norm=0.0)
+    accelerator = Accelerator(gradient_accumulation_steps=3, cpu=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)  # an update is minus the gradient
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    loader = torch.utils.data.DataLoader(batches, batch_size=None)
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    weights = [model.embed.weight.detach().clone()]
+    for i, batch in enumerate(loader):
+        train_step(accelerator, model, optimizer, scheduler, batch, cfg, accumulation_group_size(i, 4, 3))
+        if accelerator.sync_gradients:
+            weights.append(model.embed.weight.detach().clone())
+    assert len(weights) == 3
+    torch.testing.assert_close(weights[0] - weights[1], mean_gradient(reference, batches[:3]))
+    reference.load_state_dict({"embed.weight": weights[1]})
+    torch.testing.assert_close(weights[1] - weights[2], mean_gradient(reference, batches[3:]))
+
+
+class MainProcess:
+    """Enough of an Accelerator for the checkpoint and log helpers: the one process."""
+
+    is_main_process = True
+
+    def save_state(self, path):
+        os.makedirs(path, exist_ok=True)
+
+    def wait_for_everyone(self):
+        pass
+
+    def log(self, metrics, step):
+        pass
+
+
+def test_a_torn_metrics_tail_does_not_block_resuming(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 5, "loss": 0.7}\n{"step": 10, "loss": 0.6}\n{"step": 15, "lo')  # killed mid-line
+    MetricsLog(MainProcess(), path, resume_step=10).write(15, {"loss": 0.5})
+    assert read_metrics(tmp_path) == [{"step": 5, "loss": 0.7}, {"step": 10, "loss": 0.6}, {"step": 15, "loss": 0.5}]
+    path.write_text('{"step": 5, "lo\n{"step": 10, "loss": 0.6}\n')  # damage with lines after it: not an interruption
+    with pytest.raises(RecordError, match=r"metrics\.jsonl:1: damaged line"):
+        MetricsLog(MainProcess(), path, resume_step=10)
+
+
+def test_a_checkpoint_cut_short_while_writing_its_state_is_ignored(tmp_path, monkeypatch):
+    def killed(*args, **kwargs):
+        raise Interrupted
+
+    monkeypatch.setattr(os, "replace", killed)  # the state file is written whole, or not at all
+    with pytest.raises(Interrupted):
+        save_checkpoint(MainProcess(), tmp_path, Progress(step=4), keep=2)
+    monkeypatch.undo()
+    assert checkpoint_dirs(tmp_path) == [] and not (tmp_path / "checkpoints" / "step-4" / "rmkit_state.json").exists()
+    save_checkpoint(MainProcess(), tmp_path, Progress(step=4), keep=2)
+    assert checkpoint_dirs(tmp_path) == [tmp_path / "checkpoints" / "step-4"]
 
 
 # ----------------------------------------------------------------------------- one trained run
@@ -210,6 +309,25 @@ def test_resume_continues_exactly(tiny_llama, pairs, tmp_path, monkeypatch):
     weights_b = load_file(tmp_path / "b" / "model" / "model.safetensors")
     assert max((weights_a[k] - weights_b[k]).abs().max().item() for k in weights_a) < 1e-6
     assert resumed["tokens"] == uninterrupted["tokens"] and resumed["steps"] == 12
+
+
+@pytest.mark.slow
+def test_rerun_with_a_changed_recipe_is_refused_unless_overwrite(tiny_llama, pairs, tmp_path):
+    short = ["data.max_examples=24", "train.max_steps=2", "train.save_steps=1"]
+    train(recipe_for(tiny_llama, pairs, tmp_path, *short))
+    assert train(recipe_for(tiny_llama, pairs, tmp_path, *short, "train.logging_steps=1"))["steps"] == 2  # log only: resumes
+    recipe_text = (tmp_path / "recipe.yaml").read_text()
+    changed = recipe_for(tiny_llama, pairs, tmp_path, *short, "train.learning_rate=1e-5", "data.seed=7")
+    with pytest.raises(ConfigError, match=(
+        r"^\S+step-1 was trained with other settings: data\.seed: 42 -> 7; train\.learning_rate: 0\.002 -> 1e-05; "
+        r"rerun with --overwrite to start over, or choose another train\.output_dir$"
+    )):
+        train(changed)
+    assert (tmp_path / "recipe.yaml").read_text() == recipe_text  # untouched
+    dump_recipe(changed, tmp_path / "changed.yaml")
+    assert rmkit.train.main([str(tmp_path / "changed.yaml"), "--overwrite"]) == 0
+    assert load_recipe(tmp_path / "recipe.yaml") == changed
+    assert [line["step"] for line in read_metrics(tmp_path)] == [2, 2]  # a log of the new run only: loss, then eval
 
 
 @pytest.mark.slow

@@ -25,8 +25,16 @@ from rmkit.config import ConfigError, Recipe, dump_recipe
 from rmkit.errors import DataError
 from rmkit.exports import write_atomic, write_jsonl
 
-# Settings that change speed or memory but not what is generated or scored.
+# Settings that change speed, memory, logging or where outputs go, but not what is trained,
+# generated or scored. Training checkpoints record the first four sections, run folders the last two.
 RESULT_NEUTRAL = {
+    "model": {"trust_remote_code", "gradient_checkpointing"},
+    "data": {"on_error"},
+    "lora": set(),
+    "train": {
+        "output_dir", "eval_batch_size", "pad_to_multiple_of", "eval_steps", "save_steps", "save_total_limit",
+        "resume", "logging_steps", "report_to", "merge",
+    },
     "sample": {"chunk_size", "batch_size", "tensor_parallel_size", "data_parallel_size", "gpu_memory_utilization", "enforce_eager", "output_dir"},
     "score": {"batch_size", "gpu_memory_utilization", "enforce_eager"},
 }
@@ -36,7 +44,7 @@ OUTPUTS = ("sft.jsonl", "pairs.jsonl", "stats.json", "mt_bench_answers.jsonl", "
 def fingerprint(recipe: Recipe, sections: tuple[str, ...]) -> dict:
     """The result-affecting settings of ``sections`` (a section not in use is None)."""
     out = {}
-    for name in ("sample", "score"):
+    for name in RESULT_NEUTRAL:
         values = dataclasses.asdict(getattr(recipe, name))
         out[name] = {k: v for k, v in values.items() if k not in RESULT_NEUTRAL[name]} if name in sections else None
     return out
