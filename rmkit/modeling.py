@@ -196,8 +196,10 @@ def save_reward_model(
             tokenizer.save_pretrained(output_dir / "model")
         return
     adapter_dir = output_dir / "adapter"
-    # The only new embedding row is the pad's, which is never read: no need to save embeddings.
-    model.save_pretrained(adapter_dir, state_dict=state_dict, is_main_process=is_main_process, save_embedding_layers=False)
+    # An added pad grew the embeddings: the adapter then carries them, as PEFT expects (the
+    # base is grown to the adapter's tokenizer before the adapter loads; docs/training.md).
+    grown = _vocabulary_grew(model, trust_remote_code)
+    model.save_pretrained(adapter_dir, state_dict=state_dict, is_main_process=is_main_process, save_embedding_layers=grown)
     if not is_main_process:
         return
     tokenizer.save_pretrained(adapter_dir)
@@ -205,6 +207,15 @@ def save_reward_model(
         merged = _load_adapter(adapter_dir, tokenizer, dtype, trust_remote_code)
         merged.save_pretrained(output_dir / "model")
         tokenizer.save_pretrained(output_dir / "model")
+
+
+def _vocabulary_grew(model, trust_remote_code: bool = False) -> bool:
+    """Whether a LoRA model has more embedding rows than its base's vocabulary (a pad token was added)."""
+    from transformers import AutoConfig
+
+    base = resolve_model(model.peft_config["default"].base_model_name_or_path)
+    vocabulary = AutoConfig.from_pretrained(base, trust_remote_code=trust_remote_code).get_text_config().vocab_size
+    return model.get_input_embeddings().num_embeddings > vocabulary
 
 
 # ----------------------------------------------------------------------------- inference

@@ -156,6 +156,36 @@ def test_adapter_reload_grows_the_base_for_an_added_pad(eos_padded_llama, tmp_pa
     torch.testing.assert_close(score(reloaded, reloaded_tokenizer, ids), score(model, tokenizer, ids), atol=1e-5, rtol=0)
 
 
+def test_adapter_loads_with_plain_peft_on_its_base(eos_padded_llama, tmp_path):
+    """As docs/training.md shows: the base grown to the adapter's tokenizer, then PEFT, is the merged model."""
+    from peft import PeftModel
+
+    cfg = ModelConfig(name_or_path=str(eos_padded_llama))
+    tokenizer = load_tokenizer(cfg)
+    model = load_reward_model(cfg, LoraConfig(r=4, dropout=0.0), tokenizer)
+    fit_a_little(model, tokenizer)
+    save_reward_model(model, tokenizer, tmp_path / "out")
+    merged = AutoModelForSequenceClassification.from_pretrained(tmp_path / "out" / "model").eval()
+
+    adapter_tokenizer = AutoTokenizer.from_pretrained(tmp_path / "out" / "adapter")
+    base = AutoModelForSequenceClassification.from_pretrained(eos_padded_llama, num_labels=1)
+    base.resize_token_embeddings(len(adapter_tokenizer))
+    base.config.pad_token_id = adapter_tokenizer.pad_token_id
+    plain = PeftModel.from_pretrained(base, tmp_path / "out" / "adapter").eval()
+    ids = encode(adapter_tokenizer)
+    torch.testing.assert_close(score(plain, adapter_tokenizer, ids), score(merged, tokenizer, ids), atol=1e-5, rtol=0)
+    weights = plain.merge_and_unload().state_dict()
+    for name, weight in merged.state_dict().items():  # the added pad's embedding row too: saved, not drawn anew
+        torch.testing.assert_close(weights[name], weight, atol=1e-6, rtol=0, msg=name)
+
+
+def test_an_adapter_on_an_unchanged_vocabulary_carries_no_embeddings(tiny_llama, tmp_path):
+    cfg = ModelConfig(name_or_path=str(tiny_llama))
+    tokenizer = load_tokenizer(cfg)
+    save_reward_model(load_reward_model(cfg, LoraConfig(r=4), tokenizer), tokenizer, tmp_path / "out", merge=False)
+    assert not any("embed" in name for name in load_file(tmp_path / "out" / "adapter" / "adapter_model.safetensors"))
+
+
 def test_full_fine_tuning_saves_just_the_model(tiny_llama, tmp_path):
     cfg = ModelConfig(name_or_path=str(tiny_llama))
     tokenizer = load_tokenizer(cfg)
