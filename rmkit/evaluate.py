@@ -1,7 +1,7 @@
 """How often a reward model prefers the chosen reply: a RewardBench-style table.
 
     rmkit eval outputs/reward_model ../shared/data/hh_rlhf [--json] [--max-pairs 1000]
-    rmkit eval outputs/reward_model --heldout     # the pairs that training run held out
+    rmkit eval outputs/reward_model --heldout     # the pairs that training run held out, at its max_length
 
 Per subset (``PreferencePair.subset``: the file stem, or its folder for split-named files)
 and overall: pairwise accuracy (r_chosen > r_rejected; a tie counts half), the mean margin
@@ -21,13 +21,14 @@ import time
 
 from pathlib import Path
 
+from rmkit.config import DataConfig
 from rmkit.conversation import PreferencePair
 from rmkit.errors import ConfigError, DataError, MissingPath
-
 from rmkit.data.formats import PAIR_FORMATS, load_pair_split, load_pairs
 from rmkit.data.report import DataReport
 
 CHANCE = 0.5
+MAX_LENGTH = 1024  # tokens per conversation, unless the training run says (--heldout)
 COLUMNS = [  # (key, title, format)
     ("pairs", "pairs", "{:d}"),
     ("accuracy", "accuracy", "{:.3f}"),
@@ -112,9 +113,9 @@ def subsample(pairs: list[PreferencePair], max_pairs: int | None, seed: int) -> 
     return [pairs[i] for i in keep]
 
 
-def heldout_pairs(run_dir: str, report: DataReport) -> tuple[list[PreferencePair], str]:
+def heldout_pairs(run_dir: str, report: DataReport) -> tuple[list[PreferencePair], str, DataConfig]:
     """The pairs a training run held out, split again from its ``recipe.yaml`` exactly as
-    training split them; also a description of where they came from.
+    training split them; also a description of where they came from, and the run's ``data``.
 
     ``run_dir`` is the training output folder, or its ``model/`` or ``adapter/``.
     """
@@ -132,23 +133,29 @@ def heldout_pairs(run_dir: str, report: DataReport) -> tuple[list[PreferencePair
     if not heldout:
         raise DataError(f"{recipe_file}: the run held out no pairs (data.eval_fraction is 0 and no data.eval_path)")
     where = data.eval_path or f"{data.path} (held-out {data.eval_fraction:g}, seed {data.seed})"
-    return heldout, where
+    return heldout, where, data
 
 
 # ----------------------------------------------------------------------------- the model part
 
 
 def score_pairs(model, tokenizer, pairs: list[PreferencePair], batch_size: int, max_length: int, report: DataReport):
-    """``(pairs, chosen, rejected)`` for the pairs whose both replies fit ``max_length``."""
-    from rmkit.sampling.score import score_conversations
+    """``(pairs, chosen, rejected)`` for the pairs whose both replies fit ``max_length``, encoded
+    as training encodes them (so a run's held-out pairs are those its eval scored), counted as pairs."""
+    from rmkit.data.encode import SpecialTokens, encode_pair
+    from rmkit.sampling.score import score_ids
 
-    conversations = [c for p in pairs for c in (p.chosen_conversation(), p.rejected_conversation())]
-    rewards = score_conversations(model, tokenizer, conversations, batch_size, max_length, report)
-    kept = [(p, c, r) for p, c, r in zip(pairs, rewards[0::2], rewards[1::2]) if c is not None and r is not None]
+    special = SpecialTokens.of(tokenizer)
+    kept, sequences = [], []
+    for pair in pairs:
+        example = encode_pair(tokenizer, pair, max_length, special, report)
+        if example is not None:
+            kept.append(pair)
+            sequences += [example["input_ids_chosen"], example["input_ids_rejected"]]
     if not kept:
         raise DataError(f"no pair fits max_length={max_length} ({report.summary()})")
-    scored, chosen, rejected = zip(*kept)
-    return list(scored), list(chosen), list(rejected)
+    rewards = score_ids(model, tokenizer.pad_token_id, sequences, batch_size)
+    return kept, rewards[0::2], rewards[1::2]
 
 
 def evaluate(
@@ -160,13 +167,14 @@ def evaluate(
     max_pairs: int | None = None,
     seed: int = 0,
     batch_size: int = 16,
-    max_length: int = 1024,
+    max_length: int | None = None,
     on_error: str = "raise",
     dtype: str = "float32",
 ) -> dict:
     """Score every pair of ``data`` with ``reward_model``; return the metrics and what was used.
 
-    ``data=None`` takes the pairs the training run ``reward_model`` held out (see :func:`heldout_pairs`).
+    ``data=None`` takes the pairs the training run ``reward_model`` held out (see :func:`heldout_pairs`),
+    at the run's ``data.max_length`` unless ``max_length`` is given (else :data:`MAX_LENGTH`).
     """
     from rmkit.config import ScoreConfig
     from rmkit.sampling.score import load_reward_model
@@ -176,9 +184,11 @@ def evaluate(
     check_model(reward_model, "reward model")  # before the data is read
     report = DataReport()
     if data is None:
-        pairs, data = heldout_pairs(reward_model, report)
+        pairs, data, run_data = heldout_pairs(reward_model, report)
+        max_length = max_length or run_data.max_length
     else:
         pairs = load_pairs(data, format, on_error, report, split)
+    max_length = max_length or MAX_LENGTH
     pairs = subsample(pairs, max_pairs, seed)
     model, tokenizer = load_reward_model(ScoreConfig(reward_model=reward_model, dtype=dtype))
     started = time.perf_counter()
@@ -207,7 +217,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-pairs", type=int, default=None, help="score a seeded random sample of this many pairs")
     parser.add_argument("--seed", type=int, default=0, help="for --max-pairs (default: 0)")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-length", type=int, default=1024, help="tokens per conversation; oldest turns go first")
+    parser.add_argument(
+        "--max-length", type=int, default=None,
+        help=f"tokens per conversation; oldest turns go first (default: with --heldout the run's data.max_length, else {MAX_LENGTH})",
+    )
     parser.add_argument("--on-error", choices=["raise", "skip"], default="raise", help="bad records: stop, or skip and count")
     parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")

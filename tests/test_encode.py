@@ -102,6 +102,17 @@ def test_encode_pairs_counts_drops_and_keeps_margin(tokenizer):
     assert decode(tokenizer, encoded[0]["input_ids_chosen"]).endswith("good<|im_end|>\n")
 
 
+def test_encode_pairs_counts_pairs_not_conversations(tokenizer):
+    long_prompt = [message("user", "one two three four five six seven eight nine ten " * 5)]
+    pairs = [
+        PreferencePair(long_prompt, "yes", "no"),  # both sides cut: one pair cut
+        PreferencePair(long_prompt, "yes", "one two three four five six seven eight nine ten " * 5),  # dropped, not also cut
+    ]
+    report = DataReport()
+    assert len(encode_pairs(tokenizer, pairs, 30, report)) == 1
+    assert report.truncated == {"prompt_left": 1} and report.dropped == {"reply_too_long": 1}
+
+
 def test_special_tokens_of_an_encoder_tokenizer_wrap_the_sequence():
     from rmkit.models import resolve_model
 

@@ -118,6 +118,33 @@ def test_heldout_is_the_split_training_made(tiny_llama, tmp_path, capsys):
     assert not {p.prompt[0]["content"] for p in train} & {p.prompt[0]["content"] for p in heldout}
 
 
+def test_heldout_scores_the_pairs_training_evaluated_and_counts_pairs(tiny_llama, tmp_path, capsys):
+    """At the run's data.max_length, as training encoded them: the same pairs kept, each drop one pair."""
+    from transformers import AutoTokenizer
+
+    from rmkit.data.encode import encode_pairs
+
+    data = tmp_path / "pairs.jsonl"
+    long = "one two three four five six seven eight nine ten " * 4  # ~40 tokens: fits 1,024, not 40
+    write_trl(data, [(f"Question {i}?", long + "yes" if i % 2 else f"Answer {i}.", long if i % 2 else "no") for i in range(12)])
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model").symlink_to(tiny_llama)
+    recipe = Recipe()
+    recipe.data.path, recipe.data.eval_fraction, recipe.data.max_length = str(data), 0.5, 40
+    dump_recipe(recipe, run / "recipe.yaml")
+
+    main(["eval", str(run), "--heldout", "--json"])
+    result = json.loads(capsys.readouterr().out)
+
+    _, heldout = load_pair_split(recipe.data)
+    evaluated = encode_pairs(AutoTokenizer.from_pretrained(tiny_llama), heldout, 40)
+    dropped = len(heldout) - len(evaluated)
+    assert result["max_length"] == 40 and 0 < dropped < len(heldout)
+    assert result["overall"]["pairs"] == len(evaluated)
+    assert result["pairs_dropped_too_long"] == result["data_report"]["dropped"]["reply_too_long"] == dropped
+
+
 def test_eval_needs_data_or_a_training_run(tiny_llama, tmp_path, capsys):
     assert main(["eval", str(tiny_llama)]) == 2
     assert "either DATA or --heldout" in capsys.readouterr().err

@@ -5,6 +5,8 @@ import json
 import pytest
 
 from rmkit.config import ConfigError, Recipe, load_recipe
+from rmkit.data.report import DataReport
+from rmkit.sampling.pipeline import score_stage
 from rmkit.sampling.runs import (
     CandidateLog,
     RunFolder,
@@ -143,3 +145,28 @@ def test_merge_refuses_incomplete_or_mismatched_shards(tmp_path):
     other = make_shard(tmp_path / "s1b", 1, 2, [group("p1", 1), group("p3", 3)], load_recipe(None, ["sample.seed=5"]))
     with pytest.raises(ConfigError, match="sample.seed"):
         merge_runs(tmp_path / "m3", [s0, other])
+
+
+class CuttingScorer:
+    """Scores every conversation 1.0 and, as a reward model's length limit would, drops one a call."""
+
+    def __init__(self):
+        self.report = DataReport()
+
+    def __call__(self, conversations):
+        self.report.dropped["reply_too_long"] += 1
+        return [1.0] * len(conversations)
+
+
+def test_rescoring_with_another_reward_model_counts_afresh(tmp_path):
+    candidates = [
+        {**line, "per_turn": "independent", "turns": [{"reply": "b"}], "messages": [{"role": "user", "content": "a"},
+         {"role": "assistant", "content": "b"}]}
+        for line in group("a") + group("b", order=1)
+    ]
+    run = RunFolder(tmp_path / "run")
+    run.start(Recipe(), fingerprint(Recipe(), ("sample",)), None, overwrite=False)
+    write_log(run.candidates, [candidates[:2], candidates[2:]])
+    for reward_model in ("first", "second"):
+        score_stage(load_recipe(None, [f"score.reward_model={reward_model}"]), run, scorer=CuttingScorer())
+        assert run.state["timings"]["score"]["conversations"] == 4 and run.state["timings"]["score"]["dropped_reply_too_long"] == 1

@@ -87,22 +87,30 @@ def encode_conversation(
     return prefix + prompt + reply + special.suffix
 
 
+def encode_pair(
+    tokenizer, pair: PreferencePair, max_length: int, special: SpecialTokens, report: DataReport
+) -> dict | None:
+    """A pair's example, or None when a reply does not fit; ``report`` counts pairs, not
+    conversations: a drop once, and each way the pair was shortened once, whichever sides were."""
+    cuts = DataReport()
+    try:
+        chosen = encode_conversation(tokenizer, pair.chosen_conversation(), max_length, special, cuts)
+        rejected = encode_conversation(tokenizer, pair.rejected_conversation(), max_length, special, cuts)
+    except TooLong:
+        report.dropped["reply_too_long"] += 1
+        return None
+    report.truncated.update(cuts.truncated.keys())
+    example = {"input_ids_chosen": chosen, "input_ids_rejected": rejected}
+    if pair.margin is not None:
+        example["margin"] = pair.margin
+    return example
+
+
 def encode_pairs(
     tokenizer, pairs: list[PreferencePair], max_length: int, report: DataReport | None = None
 ) -> list[dict]:
     """Encode preference pairs for training; pairs that cannot fit are dropped and counted."""
     special = SpecialTokens.of(tokenizer)
     report = report if report is not None else DataReport()
-    out = []
-    for pair in pairs:
-        try:
-            chosen = encode_conversation(tokenizer, pair.chosen_conversation(), max_length, special, report)
-            rejected = encode_conversation(tokenizer, pair.rejected_conversation(), max_length, special, report)
-        except TooLong:
-            report.dropped["reply_too_long"] += 1
-            continue
-        example = {"input_ids_chosen": chosen, "input_ids_rejected": rejected}
-        if pair.margin is not None:
-            example["margin"] = pair.margin
-        out.append(example)
-    return out
+    examples = (encode_pair(tokenizer, pair, max_length, special, report) for pair in pairs)
+    return [example for example in examples if example is not None]

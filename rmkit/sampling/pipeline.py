@@ -101,6 +101,7 @@ def score_stage(recipe: Recipe, run: RunFolder, scorer=None) -> None:
     if run.state.get("rescoring") != target:  # a re-score with another model was cut short: start over
         run.rescoring.unlink(missing_ok=True)
         run.state["rescoring"] = target
+        run.state.get("timings", {}).pop("score", None)  # this model's seconds and counts, not the last one's too
         run.save()
     log = CandidateLog(run.rescoring)
     timed = Timed(scorer or load_scorer(recipe.score))
