@@ -130,7 +130,7 @@ def test_out_of_memory_names_the_settings_to_lower(error, inputs, capsys, monkey
     if error == "torch":
         error = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    def train(recipe):
+    def train(recipe, overwrite=False):
         raise error
 
     monkeypatch.setattr("rmkit.train.train", train)
