@@ -213,7 +213,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("data", nargs="?", help="preference pairs: file, folder, glob or hub dataset (any supported format)")
     parser.add_argument("--heldout", action="store_true", help="instead of DATA: the pairs the training run REWARD_MODEL held out")
     parser.add_argument("--format", choices=["auto", *PAIR_FORMATS], default="auto", help="pair format (default: auto)")
-    parser.add_argument("--split", default="test", help="split of a hub dataset (default: test)")
+    parser.add_argument("--split", default="test", help="the split of a hub dataset, or of a folder's files by name (default: test)")
     parser.add_argument("--max-pairs", type=int, default=None, help="score a seeded random sample of this many pairs")
     parser.add_argument("--seed", type=int, default=0, help="for --max-pairs (default: 0)")
     parser.add_argument("--batch-size", type=int, default=16)
