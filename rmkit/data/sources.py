@@ -16,7 +16,6 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from rmkit.config import ConfigError
 from rmkit.conversation import RecordError
 from rmkit.errors import ConfigError, DataError
 
