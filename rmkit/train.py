@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from rmkit.config import ConfigError, DataConfig, Recipe, TrainConfig, dump_recipe, load_recipe
 from rmkit.data.report import DataReport
+from rmkit import logs
 from rmkit.errors import DataError
 from rmkit.report import write_report
 
@@ -386,6 +387,7 @@ def train(recipe: Recipe) -> dict:
 
     cfg = recipe.train
     output_dir = Path(cfg.output_dir)
+    logs.log_to(output_dir)
     accelerator = make_accelerator(cfg)
     check_launch(accelerator)
     tokenizer = load_tokenizer(recipe.model)
