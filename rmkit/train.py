@@ -8,7 +8,8 @@ The loss is Bradley-Terry, -log σ(r_chosen - r_rejected - margin), with chosen 
 rejected replies in one forward. Every process takes an equal slice of the same global
 batch (``split_batches``), so N processes train exactly as one process with an N times
 larger per-device batch. ``output_dir`` gets ``adapter/``, ``model/`` (merged),
-``metrics.jsonl``, ``summary.json``, ``recipe.yaml`` and ``checkpoints/step-N``.
+``metrics.jsonl``, ``summary.json``, ``recipe.yaml``, ``checkpoints/step-N`` and ``rmkit.log``
+(what the engines logged, :mod:`rmkit.logs`).
 """
 
 from __future__ import annotations
