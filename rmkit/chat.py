@@ -271,12 +271,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="section.key=value", help="recipe overrides, e.g. sample.temperature=0.2")
 
 
-def chat_recipe(args: argparse.Namespace):
-    """The recipe with the command line's model options applied."""
+def chat_recipe(args: argparse.Namespace, default_recipe=None):
+    """The recipe (``--recipe``, else ``default_recipe``) with the command line's model options applied."""
     from rmkit.config import load_recipe
     from rmkit.models import check_model
 
-    recipe = load_recipe(args.recipe, args.overrides)
+    recipe = load_recipe(args.recipe or default_recipe, args.overrides)
     if args.model:
         recipe.sample.policy = args.model
     if args.reward_model:

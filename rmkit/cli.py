@@ -16,6 +16,7 @@ import importlib
 import os
 import sys
 
+from rmkit import logs
 from rmkit.errors import user_message
 
 # verb → (module, or "module:Object" when one module holds several verbs, one-line help)
@@ -55,6 +56,10 @@ HINTS: dict[str, dict[str, str]] = {
 def add_global_flags(parser: argparse.ArgumentParser, default=False) -> None:
     """``--debug`` and ``-v``, before the verb or after it (a verb's parser passes ``argparse.SUPPRESS``)."""
     parser.add_argument("--debug", action="store_true", default=default, help="show the traceback of errors too (or RMKIT_DEBUG=1)")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", default=default,
+        help="show the engines' logs (vLLM, transformers, ...) on the screen too; they always go to rmkit.log",
+    )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one verb; user errors become one line on stderr and exit code 2."""
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("RMKIT_DEBUG", "") not in ("", "0")
+    logs.setup(args.verb, args.verbose)
     try:
         return args.module.run(args) or 0
     except KeyboardInterrupt:
@@ -89,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"rmkit: error: {one_line(message)}", file=sys.stderr)
         return 2
+    finally:
+        logs.close()
 
 
 def one_line(message: str) -> str:

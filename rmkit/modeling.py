@@ -8,6 +8,7 @@ import torch
 
 from rmkit.config import ConfigError, LoraConfig, ModelConfig
 from rmkit.errors import MissingPath
+from rmkit.logs import note
 from rmkit.models import resolve_model
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -99,7 +100,8 @@ def _quantization_config(cfg: ModelConfig):
 
 
 def _from_pretrained(path: str, tokenizer, dtype: str, trust_remote_code: bool = False, quantization=None):
-    """A one-output sequence classifier from a causal-LM, encoder or classifier checkpoint."""
+    """A one-output sequence classifier from a causal-LM, encoder or classifier checkpoint, and
+    whether its score head is new (the checkpoint has none: transformers initialised it)."""
     from transformers import AutoModelForSequenceClassification
 
     kwargs = {}
@@ -107,11 +109,13 @@ def _from_pretrained(path: str, tokenizer, dtype: str, trust_remote_code: bool =
         from accelerate import PartialState
 
         kwargs = {"quantization_config": quantization, "device_map": {"": PartialState().local_process_index}}
-    model = AutoModelForSequenceClassification.from_pretrained(
-        path, num_labels=1, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code, use_safetensors=True, **kwargs
-    )
+    model, loading = AutoModelForSequenceClassification.from_pretrained(
+        path, num_labels=1, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code, use_safetensors=True,
+        output_loading_info=True, **kwargs,
+    )  # fmt: skip
     fit_to_tokenizer(model, tokenizer)
-    return model
+    head = head_name(model)
+    return model, any(key.split(".")[0] == head for key in loading["missing_keys"])
 
 
 def add_lora(model, lora: LoraConfig, base_name: str, quantized: bool = False, gradient_checkpointing: bool = False):
@@ -151,7 +155,9 @@ def _adapter_base_name(name_or_path: str) -> str:
 def load_reward_model(cfg: ModelConfig, lora: LoraConfig | None, tokenizer):
     """The model to train: a one-output classifier, LoRA-wrapped unless ``lora`` is None or disabled."""
     quantization = _quantization_config(cfg)
-    model = _from_pretrained(resolve_model(cfg.name_or_path), tokenizer, cfg.dtype, cfg.trust_remote_code, quantization)
+    model, new_head = _from_pretrained(resolve_model(cfg.name_or_path), tokenizer, cfg.dtype, cfg.trust_remote_code, quantization)
+    if new_head:  # the expected case when training from a causal LM or an encoder
+        note(f"new score head initialised on {cfg.name_or_path}")
     model.config.use_cache = False  # no generation; a cache only costs memory in training
     if cfg.gradient_checkpointing and quantization is None:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -230,7 +236,7 @@ def _load_adapter(adapter_dir: Path, tokenizer, dtype: str, trust_remote_code: b
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # "score head newly initialized" is expected: the adapter brings it
     try:
-        model = _from_pretrained(base, tokenizer, dtype, trust_remote_code)
+        model, _ = _from_pretrained(base, tokenizer, dtype, trust_remote_code)  # the adapter brings the head
     finally:
         hf_logging.set_verbosity(verbosity)
     return PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
@@ -261,5 +267,7 @@ def load_trained_reward_model(path: str, dtype: str = "float32", trust_remote_co
     if (folder / "adapter_config.json").exists():
         model = _load_adapter(folder, tokenizer, dtype, trust_remote_code)
     else:
-        model = _from_pretrained(str(folder), tokenizer, dtype, trust_remote_code)
+        model, new_head = _from_pretrained(str(folder), tokenizer, dtype, trust_remote_code)
+        if new_head:
+            note(f"{folder} has no trained score head: a new one is initialised at random, so its rewards mean nothing", warning=True)
     return model.eval(), tokenizer

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rmkit.errors import MissingDependency, MissingPath
+from rmkit.logs import engine_output
 
 # SmolLM2's pad token is its EOS; a reward model would then read the score one token
 # early (the final <|im_end|> looks like padding), so the built folder pads with this.
@@ -113,7 +114,8 @@ def materialize(name: str) -> Path:
     building = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         print(f"rmkit: converting {gguf.name} into {target} (once)", file=sys.stderr)
-        convert_gguf(gguf, building)
+        with engine_output():  # transformers' conversion bars and warnings go to the log
+            convert_gguf(gguf, building)
         os.rename(building, target)
     except OSError:
         if not target.is_dir():  # not a lost race with another build

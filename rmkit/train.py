@@ -8,9 +8,9 @@ The loss is Bradley-Terry, -log σ(r_chosen - r_rejected - margin), with chosen 
 rejected replies in one forward. Every process takes an equal slice of the same global
 batch (``split_batches``), so N processes train exactly as one process with an N times
 larger per-device batch. ``output_dir`` gets ``adapter/``, ``model/`` (merged),
-``metrics.jsonl``, ``summary.json``, ``recipe.yaml`` and ``checkpoints/step-N``. A rerun
-resumes from the latest checkpoint, and refuses one trained with other result-affecting
-settings unless told ``--overwrite``.
+``metrics.jsonl``, ``summary.json``, ``recipe.yaml``, ``checkpoints/step-N`` and ``rmkit.log``
+(what the engines logged, :mod:`rmkit.logs`). A rerun resumes from the latest checkpoint,
+and refuses one trained with other result-affecting settings unless told ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rmkit import logs
 from rmkit.config import ConfigError, DataConfig, Recipe, TrainConfig, dump_recipe, load_recipe
 from rmkit.conversation import RecordError
 from rmkit.data.report import DataReport
@@ -430,6 +431,7 @@ def train(recipe: Recipe, overwrite: bool = False) -> dict:
 
     cfg = recipe.train
     output_dir = Path(cfg.output_dir)
+    logs.log_to(output_dir)
     accelerator = make_accelerator(cfg)
     check_launch(accelerator)
     if overwrite and accelerator.is_main_process:

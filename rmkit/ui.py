@@ -1,18 +1,22 @@
 """A web app to chat with best-of-N reranking and to browse a sample-and-score run.
 
-    rmkit ui [RUN_DIR] [--model PATH_OR_NAME --reward-model PATH] [--host 127.0.0.1 --port 7860]
+    rmkit ui [RUN_DIR] [--model PATH_OR_NAME --reward-model PATH] [--host 127.0.0.1 --port 7860 --auth USER:PASSWORD]
 
 The Chat tab answers each message with the best of N candidates and lists all of them,
-ranked, with their rewards (the model side is :class:`rmkit.chat.Responder`). The Run tab
-reads a run folder: its prompts, filterable by category; every candidate of a prompt in
-reward order; the selected one and the DPO pair (as ``rmkit select`` picks them); and
-the run's report plots. The page is served on 127.0.0.1 unless ``--host`` says otherwise.
+ranked, with their rewards (the model side is :class:`rmkit.chat.Responder`); its models
+default to the run's recipe (``sample.policy``, ``score.reward_model``). The Run tab reads
+a run folder: its prompts, filterable by category; every candidate of a prompt in reward
+order; the selected one and the DPO pair (as ``rmkit select`` picks them); and the run's
+report plots. It opens only folders inside RUN_DIR (a run, or a folder of runs; without
+one, the current folder), the app's *root*, and writes nothing outside it. The page is
+served on 127.0.0.1; any other ``--host`` needs ``--auth``.
 """
 
 # No `from __future__ import annotations`: Gradio finds the event argument of a handler by
 # its annotation (gr.SelectData), which must be a class, not a string.
 import argparse
 import functools
+import ipaddress
 import json
 import os
 import sys
@@ -21,7 +25,7 @@ from pathlib import Path
 
 from rmkit.chat import ChatSession, Reply, Responder, add_model_arguments, chat_recipe, format_reward, load_responder
 from rmkit.config import SelectConfig
-from rmkit.errors import UserError
+from rmkit.errors import ConfigError, MissingPath, UserError
 
 PREVIEW = 120  # characters of a prompt shown in the prompt list
 ALL = "(all)"  # the category filter's "no filter"
@@ -81,11 +85,29 @@ def _cached_run(path: str, stamp: tuple) -> Run:  # stamp: the files' times, onl
     return open_run(path)
 
 
-def load_run(path: str) -> Run:
+def load_run(path: str | Path) -> Run:
     """:func:`open_run`, read again only when one of the files it reads changes."""
     folder = Path(path).expanduser().resolve()
     files = (folder / name for name in ("candidates.jsonl", "recipe.yaml", "stats.json"))
     return _cached_run(str(folder), tuple(f.stat().st_mtime_ns if f.exists() else 0 for f in files))
+
+
+def inside(root: Path, path: str | Path) -> Path:
+    """``path`` with its links resolved, if it lies in ``root``; else :class:`RunError`."""
+    resolved = Path(path).expanduser().resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise RunError(f"{path} is outside {root}, the folder this app serves (start `rmkit ui` on a folder that holds it)")
+    return resolved
+
+
+def load_run_in(root: Path, path: str) -> Run:
+    """The run folder ``path`` (relative to where the app runs, or absolute), if it lies in ``root``."""
+    return load_run(inside(root, path))
+
+
+def find_runs(root: Path) -> list[Path]:
+    """Run folders in ``root`` (itself, its subfolders, theirs), for the Run tab to offer."""
+    return sorted({p.parent for pattern in ("run.json", "*/run.json", "*/*/run.json") for p in root.glob(pattern)})
 
 
 def selection(group: list[dict], run: Run):
@@ -167,8 +189,9 @@ def summary_text(run: Run) -> str:
     return format_summary(run.stats, run.path)
 
 
-def report_images(run: Run) -> list[tuple[object, str]]:
-    """The run's report plots as (image, caption); the report is (re)written when older than the run."""
+def report_images(run: Run, root: Path) -> list[tuple[object, str]]:
+    """The run's report plots as (image, caption); the report is (re)written when older than the
+    run, unless ``report/`` leads out of ``root`` (a link): the app writes nothing outside it."""
     from PIL import Image
 
     from rmkit.report import write_report
@@ -176,6 +199,7 @@ def report_images(run: Run) -> list[tuple[object, str]]:
     page = run.path / "report" / "report.html"
     newest = max(p.stat().st_mtime for p in (run.path / "candidates.jsonl", run.path / "stats.json") if p.exists())
     if not page.exists() or page.stat().st_mtime < newest:
+        inside(root, run.path / "report")
         write_report(run.path)
     # Loaded as images rather than paths: Gradio serves files only from folders it was told of.
     return [(Image.open(png).copy(), png.stem.replace("_", " ")) for png in sorted(page.parent.glob("*.png"))]
@@ -184,20 +208,34 @@ def report_images(run: Run) -> list[tuple[object, str]]:
 # ----------------------------------------------------------------------------- the app
 
 
-def build_app(responder: Responder | None = None, run_dir: str | None = None, *, n: int = 4, system: str = ""):
-    """The Gradio app: the Chat tab (active when ``responder`` is given) and the Run tab."""
+NO_CHAT = "Start with `rmkit ui --model PATH_OR_NAME [--reward-model PATH]` to chat here."
+
+
+def build_app(
+    responder: Responder | None = None,
+    run_dir: str | None = None,
+    *,
+    root: str | Path | None = None,
+    n: int = 4,
+    system: str = "",
+    chat_note: str = NO_CHAT,
+):
+    """The Gradio app: the Chat tab (``chat_note`` instead when there is no ``responder``) and the
+    Run tab, which opens run folders inside ``root`` (default: ``run_dir``, else the current folder).
+    It opens on the Run tab when given ``run_dir``."""
     import gradio as gr
 
+    root = Path(root or run_dir or ".")
     with gr.Blocks(title="rmkit") as app:
         gr.Markdown("## rmkit: best-of-N chat and run viewer")
-        with gr.Tabs():
+        with gr.Tabs(selected="run" if run_dir else "chat"):
             with gr.Tab("Chat", id="chat"):
                 if responder is None:
-                    gr.Markdown("Start with `rmkit ui --model PATH_OR_NAME [--reward-model PATH]` to chat here.")
+                    gr.Markdown(chat_note, elem_id="chat-note")
                 else:
                     _chat_tab(gr, responder, n, system)
             with gr.Tab("Run", id="run"):
-                _run_tab(gr, app, run_dir)
+                _run_tab(gr, app, root, run_dir)
     return app
 
 
@@ -255,9 +293,10 @@ def _reply_status(reply: Reply, session: ChatSession) -> str:
     return " · ".join(parts)
 
 
-def _run_tab(gr, app, run_dir: str | None) -> None:
+def _run_tab(gr, app, root: Path, run_dir: str | None) -> None:
+    start = run_dir if run_dir and (Path(run_dir) / "run.json").exists() else ""
     with gr.Row():
-        path = gr.Textbox(value=run_dir or "", label="Run folder", scale=4, elem_id="run-path")
+        path = gr.Textbox(value=start, label=f"Run folder (inside {root})", scale=4, elem_id="run-path")
         open_button = gr.Button("Open", scale=1, elem_id="run-open")
     status = gr.Markdown(elem_id="run-status")
     with gr.Row():
@@ -289,7 +328,7 @@ def _run_tab(gr, app, run_dir: str | None) -> None:
 
     def read(folder: str) -> Run:
         try:
-            return load_run(folder.strip())
+            return load_run_in(root, folder.strip())
         except RunError as err:
             raise gr.Error(str(err)) from None  # shown in the page
 
@@ -299,11 +338,12 @@ def _run_tab(gr, app, run_dir: str | None) -> None:
 
     def show(folder: str):
         if not folder.strip():
-            return ("Give a run folder above.", gr.Dropdown(choices=[], value=None), [], "", "", [], "", [])
+            runs = ", ".join(f"`{p}`" for p in find_runs(root)) or "none yet"
+            return (f"Give a run folder above. Runs in {root}: {runs}", gr.Dropdown(choices=[], value=None), [], "", "", [], "", [])
         run = read(folder)
         rows = prompt_rows(run)
         try:
-            images = report_images(run)
+            images = report_images(run, root)
         except Exception as err:  # a plotting problem must not hide the candidates
             images, note = [], f" · the report plots could not be made: {err}"
         else:
@@ -326,18 +366,30 @@ def _run_tab(gr, app, run_dir: str | None) -> None:
     category.input(filter_prompts, [path, category], [prompts, prompt, chosen, candidates])
     prompts.select(pick, [path], [prompt, chosen, candidates])
     if run_dir:
-        app.load(show, [path], opened)
+        app.load(show, [path], opened)  # the run, or the list of runs in the root
 
 
 # ----------------------------------------------------------------------------- the verb
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="a sample-and-score run folder to browse")
+    parser.add_argument(
+        "run_dir", nargs="?", metavar="RUN_DIR",
+        help="a sample-and-score run folder, or a folder of runs: the Run tab opens only folders inside it (default: the current folder)",
+    )  # fmt: skip
     add_model_arguments(parser)
+    parser.add_argument("--no-chat", action="store_true", help="browse runs only: load no model")
     parser.add_argument("--system", default="", help="system prompt for the chat")
-    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1, this machine only)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1, this machine only; any other needs --auth)")
     parser.add_argument("--port", type=int, help="port (default: 7860, or the next free one)")
+    parser.add_argument(
+        "--auth", metavar="USER:PASSWORD", default=os.environ.get("RMKIT_UI_AUTH"),
+        help="log-in for the page (default: $RMKIT_UI_AUTH); needed with a --host other than this machine",
+    )  # fmt: skip
+    parser.epilog = (
+        "The chat's models default to RUN_DIR's recipe (sample.policy, score.reward_model), else to the recipe defaults; "
+        "--model, --reward-model and --recipe choose others."
+    )
 
 
 def split_run_dir(args: argparse.Namespace) -> None:
@@ -347,19 +399,58 @@ def split_run_dir(args: argparse.Namespace) -> None:
         args.run_dir = None
 
 
-def wants_chat(args: argparse.Namespace) -> bool:
-    """Chat when a model is named, or when there is no run to browse (then with the default model)."""
-    return bool(args.model or args.reward_model or not args.run_dir)
+def login(host: str, auth: str | None) -> tuple[str, str] | None:
+    """Gradio's ``auth`` from ``USER:PASSWORD``; refuses to serve beyond this machine without one."""
+    if auth is not None:
+        user, colon, password = auth.partition(":")
+        if not (user and colon and password):
+            raise ConfigError("--auth: expected USER:PASSWORD")
+        return user, password
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name
+        loopback = False
+    if not loopback:
+        raise ConfigError(f"--host {host} serves the app beyond this machine: give --auth USER:PASSWORD (or set RMKIT_UI_AUTH)")
+    return None
+
+
+def check_root(run_dir: str) -> None:
+    """RUN_DIR must be a run, or a folder that holds runs; else say what is wrong with it."""
+    if not find_runs(Path(run_dir)) or (Path(run_dir) / "run.json").exists():
+        open_run(run_dir)  # a missing or malformed folder fails here, not in the browser
+
+
+def chat_models(args: argparse.Namespace):
+    """``(recipe, responder, note)``: the chat's models, by default RUN_DIR's, loaded now; the note
+    says why there is no chat (then responder is None)."""
+    if args.no_chat:
+        return None, None, "The chat is off (`--no-chat`)."
+    run_recipe = Path(args.run_dir, "recipe.yaml") if args.run_dir else None
+    from_run = run_recipe is not None and run_recipe.exists() and not (args.model or args.reward_model or args.recipe)
+    try:
+        recipe = chat_recipe(args, run_recipe if run_recipe is not None and run_recipe.exists() else None)
+    except MissingPath as err:
+        if not from_run:
+            raise
+        # The run's model paths are relative to where it ran: browse anyway, and say how to chat.
+        note = f"No chat: {err}. Start `rmkit ui` where the run was made, or give --model / --reward-model."
+        print(f"rmkit: {note}", file=sys.stderr)
+        return None, None, note
+    ranked = f", ranked by {recipe.score.reward_model}" if recipe.score.reward_model else ""
+    print(f"rmkit: loading the chat's models: {recipe.sample.policy}{ranked}", file=sys.stderr)
+    return recipe, load_responder(recipe), ""
 
 
 def run(args: argparse.Namespace) -> int:
     # Gradio reports usage to its makers unless told not to.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     split_run_dir(args)
+    auth = login(args.host, args.auth)
     if args.run_dir:
-        open_run(args.run_dir)  # a missing or malformed folder fails here, not in the browser
-    recipe = chat_recipe(args)
-    responder = load_responder(recipe) if wants_chat(args) else None
-    app = build_app(responder, args.run_dir, n=recipe.sample.n, system=args.system)
-    app.launch(server_name=args.host, server_port=args.port)
+        check_root(args.run_dir)
+    recipe, responder, note = chat_models(args)
+    n = recipe.sample.n if recipe else 4
+    app = build_app(responder, args.run_dir, n=n, system=args.system, chat_note=note or NO_CHAT)
+    app.launch(server_name=args.host, server_port=args.port, auth=auth)
     return 0

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from rmkit.cli import main
-from rmkit.config import Recipe
+from rmkit.config import Recipe, dump_recipe
 from rmkit.sampling.backends import Completion
-from rmkit.ui import ALL, RunError, candidate_rows, open_run, prompt_rows, selection_text
+from rmkit.ui import ALL, RunError, candidate_rows, load_run_in, open_run, prompt_rows, report_images, selection_text
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -117,6 +117,85 @@ def test_rmkit_ui_stops_on_a_bad_run_folder(tmp_path, capsys):
     assert f"rmkit: error: {tmp_path / 'nowhere'}: no such folder" in capsys.readouterr().err
 
 
+# ----------------------------------------------------------------------------- the root it serves
+
+
+def test_the_run_tab_opens_only_folders_inside_the_root(run_dir, tmp_path):
+    root = tmp_path / "root"
+    inner = copy_run(run_dir, root)
+    outer = copy_run(run_dir, tmp_path / "elsewhere")
+    assert len(load_run_in(root, str(inner)).groups) == len(PROMPTS)
+    for path in (outer, root / ".." / "elsewhere" / "run", "/etc"):
+        with pytest.raises(RunError, match=f"is outside {root}, the folder this app serves"):
+            load_run_in(root, str(path))
+    (root / "link").symlink_to(outer)  # a link inside that leads out
+    with pytest.raises(RunError, match="is outside"):
+        load_run_in(root, str(root / "link"))
+
+
+def test_the_report_is_not_written_through_a_link_out_of_the_root(run_dir, tmp_path):
+    root = tmp_path / "root"
+    inner = copy_run(run_dir, root)
+    shutil.rmtree(inner / "report", ignore_errors=True)
+    (tmp_path / "elsewhere").mkdir()
+    (inner / "report").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(RunError, match="is outside"):
+        report_images(load_run_in(root, str(inner)), root)
+    assert not list((tmp_path / "elsewhere").iterdir())
+    (inner / "report").unlink()
+    assert len(report_images(load_run_in(root, str(inner)), root)) >= 2  # inside: written and shown
+    assert (inner / "report" / "report.html").exists()
+
+
+class Launches:
+    """Stands in for Gradio's launch (and, when asked, the chat's model loading): records the calls."""
+
+    def __init__(self, monkeypatch):
+        import gradio
+
+        self.launched, self.recipes = [], []
+        monkeypatch.setattr(gradio.Blocks, "launch", lambda app, **kwargs: self.launched.append(kwargs))
+        monkeypatch.delenv("RMKIT_UI_AUTH", raising=False)
+
+    def load_responder(self, recipe):
+        self.recipes.append(recipe)
+        return type("Responder", (), {"ranked": bool(recipe.score.reward_model)})()
+
+
+def test_serving_beyond_this_machine_needs_a_login(run_dir, monkeypatch, capsys):
+    pytest.importorskip("gradio", reason="the web UI needs gradio (pip install gradio)")
+    calls = Launches(monkeypatch)
+    assert main(["ui", str(run_dir), "--no-chat", "--host", "0.0.0.0"]) == 2
+    assert "--host 0.0.0.0 serves the app beyond this machine: give --auth USER:PASSWORD" in capsys.readouterr().err
+    assert main(["ui", str(run_dir), "--no-chat", "--host", "0.0.0.0", "--auth", "me"]) == 2
+    assert "--auth: expected USER:PASSWORD" in capsys.readouterr().err
+    assert not calls.launched
+    assert main(["ui", str(run_dir), "--no-chat", "--host", "0.0.0.0", "--auth", "me:secret"]) == 0
+    assert main(["ui", str(run_dir), "--no-chat"]) == 0  # this machine only: no login needed
+    assert [(c["server_name"], c["auth"]) for c in calls.launched] == [("0.0.0.0", ("me", "secret")), ("127.0.0.1", None)]
+
+
+def test_the_chat_uses_the_runs_models_by_default(run_dir, tiny_llama, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("gradio", reason="the web UI needs gradio (pip install gradio)")
+    calls = Launches(monkeypatch)
+    monkeypatch.setattr("rmkit.ui.load_responder", calls.load_responder)
+    run = copy_run(run_dir, tmp_path)
+    recipe = Recipe()
+    recipe.sample.policy, recipe.score.reward_model = str(tiny_llama), str(tiny_llama)
+    dump_recipe(recipe, run / "recipe.yaml")
+    assert main(["ui", str(run)]) == 0
+    assert (calls.recipes[-1].sample.policy, calls.recipes[-1].score.reward_model) == (str(tiny_llama), str(tiny_llama))
+    assert main(["ui", str(run), "--reward-model", str(tmp_path / "nowhere")]) == 2  # one named on the command line must exist
+    assert f"--reward-model {tmp_path / 'nowhere'}: no such folder" in capsys.readouterr().err
+
+    # A run made elsewhere names models that are not here: browse it, and say why there is no chat.
+    recipe.score.reward_model = "outputs/moved/reward_model"
+    dump_recipe(recipe, run / "recipe.yaml")
+    assert main(["ui", str(run)]) == 0
+    assert "No chat: score.reward_model outputs/moved/reward_model: no such folder" in capsys.readouterr().err
+    assert len(calls.recipes) == 1 and len(calls.launched) == 2
+
+
 # ----------------------------------------------------------------------------- in the browser
 
 
@@ -174,7 +253,7 @@ def table(browser, elem_id: str) -> list[list[str]]:
     return [cells for row in rows if (cells := [c.text for c in row.find_elements(By.CSS_SELECTOR, "[role=gridcell]")])]
 
 
-def test_chat_and_run_viewer_in_a_browser(browser, app_url, tmp_path):
+def test_chat_and_run_viewer_in_a_browser(browser, app_url, run_dir, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
@@ -183,7 +262,13 @@ def test_chat_and_run_viewer_in_a_browser(browser, app_url, tmp_path):
     browser.get(app_url)
     wait.until(lambda b: b.title == "rmkit")  # the page has loaded
 
+    # Given a run, the app opens on the Run tab, showing the run.
+    wait.until(lambda b: len(table(b, "run-candidates")) == 4)
+    selected = browser.find_element(By.CSS_SELECTOR, "button[role='tab'][aria-selected='true']")
+    assert "Run" in selected.text
+
     # Chat: a message gets three candidates, ranked by reward, and the best one answers.
+    browser.find_element(By.XPATH, "//button[@role='tab' and contains(., 'Chat')]").click()
     box = wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "#message textarea"))
     box.send_keys("What is the capital of France?", Keys.ENTER)
     wait.until(lambda b: len(table(b, "candidates")) == 3)
@@ -211,9 +296,9 @@ def test_chat_and_run_viewer_in_a_browser(browser, app_url, tmp_path):
     browser.save_screenshot(str(tmp_path / "run.png"))
     print(f"screenshots: {tmp_path / 'chat.png'}, {tmp_path / 'run.png'}")
 
-    # A folder that is not a run says so.
+    # A folder that is not a run says so; one outside the run the app was started on is refused.
     path = browser.find_element(By.CSS_SELECTOR, "#run-path textarea, #run-path input")
-    path.clear()
-    path.send_keys(str(tmp_path / "nowhere"))
-    browser.find_element(By.ID, "run-open").click()
-    wait.until(lambda b: "no such folder" in b.find_element(By.TAG_NAME, "body").text)
+    for folder, says in ((run_dir / "nowhere", "no such folder"), (tmp_path, "is outside")):
+        path.clear()
+        path.send_keys(str(folder), Keys.ENTER)  # (the first error's toast covers the Open button)
+        wait.until(lambda b: says in b.find_element(By.TAG_NAME, "body").text)

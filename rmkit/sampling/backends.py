@@ -17,6 +17,7 @@ from typing import Protocol
 
 from rmkit.config import SampleConfig
 from rmkit.errors import MissingDependency
+from rmkit.logs import engine_output, vllm_args
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,8 @@ def load_backend(cfg: SampleConfig, model_path: str, tokenizer, sequences: int |
     sizes vLLM's KV cache on CPU.
     """
     if cfg.backend == "vllm":
-        return VllmBackend(cfg, model_path, sequences)
+        with engine_output():  # vLLM and its engine processes print to the log file, not the screen
+            return VllmBackend(cfg, model_path, sequences)
     return TransformersBackend(cfg, model_path, tokenizer)
 
 
@@ -93,6 +95,7 @@ class VllmBackend:
             enforce_eager=cfg.enforce_eager,
             seed=cfg.seed,
             **whole_prefills,
+            **vllm_args(),
             **engine_memory_args(
                 model_path, cfg.dtype, cfg.max_model_len, sequences or cfg.chunk_size * cfg.n,
                 "sample.max_model_len", cfg.gpu_memory_utilization,

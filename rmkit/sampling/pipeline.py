@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from rmkit import logs
 from rmkit.config import ConfigError, Recipe, SampleConfig, dump_recipe, load_recipe
 from rmkit.errors import DataError
 from rmkit.sampling.runs import CandidateLog, RunFolder, differences, fingerprint, merge_runs, parse_shard, shard_items
@@ -29,6 +30,7 @@ def sample_and_score(recipe: Recipe, output: str | Path, shard=None, overwrite=F
     validate(recipe, scoring=True)
     run = RunFolder(output)
     run.start(recipe, fingerprint(recipe, ("sample", "score")), shard, overwrite)
+    logs.log_to(run.path)
     scorer = sample_stage(recipe, run, shard, score_too=True, backend=backend, scorer=scorer)
     if run.state.get("needs_scoring"):  # some prompts were sampled by `rmkit sample`
         score_stage(recipe, run, scorer)
@@ -342,6 +344,7 @@ def _existing_run(recipe: Recipe, path: Path, sections: tuple[str, ...]) -> RunF
     changes = differences(run.state["fingerprint"], fingerprint(recipe, sections))
     if changes:
         raise ConfigError(f"{path} was sampled with other settings:\n  " + "\n  ".join(changes))
+    logs.log_to(run.path)
     return run
 
 
@@ -383,6 +386,7 @@ class Sample:
         validate(recipe, scoring=False)
         run = RunFolder(output)
         run.start(recipe, fingerprint(recipe, ("sample", "score") if best else ("sample",)), shard, args.overwrite)
+        logs.log_to(run.path)
         sample_stage(recipe, run, shard, score_too=False)
 
 
@@ -430,5 +434,6 @@ class Merge:
     @staticmethod
     def run(args):
         run = merge_runs(args.output, args.shards, args.overwrite)
+        logs.log_to(run.path)
         select_stage(load_recipe(run.recipe_path), run)
         _write_report(run.path)

@@ -15,6 +15,7 @@ from rmkit.config import ConfigError, ModelConfig, ScoreConfig
 from rmkit.conversation import Conversation
 from rmkit.data.encode import SpecialTokens, TooLong, encode_conversation
 from rmkit.data.report import DataReport
+from rmkit.logs import engine_output, vllm_args
 from rmkit.sampling.generate import Scorer, through_turn
 from rmkit.sampling.select import mark_selected
 
@@ -101,6 +102,7 @@ class VllmScorer:
             dtype=cfg.dtype,
             max_model_len=max_len,
             enforce_eager=cfg.enforce_eager,
+            **vllm_args(),
             **engine_memory_args(folder, cfg.dtype, max_len, cfg.batch_size, "score.max_length", cfg.gpu_memory_utilization),
         )
 
@@ -126,7 +128,10 @@ def load_scorer(cfg: ScoreConfig, label: str = "score.reward_model") -> Scorer:
     if not cfg.reward_model:
         raise ConfigError(f"{label} is not set: give a reward model folder")
     check_model(cfg.reward_model, label)
-    return VllmScorer(cfg) if cfg.backend == "vllm" else TransformersScorer(cfg)
+    if cfg.backend == "vllm":
+        with engine_output():  # vLLM and its engine processes print to the log file, not the screen
+            return VllmScorer(cfg)
+    return TransformersScorer(cfg)
 
 
 def load_reward_model(cfg: ScoreConfig):
