@@ -256,14 +256,33 @@ def checkpoint_folder(path: str | Path, label: str = "reward model") -> Path:
     return path
 
 
-def load_trained_reward_model(path: str, dtype: str = "float32", trust_remote_code: bool = False):
+def reward_model_config(
+    folder: str, trust_remote_code: bool = False, chat_template: str = "chatml", force_chat_template: bool = False
+) -> ModelConfig:
+    """The ModelConfig a trained reward model's tokenizer loads with: the one place its template is chosen."""
+    return ModelConfig(
+        name_or_path=folder,
+        trust_remote_code=trust_remote_code,
+        chat_template=chat_template,
+        force_chat_template=force_chat_template,
+    )
+
+
+def load_trained_reward_model(
+    path: str,
+    dtype: str = "float32",
+    trust_remote_code: bool = False,
+    chat_template: str = "chatml",
+    force_chat_template: bool = False,
+):
     """``(model, tokenizer)`` for scoring, from an rmkit training output or any HF classifier checkpoint.
 
     An rmkit folder carries its tokenizer (chat template, pad token); ``adapter/`` alone is
-    loaded on its base model and merged. The model is returned in eval mode.
+    loaded on its base model and merged. ``chat_template`` is used when the tokenizer has
+    none (or always, with ``force_chat_template``). The model is returned in eval mode.
     """
     folder = checkpoint_folder(path)
-    tokenizer = load_tokenizer(ModelConfig(name_or_path=str(folder), trust_remote_code=trust_remote_code))
+    tokenizer = load_tokenizer(reward_model_config(str(folder), trust_remote_code, chat_template, force_chat_template))
     if (folder / "adapter_config.json").exists():
         model = _load_adapter(folder, tokenizer, dtype, trust_remote_code)
     else:

@@ -231,3 +231,23 @@ def test_quantization_needs_a_gpu(tiny_llama):
     cfg = ModelConfig(name_or_path=str(tiny_llama), load_in_4bit=True)
     with pytest.raises(ConfigError, match="CUDA GPU"):
         load_reward_model(cfg, LoraConfig(), load_tokenizer(cfg))
+
+
+def test_score_chat_template_is_used_for_a_reward_model_without_one(tiny_llama, tmp_path):
+    # A HF checkpoint whose tokenizer has no template: `score.chat_template` must decide how
+    # it renders (it was silently replaced by the ModelConfig default, chatml, at load).
+    from rmkit.config import ScoreConfig
+    from rmkit.sampling.score import load_reward_model as load_scoring_model
+
+    folder = tmp_path / "no_template"
+    shutil.copytree(tiny_llama, folder)
+    (folder / "chat_template.jinja").unlink(missing_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.chat_template = None
+    tokenizer.save_pretrained(folder)
+    assert AutoTokenizer.from_pretrained(folder).chat_template is None
+    chat = conversations(["Paris."])[0]
+    _, vicuna = load_scoring_model(ScoreConfig(reward_model=str(folder), chat_template="vicuna"))
+    assert vicuna.apply_chat_template(chat, tokenize=False).startswith("A chat between")
+    _, plain = load_scoring_model(ScoreConfig(reward_model=str(folder), chat_template="plain"))
+    assert plain.apply_chat_template(chat, tokenize=False).startswith("Human: What is the capital")

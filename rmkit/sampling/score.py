@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rmkit.config import ConfigError, ModelConfig, ScoreConfig
+from rmkit.config import ConfigError, ScoreConfig
 from rmkit.conversation import Conversation
 from rmkit.data.encode import SpecialTokens, TooLong, encode_conversation
 from rmkit.data.report import DataReport
@@ -85,15 +85,13 @@ class VllmScorer:
     def __init__(self, cfg: ScoreConfig):
         from vllm import LLM
 
-        from rmkit.data.templates import use_template
-        from rmkit.modeling import checkpoint_folder, load_tokenizer
+        from rmkit.modeling import checkpoint_folder, load_tokenizer, reward_model_config
         from rmkit.sampling.kv_cache import engine_memory_args, kv_shape
 
         folder = str(checkpoint_folder(cfg.reward_model))
         if Path(folder, "adapter_config.json").exists():
             raise ConfigError(f"score.backend=vllm needs a merged model; {folder} holds a LoRA adapter only")
-        self.tokenizer = load_tokenizer(ModelConfig(name_or_path=folder))
-        use_template(self.tokenizer, cfg.chat_template, cfg.force_chat_template)
+        self.tokenizer = load_tokenizer(reward_model_config(folder, False, cfg.chat_template, cfg.force_chat_template))
         self.cfg, self.report = cfg, DataReport()
         max_len = min(cfg.max_length, kv_shape(folder, cfg.dtype, None).max_model_len)  # no scored sequence is longer
         self.llm = LLM(
@@ -138,11 +136,11 @@ def load_reward_model(cfg: ScoreConfig):
     """(model, tokenizer): the RM's own template, else ``score.chat_template``; on the GPU if any."""
     import torch
 
-    from rmkit.data.templates import use_template
     from rmkit.modeling import load_trained_reward_model
 
-    model, tokenizer = load_trained_reward_model(cfg.reward_model, dtype=cfg.dtype)
-    use_template(tokenizer, cfg.chat_template, cfg.force_chat_template)
+    model, tokenizer = load_trained_reward_model(
+        cfg.reward_model, dtype=cfg.dtype, chat_template=cfg.chat_template, force_chat_template=cfg.force_chat_template
+    )
     return (model.cuda() if torch.cuda.is_available() else model), tokenizer
 
 
