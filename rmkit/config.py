@@ -108,7 +108,7 @@ class SampleConfig:
     """``rmkit sample``: prompts → N candidates per prompt from a policy model."""
 
     prompts: str = ""  # prompt file, folder or glob (rmkit.data.formats.load_prompts)
-    prompts_format: str = "auto"  # auto, mt_bench, messages, hh_rlhf, alpaca_eval, text
+    prompts_format: str = "auto"  # auto, mt_bench, messages, sharegpt, hh_rlhf, alpaca_eval, text
     on_error: Literal["raise", "skip"] = "raise"  # bad prompt records: stop, or skip and count
     max_prompts: int | None = None  # the first N prompts only, for quick runs
     policy: str = "smollm2-135m-instruct"  # a path, hub id, or built-in short name (rmkit.models)

@@ -18,7 +18,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from rmkit.conversation import Conversation
+from rmkit.conversation import ANSWERABLE, Conversation, tools_of, without_tools
 
 
 def write_atomic(path: str | Path, text: str) -> None:
@@ -38,19 +38,26 @@ def write_json(path: str | Path, data) -> None:
 
 
 def sft_record(messages: Conversation) -> dict:
-    return {"messages": messages}
+    return _with_tools_field({"messages": without_tools(messages)}, messages)
 
 
 def pair_record(chosen: Conversation, rejected: Conversation) -> dict:
-    """Split two conversations at the last user message they share."""
+    """Split two conversations at the last user message (or tool result) they share."""
     shared = 0
     while shared < min(len(chosen), len(rejected)) and chosen[shared] == rejected[shared]:
         shared += 1
-    while shared and chosen[shared - 1]["role"] != "user":
+    while shared and chosen[shared - 1]["role"] not in ANSWERABLE:
         shared -= 1
     if not shared:
         raise ValueError("the two conversations share no prompt")
-    return {"prompt": chosen[:shared], "chosen": chosen[shared:], "rejected": rejected[shared:]}
+    record = {"prompt": without_tools(chosen[:shared]), "chosen": chosen[shared:], "rejected": rejected[shared:]}
+    return _with_tools_field(record, chosen)
+
+
+def _with_tools_field(record: dict, messages: Conversation) -> dict:
+    """The conversation's tool schemas as a top-level ``tools`` field, as TRL reads them."""
+    tools = tools_of(messages)
+    return record if tools is None else {**record, "tools": tools}
 
 
 def mt_bench_answers(answers: list[tuple[int | str, Conversation]], model_id: str, tstamp: float) -> list[dict]:

@@ -1,8 +1,10 @@
 """Dataset formats -> the conversation types: preference pairs to train on, prompts to sample.
 
 Pair formats: ``hh_rlhf``, ``trl``, ``medicalgpt``, ``sharegpt``. Prompt formats:
-``mt_bench``, ``messages``, ``hh_rlhf``, ``alpaca_eval``, ``text`` (also ``.txt`` files,
-one prompt a line). A bad record raises :class:`RecordError` naming its file, line and
+``mt_bench``, ``messages``, ``sharegpt``, ``hh_rlhf``, ``alpaca_eval``, ``text`` (also ``.txt``
+files, one prompt a line). Tool use is read from TRL / OpenAI messages (``tool_calls``,
+``role: tool``) and ShareGPT turns (``function_call``, ``observation``), with the schemas from a
+record's ``tools`` field (a list, or a JSON string of one). A bad record raises :class:`RecordError` naming its file, line and
 field, with a kind (missing, type, empty, identical, invalid) that ``on_error="skip"``
 counts in a :class:`DataReport`.
 """
@@ -15,19 +17,35 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from rmkit.config import DataConfig
-from rmkit.conversation import Conversation, PreferencePair, Prompt, RecordError, message, validate_conversation
+from rmkit.conversation import (
+    ANSWERABLE,
+    Conversation,
+    Message,
+    PreferencePair,
+    Prompt,
+    RecordError,
+    message,
+    parse_json,
+    parse_tool_call,
+    parse_tools,
+    validate_conversation,
+    with_tools,
+)
 from rmkit.data.report import DataReport
 from rmkit.data.sources import file_stem, read_records, split_heldout, subset_of
 from rmkit.errors import ConfigError, DataError
 
 PAIR_FORMATS = ("hh_rlhf", "trl", "medicalgpt", "sharegpt")
-PROMPT_FORMATS = ("mt_bench", "messages", "hh_rlhf", "alpaca_eval", "text")
+PROMPT_FORMATS = ("mt_bench", "messages", "sharegpt", "hh_rlhf", "alpaca_eval", "text")
 
 # HH-RLHF transcripts: "\n\nHuman: ...\n\nAssistant: ..." (a bare leading "Human:" is accepted).
 ASSISTANT_MARK = "\n\nAssistant:"
 TURN_MARK = re.compile(r"(?:^|\n\n)(Human|Assistant):")
 TRANSCRIPT_ROLES = {"Human": "user", "Assistant": "assistant"}
-SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
+SHAREGPT_ROLES = {
+    "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
+    "function_call": "assistant", "observation": "tool", "tool": "tool",
+}
 
 T = TypeVar("T")
 
@@ -114,9 +132,9 @@ def _trl_pair(record: dict, source: str) -> PreferencePair:
     else:
         reason = "without a prompt, chosen and rejected must be message lists"
         raise RecordError(reason, source=source, field="prompt", kind="missing")
-    chosen_text = _trl_reply(chosen, prompt, source, "chosen")
-    rejected_text = _trl_reply(rejected, prompt, source, "rejected")
-    return _pair(record, source, _with_system(prompt, record, source), chosen_text, rejected_text)
+    chosen_reply = _trl_reply(chosen, prompt, source, "chosen")
+    rejected_reply = _trl_reply(rejected, prompt, source, "rejected")
+    return _pair(record, source, _with_system_and_tools(prompt, record, source), chosen_reply, rejected_reply)
 
 
 def _trl_prompt(value: object, source: str) -> Conversation:
@@ -137,7 +155,7 @@ def _shared_prefix(chosen: list, rejected: list, source: str) -> Conversation:
     return chosen[:n]
 
 
-def _trl_reply(value: str | list, prompt: Conversation, source: str, field: str) -> str:
+def _trl_reply(value: str | list, prompt: Conversation, source: str, field: str) -> str | Message:
     """A reply given as text, or as one assistant message (optionally after a copy of the prompt)."""
     if isinstance(value, str):
         return _reply(value, source, field)
@@ -146,7 +164,7 @@ def _trl_reply(value: str | list, prompt: Conversation, source: str, field: str)
         messages = messages[len(prompt) :]
     if len(messages) != 1 or messages[0]["role"] != "assistant":
         raise RecordError("a reply must be exactly one assistant message after the prompt", source=source, field=field)
-    return _reply(messages[0]["content"], source, f"{field}[-1].content")
+    return _reply_message(messages[0], source, f"{field}[-1].content")
 
 
 def _medicalgpt_pair(record: dict, source: str) -> PreferencePair:
@@ -159,18 +177,23 @@ def _medicalgpt_pair(record: dict, source: str) -> PreferencePair:
     prompt.append(message("user", _required(record, "question", source, str)))
     chosen = _reply(_required(record, "response_chosen", source, str), source, "response_chosen")
     rejected = _reply(_required(record, "response_rejected", source, str), source, "response_rejected")
-    return _pair(record, source, _with_system(prompt, record, source), chosen, rejected)
+    return _pair(record, source, _with_system_and_tools(prompt, record, source), chosen, rejected)
 
 
 def _sharegpt_pair(record: dict, source: str) -> PreferencePair:
-    turns = _required(record, "conversations", source, list)
-    prompt = [_sharegpt_message(turn, source, f"conversations[{i}]") for i, turn in enumerate(turns)]
-    prompt = validate_conversation(prompt, source=source, field_name="conversations")  # system first, non-empty
+    prompt = _sharegpt_conversation(record, source)
     chosen, rejected = _sharegpt_reply(record, "chosen", source), _sharegpt_reply(record, "rejected", source)
-    return _pair(record, source, _with_system(prompt, record, source), chosen, rejected)
+    return _pair(record, source, _with_system_and_tools(prompt, record, source), chosen, rejected)
 
 
-def _sharegpt_message(turn: object, source: str, field: str) -> dict:
+def _sharegpt_conversation(record: dict, source: str) -> Conversation:
+    turns = _required(record, "conversations", source, list)
+    messages = [_sharegpt_message(turn, source, f"conversations[{i}]") for i, turn in enumerate(turns)]
+    return validate_conversation(messages, source=source, field_name="conversations")  # system first, non-empty
+
+
+def _sharegpt_message(turn: object, source: str, field: str) -> Message:
+    """One ``{from, value}`` turn; a ``function_call`` value is a JSON call (or a list of them)."""
     if not isinstance(turn, dict):
         reason = f"expected a {{from, value}} object, got {type(turn).__name__}"
         raise RecordError(reason, source=source, field=field, kind="type")
@@ -178,24 +201,31 @@ def _sharegpt_message(turn: object, source: str, field: str) -> dict:
     if role is None:
         reason = f"'from' must be one of {sorted(SHAREGPT_ROLES)}, got {turn.get('from')!r}"
         raise RecordError(reason, source=source, field=f"{field}.from")
-    return message(role, _required(turn, "value", source, str, field=f"{field}.value"))
+    value = _required(turn, "value", source, str, field=f"{field}.value")
+    if turn["from"] != "function_call":
+        return message(role, value)
+    calls = parse_json(value, source, f"{field}.value")
+    calls = calls if isinstance(calls, list) else [calls]
+    calls = [parse_tool_call(call, source, f"{field}.value[{i}]") for i, call in enumerate(calls)]
+    return {"role": "assistant", "content": "", "tool_calls": calls}
 
 
-def _sharegpt_reply(record: dict, key: str, source: str) -> str:
+def _sharegpt_reply(record: dict, key: str, source: str) -> str | Message:
     value = _required(record, key, source, (str, dict))
     if isinstance(value, dict):
         reply = _sharegpt_message(value, source, key)
         if reply["role"] != "assistant":
-            reason = f"a reply must come from gpt/assistant, not {value.get('from')!r}"
+            reason = f"a reply must come from gpt/assistant or be a function_call, not {value.get('from')!r}"
             raise RecordError(reason, source=source, field=f"{key}.from")
-        return _reply(reply["content"], source, f"{key}.value")
+        return _reply_message(reply, source, f"{key}.value")
     return _reply(value, source, key)
 
 
-def _pair(record: dict, source: str, prompt: Conversation, chosen: str, rejected: str) -> PreferencePair:
-    if not prompt or prompt[-1]["role"] != "user":
+def _pair(record: dict, source: str, prompt: Conversation, chosen: str | Message, rejected: str | Message) -> PreferencePair:
+    if not prompt or prompt[-1]["role"] not in ANSWERABLE:
         last = prompt[-1]["role"] if prompt else "nothing"
-        raise RecordError(f"the prompt must end with a user turn, not {last}", source=source, field="prompt")
+        reason = f"the prompt must end with a user turn or a tool result, not {last}"
+        raise RecordError(reason, source=source, field="prompt")
     if chosen == rejected:
         raise RecordError("chosen and rejected are identical", source=source, field="rejected", kind="identical")
     margin = _optional(record, "margin", (int, float), source)
@@ -221,6 +251,8 @@ def detect_prompt_format(record: dict, source: str = "") -> str:
         return "mt_bench"
     if "messages" in record:
         return "messages"
+    if "conversations" in record:
+        return "sharegpt"
     if "instruction" in record:
         return "alpaca_eval"
     for key in ("prompt", "text", "chosen"):
@@ -232,7 +264,7 @@ def detect_prompt_format(record: dict, source: str = "") -> str:
                 return "text"
     raise RecordError(
         f"cannot detect the prompt format from keys {sorted(record)}: expected 'turns' (mt_bench), "
-        "'messages', 'instruction' (alpaca_eval), an HH-RLHF transcript in 'chosen'/'prompt'/'text' "
+        "'messages', 'conversations' (sharegpt), 'instruction' (alpaca_eval), an HH-RLHF transcript in 'chosen'/'prompt'/'text' "
         "(hh_rlhf) or a plain 'prompt'/'text' string (text)",
         source=source,
     )
@@ -279,7 +311,15 @@ def _mt_bench_prompt(record: dict, source: str) -> Prompt:
 
 def _messages_prompt(record: dict, source: str) -> Prompt:
     messages = validate_conversation(_required(record, "messages", source, list), source=source)
-    history, turn = _last_user_turn(messages, source, "messages")
+    return _conversation_prompt(record, source, messages, "messages")
+
+
+def _sharegpt_prompt(record: dict, source: str) -> Prompt:
+    return _conversation_prompt(record, source, _sharegpt_conversation(record, source), "conversations")
+
+
+def _conversation_prompt(record: dict, source: str, messages: Conversation, field: str) -> Prompt:
+    history, turn = _last_turn(_with_system_and_tools(messages, record, source), source, field)
     return Prompt(id=_prompt_id(record, source), turns=[turn], history=history, category=_category(record, source))
 
 
@@ -288,7 +328,7 @@ def _hh_rlhf_prompt(record: dict, source: str) -> Prompt:
     if key is None:
         reason = "expected a transcript string in 'prompt', 'text' or 'chosen'"
         raise RecordError(reason, source=source, field="chosen", kind="missing")
-    history, turn = _last_user_turn(_transcript(record[key], source, key), source, key)
+    history, turn = _last_turn(_transcript(record[key], source, key), source, key)
     return Prompt(id=_prompt_id(record, source), turns=[turn], history=history, category=_category(record, source))
 
 
@@ -311,18 +351,21 @@ def _text_prompt(record: dict, source: str) -> Prompt:
 _PROMPT_PARSERS: dict[str, Callable[[dict, str], Prompt]] = {
     "mt_bench": _mt_bench_prompt,
     "messages": _messages_prompt,
+    "sharegpt": _sharegpt_prompt,
     "hh_rlhf": _hh_rlhf_prompt,
     "alpaca_eval": _alpaca_eval_prompt,
     "text": _text_prompt,
 }
 
 
-def _last_user_turn(messages: Conversation, source: str, field: str) -> tuple[Conversation, str]:
-    """(everything before the last user message, its text); later assistant turns are dropped."""
-    last = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=None)
+def _last_turn(messages: Conversation, source: str, field: str) -> tuple[Conversation, str | Message]:
+    """(everything before the last user message or tool result, that turn); later assistant
+    turns are dropped. A user turn is its text, a tool result the whole message."""
+    last = max((i for i, m in enumerate(messages) if m["role"] in ANSWERABLE), default=None)
     if last is None:
-        raise RecordError("no user message to answer", source=source, field=field)
-    return messages[:last], messages[last]["content"]
+        raise RecordError("no user message or tool result to answer", source=source, field=field)
+    turn = messages[last]
+    return messages[:last], turn["content"] if turn["role"] == "user" else turn
 
 
 def _prompt_id(record: dict, source: str) -> str:
@@ -376,14 +419,19 @@ def _strip_space(text: str) -> str:
     return text.removeprefix(" ")
 
 
-def _with_system(prompt: Conversation, record: dict, source: str) -> Conversation:
-    """Put a record's top-level ``system`` string first."""
+def _with_system_and_tools(prompt: Conversation, record: dict, source: str) -> Conversation:
+    """Put a record's top-level ``system`` string first, and declare its ``tools`` on it."""
     system = _optional(record, "system", str, source)
-    if not system:
-        return prompt
-    if prompt and prompt[0]["role"] == "system":
-        raise RecordError("a 'system' field and a system message both given", source=source, field="system")
-    return [message("system", system), *prompt]
+    if system:
+        if prompt and prompt[0]["role"] == "system":
+            raise RecordError("a 'system' field and a system message both given", source=source, field="system")
+        prompt = [message("system", system), *prompt]
+    return with_tools(prompt, parse_tools(record.get("tools"), source))
+
+
+def _reply_message(reply: Message, source: str, field: str) -> str | Message:
+    """An assistant reply: its text, or the whole message when it calls tools."""
+    return reply if reply.get("tool_calls") else _reply(reply["content"], source, field)
 
 
 def _reply(text: str, source: str, field: str) -> str:

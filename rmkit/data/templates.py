@@ -3,11 +3,21 @@
 Shared by training, sampling and scoring, so a conversation renders the same way
 everywhere. Registry templates are Jinja strings in the format ``apply_chat_template``
 takes, so rendering always goes through the tokenizer.
+
+Tool use (see :mod:`rmkit.conversation`) renders through the template's own ``tools=``
+argument when the template knows tools (its source handles both ``tools`` and
+``tool_calls``, as Qwen2.5's, Llama 3.1's or Hermes' do). Any other template — every registry one —
+gets the conversation rewritten first in the Hermes / Qwen2.5 text convention
+(:func:`tools_as_text`): the tool schemas appended to the system message inside
+``<tools></tools>``, each call as ``<tool_call>{"name": ..., "arguments": ...}</tool_call>`` in
+the assistant's text, and each tool result as a user turn inside ``<tool_response></tool_response>``.
 """
 
 from __future__ import annotations
 
-from rmkit.conversation import Conversation
+import json
+
+from rmkit.conversation import Conversation, Message, message, tools_of, without_tools
 from rmkit.errors import ConfigError
 
 CHATML = (
@@ -67,8 +77,50 @@ def use_template(tokenizer, fallback: str = "chatml", force: bool = False) -> st
 
 
 def render(tokenizer, messages: Conversation, add_generation_prompt: bool = False) -> str:
-    """Render a conversation to text with the tokenizer's (already resolved) template."""
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+    """Render a conversation to text with the tokenizer's (already resolved) template; tools as above."""
+    tools = tools_of(messages)
+    uses_tools = tools is not None or any(m["role"] == "tool" or m.get("tool_calls") for m in messages)
+    if uses_tools and not knows_tools(tokenizer.chat_template):
+        messages, tools = tools_as_text(messages), None
+    else:
+        messages = without_tools(messages)
+    return tokenizer.apply_chat_template(messages, tools=tools, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+
+def knows_tools(template: str | dict | None) -> bool:
+    """Whether a chat template renders tool schemas and tool calls itself."""
+    if isinstance(template, dict):  # named templates: transformers picks "tool_use" when given tools
+        return "tool_use" in template
+    return bool(template) and "tools" in template and "tool_calls" in template
+
+
+TOOLS_PREAMBLE = (
+    "You may call these tools, given as JSON schemas:\n<tools>\n{tools}\n</tools>\n"
+    'To call one, write <tool_call>{{"name": ..., "arguments": {{...}}}}</tool_call>.'
+)
+
+
+def tools_as_text(messages: Conversation) -> Conversation:
+    """The fallback for a template without tools: schemas, calls and results written as text."""
+    tools = tools_of(messages)
+    out = without_tools(messages)
+    if tools:
+        preamble = TOOLS_PREAMBLE.format(tools="\n".join(json.dumps(t, ensure_ascii=False) for t in tools))
+        if out and out[0]["role"] == "system":
+            out = [message("system", f"{out[0]['content']}\n\n{preamble}"), *out[1:]]
+        else:
+            out = [message("system", preamble), *out]
+    return [_tool_turn_as_text(m) for m in out]
+
+
+def _tool_turn_as_text(msg: Message) -> Message:
+    if msg["role"] == "tool":
+        return message("user", f"<tool_response>\n{msg['content']}\n</tool_response>")
+    if msg.get("tool_calls"):
+        calls = [json.dumps(call["function"], ensure_ascii=False) for call in msg["tool_calls"]]
+        text = "\n".join(([msg["content"]] if msg["content"] else []) + [f"<tool_call>\n{c}\n</tool_call>" for c in calls])
+        return message("assistant", text)
+    return msg
 
 
 def stop_strings(tokenizer, template_name: str) -> list[str]:

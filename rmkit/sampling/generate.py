@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rmkit.config import CATEGORY_TEMPERATURES, ConfigError, SampleConfig
-from rmkit.conversation import Conversation, Prompt, message
+from rmkit.conversation import Conversation, Prompt, message, turn_message
 from rmkit.data.templates import render, stop_strings
 from rmkit.sampling.backends import Backend, Completion, GenParams
 from rmkit.sampling.select import best_index, mark_selected
@@ -196,7 +196,7 @@ def _generate(requests, turn: int, backend: Backend, policy: Policy, cfg: Sample
     """(context with the user turn, encoded prompt, n completions) per request, in one backend call."""
     contexts, encoded, params = [], [], []
     for prompt, messages, seed in requests:
-        contexts.append([*messages, message("user", prompt.turns[turn])])
+        contexts.append([*messages, turn_message(prompt.turns[turn])])
         encoded.append(encode_prompt(policy.tokenizer, contexts[-1], policy.budget))
         params.append(gen_params(cfg, policy, temperature(cfg, prompt.category), seed))
     completions = backend.generate([e.ids for e in encoded], params, n)
