@@ -33,6 +33,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "merge": ("rmkit.sampling.pipeline:Merge", "join the run folders of a --shard i/n split"),
     "chat": ("rmkit.chat", "chat in the terminal; with a reward model each reply is the best of N"),
     "ui": ("rmkit.ui", "web app: best-of-N chat and a viewer for sample-and-score runs"),
+    "config": ("rmkit.config_cli", "show a recipe's settings (or the defaults), each with its help"),
 }
 
 

@@ -147,11 +147,11 @@ class ScoreConfig:
     """``rmkit score``: candidates → rewards from a sequence-classification reward model."""
 
     reward_model: str = ""  # an rmkit training output (merged, or adapter + base) or a HF checkpoint
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # of the reward model's weights
     chat_template: str = "chatml"  # registry template used when the RM's tokenizer has none
-    force_chat_template: bool = False
+    force_chat_template: bool = False  # use chat_template even when the RM's tokenizer has one
     max_length: int = 2048  # tokens per scored conversation; oldest turns are dropped first
-    batch_size: int = 8
+    batch_size: int = 8  # conversations per forward pass
     backend: Literal["transformers", "vllm"] = "transformers"  # vllm: the pooling runner (GPU)
     gpu_memory_utilization: float = 0.3  # vllm backend on GPU (on CPU the KV cache is sized from need)
     enforce_eager: bool = False  # vllm backend

@@ -2,6 +2,10 @@
 
     rmkit eval outputs/reward_model ../shared/data/hh_rlhf [--json] [--max-pairs 1000]
     rmkit eval outputs/reward_model --heldout     # the pairs that training run held out, at its max_length
+    rmkit eval outputs/reward_model DATA --recipe RECIPE score.max_length=4096
+
+The scoring settings are the recipe's ``score`` section (``--recipe`` and overrides; the
+flags ``--batch-size``, ``--max-length``, ``--dtype`` are shorthands for its keys).
 
 Per subset (``PreferencePair.subset``: the file stem, or its folder for split-named files)
 and overall: pairwise accuracy (r_chosen > r_rejected; a tie counts half), the mean margin
@@ -13,22 +17,21 @@ baselines: the longer reply (in characters) wins, and chance (0.5).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import statistics
 import sys
 import time
-
 from pathlib import Path
 
-from rmkit.config import DataConfig
+from rmkit.config import DataConfig, ScoreConfig
 from rmkit.conversation import PreferencePair, reply_text
 from rmkit.errors import ConfigError, DataError, MissingPath
 from rmkit.data.formats import PAIR_FORMATS, load_pair_split, load_pairs
 from rmkit.data.report import DataReport
 
 CHANCE = 0.5
-MAX_LENGTH = 1024  # tokens per conversation, unless the training run says (--heldout)
 COLUMNS = [  # (key, title, format)
     ("pairs", "pairs", "{:d}"),
     ("accuracy", "accuracy", "{:.3f}"),
@@ -159,45 +162,41 @@ def score_pairs(model, tokenizer, pairs: list[PreferencePair], batch_size: int, 
 
 
 def evaluate(
-    reward_model: str,
     data: str | None,
+    score: ScoreConfig,
     *,
     format: str = "auto",
     split: str = "test",
     max_pairs: int | None = None,
     seed: int = 0,
-    batch_size: int = 16,
-    max_length: int | None = None,
     on_error: str = "raise",
-    dtype: str = "float32",
+    run_max_length: bool = True,
 ) -> dict:
-    """Score every pair of ``data`` with ``reward_model``; return the metrics and what was used.
+    """Score every pair of ``data`` with ``score.reward_model``; return the metrics and what was used.
 
-    ``data=None`` takes the pairs the training run ``reward_model`` held out (see :func:`heldout_pairs`),
-    at the run's ``data.max_length`` unless ``max_length`` is given (else :data:`MAX_LENGTH`).
+    ``data=None`` takes the pairs the training run ``score.reward_model`` held out (see :func:`heldout_pairs`),
+    scored at the run's ``data.max_length`` when ``run_max_length`` (else at ``score.max_length``).
     """
-    from rmkit.config import ScoreConfig
+    from rmkit.models import check_model
     from rmkit.sampling.score import load_reward_model
 
-    from rmkit.models import check_model
-
-    check_model(reward_model, "reward model")  # before the data is read
+    check_model(score.reward_model, "reward model")  # before the data is read
     report = DataReport()
     if data is None:
-        pairs, data, run_data = heldout_pairs(reward_model, report)
-        max_length = max_length or run_data.max_length
+        pairs, data, run_data = heldout_pairs(score.reward_model, report)
+        if run_max_length:
+            score = dataclasses.replace(score, max_length=run_data.max_length)
     else:
         pairs = load_pairs(data, format, on_error, report, split)
-    max_length = max_length or MAX_LENGTH
     pairs = subsample(pairs, max_pairs, seed)
-    model, tokenizer = load_reward_model(ScoreConfig(reward_model=reward_model, dtype=dtype))
+    model, tokenizer = load_reward_model(score)
     started = time.perf_counter()
-    scored, chosen, rejected = score_pairs(model, tokenizer, pairs, batch_size, max_length, report)
+    scored, chosen, rejected = score_pairs(model, tokenizer, pairs, score.batch_size, score.max_length, report)
     report.kept = len(scored)
     return {
-        "reward_model": reward_model,
+        "reward_model": score.reward_model,
         "data": data,
-        "max_length": max_length,
+        "max_length": score.max_length,
         **results(scored, chosen, rejected),
         "pairs_dropped_too_long": len(pairs) - len(scored),
         "score_seconds": round(time.perf_counter() - started, 2),
@@ -208,38 +207,47 @@ def evaluate(
 # ----------------------------------------------------------------------------- command line
 
 
+SCORE_FLAGS = ("score.batch_size", "score.max_length", "score.dtype")
+
+
 def add_arguments(parser) -> None:
+    from rmkit.config_cli import add_recipe_arguments
+
     parser.add_argument("reward_model", help="an rmkit training output folder, its model/ or adapter/, or a HF classifier")
-    parser.add_argument("data", nargs="?", help="preference pairs: file, folder, glob or hub dataset (any supported format)")
-    parser.add_argument("--heldout", action="store_true", help="instead of DATA: the pairs the training run REWARD_MODEL held out")
+    parser.add_argument(
+        "data", nargs="*", metavar="[DATA] [section.key=value ...]",
+        help="preference pairs: file, folder, glob or hub dataset (any supported format); then recipe overrides",
+    )
+    parser.add_argument("--heldout", action="store_true", help="instead of DATA: the pairs the training run REWARD_MODEL held out, at its data.max_length unless score.max_length is given")
     parser.add_argument("--format", choices=["auto", *PAIR_FORMATS], default="auto", help="pair format (default: auto)")
     parser.add_argument("--split", default="test", help="the split of a hub dataset, or of a folder's files by name (default: test)")
     parser.add_argument("--max-pairs", type=int, default=None, help="score a seeded random sample of this many pairs")
     parser.add_argument("--seed", type=int, default=0, help="for --max-pairs (default: 0)")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument(
-        "--max-length", type=int, default=None,
-        help=f"tokens per conversation; oldest turns go first (default: with --heldout the run's data.max_length, else {MAX_LENGTH})",
-    )
     parser.add_argument("--on-error", choices=["raise", "skip"], default="raise", help="bad records: stop, or skip and count")
-    parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    add_recipe_arguments(parser, SCORE_FLAGS, overrides=False)
 
 
 def run(args) -> int:
-    if (args.data is None) == (not args.heldout):
-        raise ConfigError("give either DATA or --heldout: rmkit eval REWARD_MODEL DATA, or rmkit eval TRAINING_RUN --heldout")
+    from rmkit.config_cli import is_set, recipe_from_args, split_overrides
+
+    data, overrides = split_overrides(args.data)
+    if len(data) > 1 or bool(data) == args.heldout:
+        raise ConfigError(
+            "give either DATA or --heldout: rmkit eval REWARD_MODEL DATA, or rmkit eval TRAINING_RUN --heldout"
+            + (f"; got {len(data)} data paths: {', '.join(data)}" if len(data) > 1 else "")
+        )
+    score = recipe_from_args(args, SCORE_FLAGS, overrides).score
+    score.reward_model = args.reward_model
     result = evaluate(
-        args.reward_model,
-        args.data,
+        data[0] if data else None,
+        score,
         format=args.format,
         split=args.split,
         max_pairs=args.max_pairs,
         seed=args.seed,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
         on_error=args.on_error,
-        dtype=args.dtype,
+        run_max_length=not is_set(args, "score.max_length", overrides),  # --heldout: as training encoded them
     )
     if args.json:
         print(json.dumps(result, indent=1))

@@ -4,6 +4,10 @@ Like AlpacaEval's ``make_leaderboard``, with the reward model as the judge and n
 a model's answer wins when the RM scores it above the reference model's answer to the
 same instruction (AlpacaEval outputs) or MT-bench question (FastChat answer files); a tie
 counts half. Rows are appended to a CSV, replacing those of the same model and judge.
+
+The judge's settings are the recipe's ``score`` section (``--recipe`` and ``section.key=value``
+overrides after the outputs; ``--reward-model``, ``--batch-size``, ``--max-length``, ``--dtype``
+and ``--backend`` are shorthands for its keys).
 """
 
 from __future__ import annotations
@@ -228,38 +232,41 @@ def _conversation_key(answer: Answer) -> str:
     return json.dumps(answer.conversation)
 
 
+SCORE_FLAGS = ("score.reward_model", "score.batch_size", "score.max_length", "score.dtype", "score.backend")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("outputs", nargs="+", help="model outputs: AlpacaEval JSON lists or FastChat MT-bench answer files")
+    from rmkit.config_cli import add_recipe_arguments
+
+    parser.add_argument(
+        "outputs", nargs="+", metavar="OUTPUTS [section.key=value ...]",
+        help="model outputs: AlpacaEval JSON lists or FastChat MT-bench answer files; then recipe overrides",
+    )
     parser.add_argument("--reference", required=True, help="the reference model's outputs, in the same format")
-    parser.add_argument("--reward-model", required=True, help="the judge: an rmkit training output or a HF classifier")
     parser.add_argument("--questions", help="MT-bench question.jsonl (needed for FastChat answer files)")
     parser.add_argument("--output", default="leaderboard.csv", help="leaderboard CSV to create or update")
-    parser.add_argument("--judge", help="judge name in the CSV (default: the --reward-model path)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--max-length", type=int, default=2048, help="tokens per scored conversation")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    parser.add_argument("--backend", default="transformers", choices=["transformers", "vllm"])
+    parser.add_argument("--judge", help="judge name in the CSV (default: the reward model path)")
+    add_recipe_arguments(parser, SCORE_FLAGS, overrides=False)
 
 
 def run(args: argparse.Namespace) -> int:
-    from rmkit.config import ScoreConfig
+    from rmkit.config_cli import recipe_from_args, split_overrides
     from rmkit.sampling.score import load_scorer
 
+    outputs, overrides = split_overrides(args.outputs)
+    cfg = recipe_from_args(args, SCORE_FLAGS, overrides).score
+    if not outputs:
+        raise ConfigError("give at least one model output file before the section.key=value overrides")
+    if not cfg.reward_model:
+        raise ConfigError("no judge: give --reward-model PATH (or score.reward_model in the recipe)")
     questions = read_questions(args.questions) if args.questions else None
     reference = read_answers(args.reference, questions)
     reference_name = ", ".join(by_model(reference))
-    answers = [answer for path in args.outputs for answer in read_answers(path, questions)]
+    answers = [answer for path in outputs for answer in read_answers(path, questions)]
     matched = {model: match(group, reference) for model, group in by_model(answers).items()}
-    cfg = ScoreConfig(
-        reward_model=args.reward_model,
-        dtype=args.dtype,
-        max_length=args.max_length,
-        batch_size=args.batch_size,
-        backend=args.backend,
-    )
     score_answers([answer for pairs, _ in matched.values() for pair in pairs for answer in pair], load_scorer(cfg, "--reward-model"))
 
-    judge = args.judge or args.reward_model
+    judge = args.judge or cfg.reward_model
     rows = [leaderboard_row(pairs, n_unmatched, judge, reference_name) for pairs, n_unmatched in matched.values()]
     board = update_csv(args.output, rows)
     print(f"judge: {judge}   reference: {reference_name}   ({args.output})")

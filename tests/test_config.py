@@ -76,3 +76,54 @@ def test_short_floats_in_a_recipe_file_are_numbers_as_on_the_command_line(tmp_pa
 def test_counts_that_divide_must_be_at_least_one(key):
     with pytest.raises(ConfigError, match=rf"^recipe: train\.{key} must be at least 1, got 0$"):
         load_recipe(None, [f"train.{key}=0"])
+
+
+# ----------------------------------------------------------------------------- the recipe on the command line
+
+
+def parse(verb, argv):
+    from rmkit.cli import build_parser
+
+    return build_parser().parse_args([verb, *argv])
+
+
+def test_scoring_flags_default_to_the_recipe_then_score_config(tmp_path):
+    from rmkit.config import ScoreConfig
+    from rmkit.config_cli import recipe_from_args, split_overrides
+
+    for verb, argv in [("eval", ["RM", "pairs.jsonl"]), ("leaderboard", ["out.json", "--reference", "ref.json"])]:
+        args = parse(verb, argv)
+        assert recipe_from_args(args, overrides=[]).score == ScoreConfig()  # one place for every default
+    recipe = write(tmp_path, "score:\n  max_length: 512\n  batch_size: 3\n")
+    args = parse("eval", ["RM", "pairs.jsonl", "score.batch_size=5", "--recipe", str(recipe), "--dtype", "bfloat16"])
+    data, overrides = split_overrides(args.data)
+    score = recipe_from_args(args, ("score.batch_size", "score.max_length", "score.dtype"), overrides).score
+    assert data == ["pairs.jsonl"] and (score.max_length, score.batch_size, score.dtype) == (512, 5, "bfloat16")
+    args = parse("eval", ["RM", "pairs.jsonl", "score.batch_size=5", "--recipe", str(recipe), "--batch-size", "7"])
+    assert recipe_from_args(args, ("score.batch_size",), split_overrides(args.data)[1]).score.batch_size == 7  # a flag wins
+
+
+def test_field_help_reaches_the_verbs_help(capsys):
+    from rmkit.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["eval", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "tokens per scored conversation; oldest turns are dropped first; recipe key score.max_length (default: 2048)" in text
+
+
+def test_config_show_dumps_every_setting_with_its_help(tmp_path, capsys):
+    import yaml
+
+    from rmkit.cli import main
+
+    recipe = write(tmp_path, "sample:\n  n: 8\n")
+    assert main(["config", "show", str(recipe), "score.batch_size=4"]) == 0
+    out = capsys.readouterr().out
+    assert "  n: 8  # candidates per prompt" in out.splitlines()
+    assert "  batch_size: 4  # conversations per forward pass" in out.splitlines()
+    assert load_recipe(None, []).to_dict().keys() == yaml.safe_load(out).keys()
+    reloaded = write(tmp_path, out)  # the dump is itself a recipe
+    assert load_recipe(reloaded) == load_recipe(recipe, ["score.batch_size=4"])
+    assert main(["config", "show", "score.batchsize=4"]) == 2
+    assert "rmkit: error: recipe: unknown key score.batchsize" in capsys.readouterr().err

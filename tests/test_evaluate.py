@@ -155,3 +155,18 @@ def test_eval_needs_data_or_a_training_run(tiny_llama, tmp_path, capsys):
     dump_recipe(recipe, tmp_path / "recipe.yaml")
     assert main(["eval", str(tmp_path), "--heldout"]) == 2
     assert re.search(r"recipe\.yaml: .*moved/pairs\.jsonl.*relative to where training ran", capsys.readouterr().err)
+
+
+def test_eval_reads_its_scoring_settings_from_a_recipe(tiny_llama, tmp_path, capsys):
+    data = tmp_path / "pairs.jsonl"
+    write_trl(data, [("Hello! How are you?", "I am fine, thank you.", "bad")] * 2)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("score:\n  max_length: 64\n  batch_size: 1\n")
+    main(["eval", str(tiny_llama), str(data), "--json"])
+    assert json.loads(capsys.readouterr().out)["max_length"] == 2048  # ScoreConfig's default, as every verb's
+    main(["eval", str(tiny_llama), str(data), "--json", "--recipe", str(recipe)])
+    assert json.loads(capsys.readouterr().out)["max_length"] == 64
+    main(["eval", str(tiny_llama), str(data), "score.max_length=32", "--json"])
+    assert json.loads(capsys.readouterr().out)["max_length"] == 32
+    assert main(["eval", str(tiny_llama), str(data), str(data)]) == 2
+    assert "give either DATA or --heldout" in capsys.readouterr().err

@@ -232,3 +232,19 @@ def test_rmkit_leaderboard_end_to_end(tmp_path, tiny_llama, capsys):
     assert all(0 <= float(r["win_rate"]) <= 100 and (r["judge"], r["reference"]) == ("tiny", "ref") for r in rows)
     printed = capsys.readouterr().out
     assert "judge: tiny" in printed and "good" in printed and "unmatched" in printed
+
+
+def test_command_takes_the_judge_from_a_recipe_and_overrides(tiny_llama, tmp_path, capsys):
+    from rmkit.cli import main
+
+    reference = write_json(tmp_path / "ref.json", [alpaca("Hello! How are you?", "bad", "ref")])
+    outputs = write_json(tmp_path / "m.json", [alpaca("Hello! How are you?", "I am fine, thank you.", "m")])
+    csv_path = tmp_path / "board.csv"
+    assert main(["leaderboard", str(outputs), "--reference", str(reference), "--output", str(csv_path)]) == 2
+    assert "rmkit: error: no judge: give --reward-model" in capsys.readouterr().err
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"score:\n  reward_model: {tiny_llama}\n  max_length: 4\n")
+    argv = [str(outputs), "score.max_length=256", "--reference", str(reference), "--output", str(csv_path), "--recipe", str(recipe)]
+    assert main(["leaderboard", *argv]) == 0
+    (row,) = list(csv.DictReader(csv_path.open()))
+    assert (row["model"], row["judge"], row["n_total"], row["n_unscored"]) == ("m", str(tiny_llama), "1", "0")  # 256 fits, 4 would not

@@ -1,0 +1,117 @@
+"""The recipe on the command line: ``--recipe``, ``section.key=value`` overrides, and flags
+built from the config dataclasses, so each default and its help live once, in rmkit/config.py.
+
+    rmkit config show [RECIPE] [section.key=value ...]   every setting, with its help
+
+A verb's flag (``--batch-size``) is a shorthand for its recipe key (``score.batch_size``): it
+defaults to the recipe's value, which defaults to the dataclass's, and wins over both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import json
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Literal
+
+from rmkit.config import Recipe, load_recipe
+from rmkit.errors import ConfigError
+
+OVERRIDE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+=")
+FIELD_COMMENT = re.compile(r"^\s+(\w+): [^#]*?#\s*(.+)$")
+SECTIONS: dict[str, type] = typing.get_type_hints(Recipe)  # section name → its config dataclass
+
+
+def field_help(cls: type) -> dict[str, str]:
+    """A config dataclass's field docs: the trailing ``# comment`` of each field in rmkit/config.py."""
+    return {m[1]: m[2] for line in inspect.getsource(cls).splitlines() if (m := FIELD_COMMENT.match(line))}
+
+
+def add_recipe_arguments(parser: argparse.ArgumentParser, keys: tuple[str, ...] = (), overrides: bool = True) -> None:
+    """``--recipe``, a ``--flag`` per recipe key of ``keys`` (``score.batch_size`` → ``--batch-size``),
+    typed and documented from its dataclass, and (``overrides``) positional ``section.key=value``."""
+    parser.add_argument("--recipe", help="a recipe YAML; its settings are the defaults here (see `rmkit config show`)")
+    for key in keys:
+        section, name = key.split(".")
+        cls = SECTIONS[section]
+        default = getattr(cls(), name)
+        text = field_help(cls).get(name, "")
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=key,
+            default=None,
+            metavar=name.upper(),
+            help=f"{text}{'; ' if text else ''}recipe key {key} (default: {'unset' if default in ('', None) else default})",
+            **_argparse_type(typing.get_type_hints(cls)[name], key),
+        )
+    if overrides:
+        parser.add_argument("overrides", nargs="*", metavar="section.key=value", help="recipe overrides, e.g. score.batch_size=4")
+
+
+def _argparse_type(annotation, key: str) -> dict:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    if typing.get_origin(annotation) is Literal:
+        return {"choices": list(typing.get_args(annotation))}
+    if annotation in (int, float, str):
+        return {"type": annotation}
+    raise TypeError(f"{key}: no command-line flag for a {annotation} setting; use the override {key}=VALUE")
+
+
+def split_overrides(values: list[str]) -> tuple[list[str], list[str]]:
+    """``(other positionals, section.key=value overrides)`` of a verb's positional arguments."""
+    overrides = [v for v in values if OVERRIDE.match(v) and not Path(v).exists()]
+    return [v for v in values if v not in overrides], overrides
+
+
+def recipe_from_args(args: argparse.Namespace, keys: tuple[str, ...] = (), overrides: list[str] | None = None) -> Recipe:
+    """The recipe ``--recipe`` names (or the defaults), with the overrides, then the flags given, applied."""
+    flags = [f"{key}={json.dumps(getattr(args, key))}" for key in keys if getattr(args, key, None) is not None]
+    return load_recipe(args.recipe, [*(args.overrides if overrides is None else overrides), *flags])
+
+
+def is_set(args: argparse.Namespace, key: str, overrides: list[str]) -> bool:
+    """Whether the user gave ``key`` (``score.max_length``): by its flag, an override or the ``--recipe`` file."""
+    import yaml
+
+    section, name = key.split(".")
+    if getattr(args, key, None) is not None or any(o.split("=", 1)[0].strip() == key for o in overrides):
+        return True
+    return bool(args.recipe) and name in ((yaml.safe_load(Path(args.recipe).read_text()) or {}).get(section) or {})
+
+
+# ----------------------------------------------------------------------------- rmkit config show
+
+
+def show(recipe: Recipe) -> str:
+    """The recipe as YAML, every key with its help as a trailing comment."""
+    import yaml
+
+    lines = []
+    for section, cls in SECTIONS.items():
+        docs, doc = field_help(cls), inspect.getdoc(cls) or ""
+        summary = "" if doc.startswith(f"{cls.__name__}(") else doc.splitlines()[0]  # not dataclass's own
+        lines.append(f"{section}:" + (f"  # {summary}" if summary else ""))
+        for name, value in dataclasses.asdict(getattr(recipe, section)).items():
+            text = yaml.safe_dump({name: value}, default_flow_style=True, width=1000).strip()[1:-1]
+            lines.append(f"  {text}" + (f"  # {docs[name]}" if name in docs else ""))
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["show"], help="show: print the recipe's settings, each with its help")
+    parser.add_argument("recipe", nargs="?", help="a recipe YAML (default: the built-in defaults)")
+    parser.add_argument("overrides", nargs="*", metavar="section.key=value", help="recipe overrides")
+
+
+def run(args: argparse.Namespace) -> int:
+    positionals, overrides = split_overrides([args.recipe, *args.overrides] if args.recipe else args.overrides)
+    if len(positionals) > 1:
+        raise ConfigError(f"one recipe at most, got {', '.join(positionals)}")
+    print(show(load_recipe(positionals[0] if positionals else None, overrides)))
+    return 0
