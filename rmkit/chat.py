@@ -146,11 +146,9 @@ def format_candidates(candidates: list[Candidate]) -> str:
 
 def rank_candidates(texts: list[str], rewards: list[float | None]) -> list[Candidate]:
     """Best first (ties keep sampling order); replies the reward model could not score go last."""
-    from rmkit.sampling.select import ranking
+    from rmkit.sampling.candidates import rank_all
 
-    order = ranking(rewards)
-    order += [i for i in range(len(texts)) if i not in order]
-    return [Candidate(texts[i], rewards[i]) for i in order]
+    return [Candidate(texts[i], rewards[i]) for i in rank_all(rewards)]
 
 
 # ----------------------------------------------------------------------------- the models

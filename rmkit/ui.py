@@ -144,11 +144,10 @@ def prompt_rows(run: Run, category: str | None = None) -> list[list]:
 
 def candidate_rows(group: list[dict], run: Run) -> list[list]:
     """The prompt's candidates in reward order: rank, candidate index, reward, role, replies."""
-    from rmkit.sampling.select import ranking
+    from rmkit.sampling.candidates import rank_all
 
     chosen = selection(group, run)
-    order = ranking([line["reward"] for line in group])
-    order += [i for i in range(len(group)) if i not in order]  # unscored last
+    order = rank_all([line["reward"] for line in group])
     rows = []
     for rank, i in enumerate(order, 1):
         roles = ["selected"] if i == chosen.best else []
@@ -173,10 +172,11 @@ def selection_text(group: list[dict], run: Run) -> str:
 
 
 def prompt_markdown(group: list[dict]) -> str:
-    """The prompt: its fixed history and the user turns, as the candidates saw them."""
+    """The prompt: its fixed history and the turns answered, as the candidates saw them."""
+    from rmkit.sampling.candidates import prompt_messages
+
     first = group[0]
-    history = len(first["messages"]) - 2 * len(first["turns"])
-    shown = first["messages"][:history] + [m for m in first["messages"][history:] if m["role"] == "user"]
+    shown = prompt_messages(first)
     head = f"### Prompt {first['prompt_id']}" + (f" · {first['category']}" if first.get("category") else "")
     return head + "\n\n" + "\n\n".join(f"**{m['role']}:** {m['content']}" for m in shown)
 

@@ -5,7 +5,8 @@ import pytest
 from rmkit.config import ConfigError, SampleConfig
 from rmkit.conversation import Prompt, message
 from rmkit.sampling.backends import Completion
-from rmkit.sampling.generate import encode_prompt, make_policy, request_seed, sample_prompts, temperature, through_turn
+from rmkit.sampling.candidates import through_turn
+from rmkit.sampling.generate import encode_prompt, make_policy, request_seed, sample_prompts, temperature
 from tests.tiny import build_tokenizer
 
 

@@ -16,7 +16,8 @@ from rmkit import cli
 from rmkit.config import ConfigError, SampleConfig, ScoreConfig, load_recipe
 from rmkit.conversation import RecordError, message
 from rmkit.sampling.backends import GenParams, TransformersBackend
-from rmkit.sampling.generate import encode_prompt, through_turn
+from rmkit.sampling.candidates import through_turn
+from rmkit.sampling.generate import encode_prompt
 from rmkit.sampling.pipeline import sample_and_score, score_stage, select_stage
 from rmkit.sampling.runs import RunFolder
 from rmkit.sampling.score import TransformersScorer, score_conversations

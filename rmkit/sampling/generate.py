@@ -13,15 +13,8 @@ A prompt longer than ``max_model_len - max_tokens`` loses its oldest turns first
 the system message, never the current user turn), then tokens from the left; both are
 counted in the turn's record.
 
-Each candidate is one line of ``candidates.jsonl``, a plain dict that holds its whole
-conversation (``messages``: the prompt's history, each user turn and the reply this
-candidate's conversation continued with) and per turn its own reply and counts::
-
-    {"prompt_id", "category", "index", "n", "per_turn", "messages",
-     "turns": [{"reply", "tokens", "finish_reason", "prompt_tokens", "dropped_turns",
-                "cut_tokens", "reward"}],
-     "best_per_turn": [index continued after each turn but the last (best mode)],
-     "reward", "selected" (the best of the n), "extra", "source"}
+Each candidate is one record of ``candidates.jsonl``, shaped as
+:class:`rmkit.sampling.candidates.CandidateRecord`.
 """
 
 from __future__ import annotations
@@ -34,6 +27,7 @@ from rmkit.config import CATEGORY_TEMPERATURES, ConfigError, SampleConfig
 from rmkit.conversation import Conversation, Prompt, message, turn_message
 from rmkit.data.templates import render, stop_strings
 from rmkit.sampling.backends import Backend, Completion, GenParams
+from rmkit.sampling.candidates import new_candidates
 from rmkit.sampling.select import best_index, mark_selected
 
 Scorer = Callable[[list[Conversation]], list[float | None]]
@@ -107,33 +101,6 @@ def _ids(tokenizer, messages: Conversation) -> list[int]:
     return tokenizer(render(tokenizer, messages, add_generation_prompt=True), add_special_tokens=False)["input_ids"]
 
 
-def new_lines(prompt: Prompt, cfg: SampleConfig) -> list[dict]:
-    """The prompt's candidates, before their first turn."""
-    return [
-        {
-            "prompt_id": prompt.id,
-            "category": prompt.category,
-            "index": k,
-            "n": cfg.n,
-            "per_turn": cfg.per_turn,
-            "messages": list(prompt.history),
-            "turns": [],
-            "best_per_turn": [],
-            "reward": None,
-            "selected": False,
-            "extra": prompt.extra,
-            "source": prompt.source,
-        }
-        for k in range(cfg.n)
-    ]
-
-
-def through_turn(line: dict, turn: int) -> Conversation:
-    """A candidate's conversation up to its own reply at ``turn`` (what that turn is scored on)."""
-    history = len(line["messages"]) - 2 * len(line["turns"])
-    return [*line["messages"][: history + 2 * turn + 1], message("assistant", line["turns"][turn]["reply"])]
-
-
 def sample_prompts(
     prompts: list[Prompt], backend: Backend, policy: Policy, cfg: SampleConfig, score: Scorer | None = None
 ) -> list[list[dict]]:
@@ -143,7 +110,7 @@ def sample_prompts(
     """
     if cfg.per_turn == "best" and score is None:
         raise ConfigError("per_turn: best needs a reward model to pick each turn's best reply")
-    groups = [new_lines(p, cfg) for p in prompts]
+    groups = [new_candidates(p, cfg.n, cfg.per_turn) for p in prompts]
     for turn in range(max((len(p.turns) for p in prompts), default=0)):
         active = [(p, lines) for p, lines in zip(prompts, groups) if turn < len(p.turns)]
         if turn == 0 or cfg.per_turn == "best":

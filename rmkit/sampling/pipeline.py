@@ -130,6 +130,7 @@ def select_stage(recipe: Recipe, run: RunFolder, quiet: bool = False) -> dict:
     from tqdm import tqdm
 
     from rmkit import exports
+    from rmkit.sampling.candidates import sampled_messages
     from rmkit.sampling.select import select_group, summarize
 
     began = time.perf_counter()
@@ -146,7 +147,7 @@ def select_stage(recipe: Recipe, run: RunFolder, quiet: bool = False) -> dict:
         if selection.no_pair:
             no_pair[selection.no_pair] += 1
         best = group[selection.best if selection.best is not None else 0]
-        answers.append((best["extra"].get("question_id", best["prompt_id"]), best["messages"][_history_length(best) :]))
+        answers.append((best["extra"].get("question_id", best["prompt_id"]), sampled_messages(best)))
         alpaca.append(exports.alpaca_eval_output(best["messages"], best["extra"], model_id, best["category"]))
     exports.write_jsonl(run.path / "sft.jsonl", sft)
     exports.write_jsonl(run.path / "pairs.jsonl", pairs)
@@ -171,10 +172,6 @@ def select_stage(recipe: Recipe, run: RunFolder, quiet: bool = False) -> dict:
     if not quiet:
         print(format_summary(stats, run.path))
     return stats
-
-
-def _history_length(line: dict) -> int:
-    return len(line["messages"]) - 2 * len(line["turns"])
 
 
 def _generation_counts(groups: list[list[dict]]) -> dict:

@@ -16,7 +16,8 @@ from rmkit.conversation import Conversation
 from rmkit.data.encode import SpecialTokens, TooLong, encode_conversation
 from rmkit.data.report import DataReport
 from rmkit.logs import engine_output, vllm_args
-from rmkit.sampling.generate import Scorer, through_turn
+from rmkit.sampling.candidates import through_turn
+from rmkit.sampling.generate import Scorer
 from rmkit.sampling.select import mark_selected
 
 

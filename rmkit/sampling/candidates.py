@@ -1,0 +1,89 @@
+"""A candidate record: one line of a run's ``candidates.jsonl``, and the helpers that read one.
+
+A record is a plain dict (it is JSON on disk and in the UI), shaped as
+:class:`CandidateRecord`. It holds the candidate's whole conversation (``messages``: the
+prompt's fixed history, then per sampled turn the turn it answered — a user message or a
+tool result — and the reply this candidate's conversation continued with) and per turn its
+own reply and counts. The records of one prompt (its ``n`` candidates) are a *group*.
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+from rmkit.conversation import ANSWERABLE, Conversation, Prompt, message
+from rmkit.sampling.select import ranking
+
+
+class TurnRecord(TypedDict):
+    reply: str
+    tokens: int  # generated
+    finish_reason: str  # "stop", "length", ...
+    prompt_tokens: int  # after fitting the prompt into max_model_len - max_tokens
+    dropped_turns: int  # oldest exchanges left out to fit
+    cut_tokens: int  # then tokens cut from the prompt's start
+    reward: float | None  # this turn's reply scored in its conversation so far
+
+
+class CandidateRecord(TypedDict, total=False):
+    prompt_id: str
+    category: str
+    index: int  # k of the prompt's n candidates
+    n: int
+    per_turn: str  # sample.per_turn: "independent" or "best"
+    messages: Conversation
+    turns: list[TurnRecord]
+    best_per_turn: list[int]  # best mode: the candidate continued after each turn but the last
+    reward: float | None  # of the final conversation; None when unscored or too long to score
+    selected: bool  # the best of the n
+    extra: dict  # format-specific prompt fields kept for exports (question_id, instruction, ...)
+    source: str  # "file:line" of the prompt
+    order: int  # the prompt's place in the prompt file (set when appended to a run)
+
+
+def new_candidates(prompt: Prompt, n: int, per_turn: str) -> list[CandidateRecord]:
+    """The prompt's ``n`` candidate records, before their first turn."""
+    return [
+        {
+            "prompt_id": prompt.id,
+            "category": prompt.category,
+            "index": k,
+            "n": n,
+            "per_turn": per_turn,
+            "messages": list(prompt.history),
+            "turns": [],
+            "best_per_turn": [],
+            "reward": None,
+            "selected": False,
+            "extra": prompt.extra,
+            "source": prompt.source,
+        }
+        for k in range(n)
+    ]
+
+
+def history_length(record: CandidateRecord) -> int:
+    """How many of the record's messages are the prompt's fixed history (each turn adds two)."""
+    return len(record["messages"]) - 2 * len(record["turns"])
+
+
+def sampled_messages(record: CandidateRecord) -> Conversation:
+    """The sampled exchanges: each answered turn and its reply, without the fixed history."""
+    return record["messages"][history_length(record) :]
+
+
+def prompt_messages(record: CandidateRecord) -> Conversation:
+    """The prompt as the candidate saw it: the fixed history and each turn it answered."""
+    return record["messages"][: history_length(record)] + [m for m in sampled_messages(record) if m["role"] in ANSWERABLE]
+
+
+def through_turn(record: CandidateRecord, turn: int) -> Conversation:
+    """The conversation up to this candidate's own reply at ``turn`` (what that turn is scored on)."""
+    end = history_length(record) + 2 * turn + 1
+    return [*record["messages"][:end], message("assistant", record["turns"][turn]["reply"])]
+
+
+def rank_all(rewards: list[float | None]) -> list[int]:
+    """Every candidate index, best first (ties keep the lower index); the unscored last, in order."""
+    order = ranking(rewards)
+    return order + [i for i in range(len(rewards)) if rewards[i] is None]
