@@ -42,11 +42,12 @@ def reply_message(reply: str | Message) -> Message:
     return reply if isinstance(reply, dict) else message("assistant", reply)
 
 
-def reply_text(reply: str | Message) -> str:
-    """A reply's text; a tool-calling reply's calls are written after it as JSON (for lengths)."""
+def message_text(reply: str | Message) -> str:
+    """A reply's or message's text, with any tool calls after it as JSON (to measure or show it)."""
     if isinstance(reply, str):
         return reply
-    return reply["content"] + "".join(json.dumps(call["function"]) for call in reply.get("tool_calls", []))
+    calls = [json.dumps(call["function"], ensure_ascii=False) for call in reply.get("tool_calls", [])]
+    return "\n".join([reply["content"], *calls] if reply["content"] else calls)
 
 
 def tools_of(messages: Conversation) -> list[dict] | None:

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from rmkit.config import DataConfig, ScoreConfig
-from rmkit.conversation import PreferencePair, reply_text
+from rmkit.conversation import PreferencePair, message_text
 from rmkit.errors import ConfigError, DataError, MissingPath
 from rmkit.data.formats import PAIR_FORMATS, load_pair_split, load_pairs
 from rmkit.data.report import DataReport
@@ -74,7 +74,7 @@ def pairwise_metrics(chosen_rewards: list[float], rejected_rewards: list[float],
 
 def length_baseline(pairs: list[PreferencePair]) -> dict:
     """Accuracy of "the longer reply wins" (ties half): ``{"overall": acc, "subsets": {name: acc}}``."""
-    metrics = pairwise_metrics([len(reply_text(p.chosen)) for p in pairs], [len(reply_text(p.rejected)) for p in pairs], [p.subset for p in pairs])
+    metrics = pairwise_metrics([len(message_text(p.chosen)) for p in pairs], [len(message_text(p.rejected)) for p in pairs], [p.subset for p in pairs])
     return {
         "overall": metrics["overall"]["accuracy"],
         "subsets": {name: m["accuracy"] for name, m in metrics["subsets"].items()},

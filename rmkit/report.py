@@ -19,7 +19,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from rmkit.conversation import Conversation
+from rmkit.conversation import Conversation, message_text
 from rmkit.exports import write_atomic, write_json
 
 N_EXAMPLES = 3  # highest- and lowest-scored candidates shown on the page
@@ -231,7 +231,7 @@ def _value(value: object) -> str:
 
 def _example(c: Candidate) -> str:
     turns = "".join(
-        f'<div class="{html.escape(m["role"])}"><b>{html.escape(m["role"])}</b><pre>{html.escape(m["content"])}</pre></div>'
+        f'<div class="{html.escape(m["role"])}"><b>{html.escape(m["role"])}</b><pre>{html.escape(message_text(m))}</pre></div>'
         for m in c.conversation
     )
     where = f"prompt {c.prompt_id}" + (f" ({c.category})" if c.category else "")

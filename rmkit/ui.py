@@ -25,6 +25,7 @@ from pathlib import Path
 
 from rmkit.chat import ChatSession, Reply, Responder, add_model_arguments, chat_recipe, format_reward, load_responder
 from rmkit.config import SelectConfig
+from rmkit.conversation import message_text
 from rmkit.errors import ConfigError, MissingPath, UserError
 
 PREVIEW = 120  # characters of a prompt shown in the prompt list
@@ -178,7 +179,7 @@ def prompt_markdown(group: list[dict]) -> str:
     first = group[0]
     shown = prompt_messages(first)
     head = f"### Prompt {first['prompt_id']}" + (f" · {first['category']}" if first.get("category") else "")
-    return head + "\n\n" + "\n\n".join(f"**{m['role']}:** {m['content']}" for m in shown)
+    return head + "\n\n" + "\n\n".join(f"**{m['role']}:** {message_text(m)}" for m in shown)
 
 
 def summary_text(run: Run) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rmkit.config import SampleConfig
-from rmkit.conversation import RecordError, tools_of
+from rmkit.conversation import RecordError, message_text, tools_of
 from rmkit.data.encode import encode_conversation, encode_pairs
 from rmkit.data.formats import load_pairs, load_prompts, parse_pair
 from rmkit.data.templates import knows_tools, render, tools_as_text, use_template
@@ -68,6 +68,8 @@ def test_both_shapes_parse_to_the_same_pairs(pairs):
     # a reply may itself be a tool call: choosing to check beats guessing
     assert sharegpt[1].chosen["tool_calls"][0]["function"]["name"] == "check_drug_interaction"
     assert isinstance(sharegpt[1].rejected, str)
+    # shown (UI, report) and measured (eval's length baseline) as its calls in JSON
+    assert message_text(sharegpt[1].chosen) == '{"name": "check_drug_interaction", "arguments": {"drug_a": "ibuprofen", "drug_b": "warfarin"}}'
     assert tools_of(sharegpt[3].prompt) is None and sharegpt[3].prompt[0]["role"] == "user"
 
 
