@@ -216,3 +216,19 @@ def test_tool_conversations_are_scored_and_evaluated(tiny_llama, capsys):
     main(["eval", str(tiny_llama), str(DATA / "tool_pairs_sharegpt.jsonl"), "--json", "--max-length", "2048"])
     result = json.loads(capsys.readouterr().out)
     assert result["overall"]["pairs"] == 4 and result["data_report"]["kept"] == 4
+
+
+@pytest.mark.slow
+def test_a_reward_model_trains_on_both_shapes(tiny_llama, tmp_path):
+    from rmkit.config import load_recipe
+    from rmkit.train import train
+
+    recipe = load_recipe(None, [
+        f"model.name_or_path={tiny_llama}", f"data.path={DATA}/tool_pairs_*.jsonl", f"train.output_dir={tmp_path}",
+        "data.eval_fraction=0", "data.max_length=1024", "lora.r=8", "train.learning_rate=5e-3", "train.max_steps=12",
+        "train.per_device_batch_size=4", "train.logging_steps=1", "train.warmup_ratio=0", "train.merge=false",
+    ])
+    summary = train(recipe)
+    assert summary["train_pairs"] == 8 and summary["data"]["kept"] == 8
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines() if "loss" in line]
+    assert sum(losses[-3:]) / 3 < 0.6 * sum(losses[:2]) / 2  # it learns the tool-use preferences
