@@ -197,17 +197,12 @@ def _discard(_: str) -> None:
 
 def load_responder(recipe) -> Responder:
     """Load ``recipe.sample.policy`` on ``recipe.sample.backend``, and ``recipe.score.reward_model`` if set."""
-    from rmkit.sampling.backends import load_backend
-    from rmkit.sampling.generate import make_policy
-    from rmkit.sampling.pipeline import load_policy
+    from rmkit.sampling.policy import load_policy
     from rmkit.sampling.score import load_scorer
 
-    cfg = recipe.sample
-    tokenizer, template, model_path, eos_ids = load_policy(cfg)
-    backend = load_backend(cfg, model_path, tokenizer, sequences=cfg.n)
-    policy = make_policy(tokenizer, template, cfg, backend.max_model_len, eos_ids)
+    loaded = load_policy(recipe.sample, sequences=recipe.sample.n)
     scorer = load_scorer(recipe.score) if recipe.score.reward_model else None
-    return Responder(backend, policy, cfg, scorer)
+    return Responder(loaded.backend, loaded.policy, recipe.sample, scorer)
 
 
 # ----------------------------------------------------------------------------- the terminal

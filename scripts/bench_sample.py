@@ -2,7 +2,7 @@
 
 Both backends get the same policy, the same MT-bench first turns and the same settings
 (N candidates each); tokens/s counts generated tokens over the generate call (engine
-start-up reported apart). Then real conversations of varied length (HH-RLHF's first test
+start-up, with the tokenizer's load, reported apart). Then real conversations of varied length (HH-RLHF's first test
 pairs, chosen side) are scored twice with the same reward model and batch size: batches of
 similar lengths (rmkit's order) and batches in file order.
 
@@ -30,22 +30,25 @@ def generate(backend, ids, params, n) -> tuple[list, float]:
     return completions, time.perf_counter() - began
 
 
-def bench_backends(args, tokenizer, template, model_path, eos_ids, prompts):
+def bench_backends(args, prompts):
+    import dataclasses
+
     from rmkit.config import SampleConfig
-    from rmkit.sampling.backends import GenParams, TransformersBackend, VllmBackend
-    from rmkit.sampling.generate import encode_prompt, make_policy, request_seed
+    from rmkit.sampling.backends import GenParams
+    from rmkit.sampling.generate import encode_prompt, request_seed
+    from rmkit.sampling.policy import load_policy
 
     cfg = SampleConfig(
         policy=args.policy, dtype=args.dtype, max_tokens=args.max_tokens, batch_size=args.batch_size,
         enforce_eager=True, gpu_memory_utilization=args.gpu_memory_utilization,
     )
     rows = []
-    for name, make in (("vllm", lambda: VllmBackend(cfg, model_path)), ("transformers", lambda: TransformersBackend(cfg, model_path, tokenizer))):
+    for name in ("vllm", "transformers"):
         began = time.perf_counter()
-        backend = make()
+        loaded = load_policy(dataclasses.replace(cfg, backend=name))  # the start-up includes the tokenizer's load
         startup = time.perf_counter() - began
-        policy = make_policy(tokenizer, template, cfg, backend.max_model_len, eos_ids)
-        ids = [encode_prompt(tokenizer, [{"role": "user", "content": p}], policy.budget).ids for p in prompts]
+        backend, policy = loaded.backend, loaded.policy
+        ids = [encode_prompt(policy.tokenizer, [{"role": "user", "content": p}], policy.budget).ids for p in prompts]
         params = [
             GenParams(temperature=args.temperature, max_tokens=args.max_tokens, stop=policy.stop,
                       stop_token_ids=policy.stop_token_ids, seed=request_seed(0, str(i), 0))
@@ -157,12 +160,8 @@ def main() -> None:
     parser.add_argument("--write", type=Path, help="put the results under '## Sampling' in this markdown file")
     args = parser.parse_args()
 
-    from rmkit.config import SampleConfig
-    from rmkit.sampling.pipeline import load_policy
-
     prompts = [json.loads(line)["turns"][0] for line in Path(args.questions).read_text().splitlines()[: args.prompts]]
-    tokenizer, template, model_path, eos_ids = load_policy(SampleConfig(policy=args.policy))
-    gen_rows = bench_backends(args, tokenizer, template, model_path, eos_ids, prompts)
+    gen_rows = bench_backends(args, prompts)
     section = markdown(args, gen_rows, bench_scoring(args))
     print(section)
     if args.write:

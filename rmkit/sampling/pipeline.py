@@ -42,8 +42,8 @@ def sample_stage(recipe: Recipe, run: RunFolder, shard, score_too: bool, backend
     from tqdm import tqdm
 
     from rmkit.models import check_model
-    from rmkit.sampling.backends import load_backend
-    from rmkit.sampling.generate import make_policy, sample_prompts
+    from rmkit.sampling.generate import sample_prompts
+    from rmkit.sampling.policy import load_policy
     from rmkit.sampling.score import load_scorer, score_groups
 
     cfg = recipe.sample
@@ -61,9 +61,8 @@ def sample_stage(recipe: Recipe, run: RunFolder, shard, score_too: bool, backend
     if scorer is None and (score_too or cfg.per_turn == "best"):
         scorer = load_scorer(recipe.score)
     timed = Timed(scorer) if scorer is not None else None
-    tokenizer, template, model_path, eos_ids = load_policy(cfg)
-    backend = backend or load_backend(cfg, model_path, tokenizer, sequences=min(len(todo), cfg.chunk_size) * cfg.n)
-    policy = make_policy(tokenizer, template, cfg, backend.max_model_len, eos_ids)
+    loaded = load_policy(cfg, sequences=min(len(todo), cfg.chunk_size) * cfg.n, backend=backend)
+    backend, policy = loaded.backend, loaded.policy
     with tqdm(total=len(mine), initial=len(mine) - len(todo), desc="sample", unit="prompt") as bar:
         for start in range(0, len(todo), cfg.chunk_size):
             chunk = todo[start : start + cfg.chunk_size]
@@ -282,23 +281,6 @@ def load_run_prompts(cfg: SampleConfig):
     if not prompts:
         raise DataError(f"sample.prompts {cfg.prompts}: no prompts in it ({report.summary()})")
     return prompts[: cfg.max_prompts] if cfg.max_prompts is not None else prompts, report
-
-
-def load_policy(cfg: SampleConfig):
-    """(tokenizer with its template resolved, template name, model folder, the model's EOS ids)."""
-    from transformers import AutoTokenizer, GenerationConfig
-
-    from rmkit.data.templates import use_template
-    from rmkit.models import resolve_model
-
-    model_path = resolve_model(cfg.policy, "sample.policy")
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model(cfg.tokenizer or cfg.policy, "sample.tokenizer" if cfg.tokenizer else "sample.policy"))
-    template = use_template(tokenizer, cfg.chat_template, cfg.force_chat_template)
-    try:
-        eos = GenerationConfig.from_pretrained(model_path).eos_token_id
-    except OSError:  # no generation_config.json
-        eos = None
-    return tokenizer, template, model_path, [eos] if isinstance(eos, int) else list(eos or [])
 
 
 # ----------------------------------------------------------------------------- the verbs
