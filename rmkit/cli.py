@@ -1,7 +1,9 @@
-"""The ``rmkit`` command: one verb per module, each imported only when it runs.
+"""The ``rmkit`` command: a table of verbs, each a plain function imported only when it runs.
 
-Each verb's module (or object) provides ``add_arguments(parser)`` and ``run(args) -> int | None``;
-heavy libraries are imported inside ``run`` so ``rmkit --help`` stays fast.
+A verb is a ``run(args) -> int | None`` function and an ``add_arguments(parser)`` function of
+one module (by default the module's ``run`` and ``add_arguments``). Heavy libraries (torch,
+transformers, vLLM, Ray, Gradio) are imported inside the functions that use them, so
+``rmkit --help`` imports none of them (tests/test_layers.py holds the rule).
 
 :func:`main` is the one error boundary of every verb (``python -m rmkit.train``, which
 ``accelerate launch`` runs, comes through it too): a user error (:mod:`rmkit.errors`)
@@ -15,25 +17,36 @@ import argparse
 import importlib
 import os
 import sys
+from typing import NamedTuple
 
 from rmkit import logs
 from rmkit.errors import user_message
 
-# verb → (module, or "module:Object" when one module holds several verbs, one-line help)
-VERBS: dict[str, tuple[str, str]] = {
-    "train": ("rmkit.train", "train a reward model (same as `accelerate launch -m rmkit.train`)"),
-    "leaderboard": ("rmkit.leaderboard", "win rates against a reference model, judged by a reward model"),
-    "report": ("rmkit.report", "plots and an HTML page for a sampling or training run folder"),
-    "models": ("rmkit.models", "list the built-in models, or build the default one now"),
-    "eval": ("rmkit.evaluate", "pairwise accuracy of a reward model on preference data, per subset"),
-    "sample-and-score": ("rmkit.sampling.pipeline:SampleAndScore", "best-of-N: sample N candidates per prompt, score them, select"),
-    "sample": ("rmkit.sampling.pipeline:Sample", "sample N candidates per prompt into a run folder"),
-    "score": ("rmkit.sampling.pipeline:Score", "score or re-score a run folder's candidates with a reward model"),
-    "select": ("rmkit.sampling.pipeline:Select", "SFT data, DPO pairs, exports and stats from a scored run folder"),
-    "merge": ("rmkit.sampling.pipeline:Merge", "join the run folders of a --shard i/n split"),
-    "chat": ("rmkit.chat", "chat in the terminal; with a reward model each reply is the best of N"),
-    "ui": ("rmkit.ui", "web app: best-of-N chat and a viewer for sample-and-score runs"),
-    "config": ("rmkit.config_cli", "show a recipe's settings (or the defaults), each with its help"),
+
+class Verb(NamedTuple):
+    module: str
+    help: str  # one line, in `rmkit --help`
+    run: str = "run"  # the module's function that runs the verb
+    add_arguments: str = "add_arguments"  # the module's function that declares its arguments
+
+
+SAMPLING = "rmkit.sampling.verbs"
+VERBS: dict[str, Verb] = {
+    "train": Verb("rmkit.train", "train a reward model (same as `accelerate launch -m rmkit.train`)"),
+    "leaderboard": Verb("rmkit.leaderboard", "win rates against a reference model, judged by a reward model"),
+    "report": Verb("rmkit.report", "plots and an HTML page for a sampling or training run folder"),
+    "models": Verb("rmkit.models", "list the built-in models, or build the default one now"),
+    "eval": Verb("rmkit.evaluate", "pairwise accuracy of a reward model on preference data, per subset"),
+    "sample-and-score": Verb(
+        SAMPLING, "best-of-N: sample N candidates per prompt, score them, select", "run_sample_and_score", "add_sampling_arguments"
+    ),
+    "sample": Verb(SAMPLING, "sample N candidates per prompt into a run folder", "run_sample", "add_sampling_arguments"),
+    "score": Verb(SAMPLING, "score or re-score a run folder's candidates with a reward model", "run_score", "add_run_arguments"),
+    "select": Verb(SAMPLING, "SFT data, DPO pairs, exports and stats from a scored run folder", "run_select", "add_run_arguments"),
+    "merge": Verb(SAMPLING, "join the run folders of a --shard i/n split", "run_merge", "add_merge_arguments"),
+    "chat": Verb("rmkit.chat", "chat in the terminal; with a reward model each reply is the best of N"),
+    "ui": Verb("rmkit.ui", "web app: best-of-N chat and a viewer for sample-and-score runs"),
+    "config": Verb("rmkit.config_cli", "show a recipe's settings (or the defaults), each with its help"),
 }
 
 
@@ -67,14 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rmkit", description="Train reward models and use them for best-of-N sampling.")
     add_global_flags(parser)
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
-    for verb, (target, help_text) in VERBS.items():
-        module_name, _, attribute = target.partition(":")
-        module = importlib.import_module(module_name)
-        module = getattr(module, attribute) if attribute else module
-        sub = verbs.add_parser(verb, help=help_text, description=(module.__doc__ or help_text).strip().split("\n\n")[0])
-        module.add_arguments(sub)
+    for name, verb in VERBS.items():
+        module = importlib.import_module(verb.module)
+        run = getattr(module, verb.run)
+        doc = module.__doc__ if verb.run == "run" else run.__doc__  # a module of several verbs: each one's own
+        sub = verbs.add_parser(name, help=verb.help, description=(doc or verb.help).strip().split("\n\n")[0])
+        getattr(module, verb.add_arguments)(sub)
         add_global_flags(sub, default=argparse.SUPPRESS)
-        sub.set_defaults(module=module)
+        sub.set_defaults(run=run)
     return parser
 
 
@@ -84,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = args.debug or os.environ.get("RMKIT_DEBUG", "") not in ("", "0")
     logs.setup(args.verb, args.verbose)
     try:
-        return args.module.run(args) or 0
+        return args.run(args) or 0
     except KeyboardInterrupt:
         if debug:
             raise

@@ -183,7 +183,7 @@ def prompt_markdown(group: list[dict]) -> str:
 
 
 def summary_text(run: Run) -> str:
-    from rmkit.sampling.pipeline import format_summary
+    from rmkit.sampling.select import format_summary
 
     if not run.stats:
         return f"{run.path}: {len(run.groups)} prompts; no stats.json yet (run `rmkit select {run.path}`)"

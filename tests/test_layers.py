@@ -1,10 +1,23 @@
-"""Rules of the code's shape, checked: `rmkit --help` imports no heavy library."""
+"""Rules of the code's shape, checked: no module imports one of a higher layer, and
+`rmkit --help` imports no heavy library."""
 
+import ast
 import json
 import subprocess
 import sys
 
 from tests.conftest import REPO
+
+# Bottom to top. A module may import its own layer and those below, never one above (imports
+# inside functions count too). A module not listed fails the test: give it a layer.
+LAYERS = [
+    ["rmkit.errors", "rmkit.logs", "rmkit.config", "rmkit.config_cli", "rmkit.conversation", "rmkit.models"],
+    ["rmkit.data.*"],
+    ["rmkit.modeling", "rmkit.exports"],
+    ["rmkit.sampling.*"],  # stages and their engines
+    ["rmkit.report", "rmkit.evaluate", "rmkit.leaderboard"],
+    ["rmkit.train", "rmkit.chat", "rmkit.ui", "rmkit.sampling.verbs", "rmkit.cli"],  # commands
+]
 
 # Imported only inside the verbs that need them (rmkit/cli.py), so `rmkit --help` and a typo
 # answer at once, and a machine without a GPU stack can still list the verbs.
@@ -18,6 +31,40 @@ for argv in (["--help"], *([verb, "--help"] for verb in VERBS)):
         main(argv)
 print(json.dumps(sorted(name for name in sys.modules if name.split(".")[0] in HEAVY)))
 """
+
+
+def layer_of(module: str) -> int:
+    """The most specific entry wins: rmkit.sampling.verbs over rmkit.sampling.*."""
+    exact = [i for i, names in enumerate(LAYERS) if module in names]
+    wild = [i for i, names in enumerate(LAYERS) for name in names if name.endswith(".*") and module.startswith(name[:-1])]
+    if not exact and not wild:
+        raise AssertionError(f"{module} has no layer in tests/test_layers.py LAYERS")
+    return (exact or wild)[0]
+
+
+def rmkit_imports(path) -> set[str]:
+    """The rmkit modules a file imports, anywhere in it (``from rmkit import x`` names rmkit.x)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("rmkit.")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "rmkit":
+            for alias in node.names:
+                submodule = f"{node.module}.{alias.name}"
+                found.add(submodule if (REPO / (submodule.replace(".", "/") + ".py")).exists() else node.module)
+    return found
+
+
+def test_no_module_imports_a_higher_layer():
+    upward = []
+    for path in sorted((REPO / "rmkit").rglob("*.py")):
+        module = ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        if module in ("rmkit", "rmkit.data", "rmkit.sampling"):
+            continue
+        for target in sorted(rmkit_imports(path)):
+            if target not in ("rmkit", "rmkit.data", "rmkit.sampling") and layer_of(target) > layer_of(module):
+                upward.append(f"{module} -> {target}")
+    assert upward == []
 
 
 def test_help_imports_no_heavy_library():

@@ -5,7 +5,7 @@ import pytest
 from rmkit import exports
 from rmkit.config import SelectConfig
 from rmkit.conversation import message
-from rmkit.sampling.pipeline import format_summary
+from rmkit.sampling.select import format_summary
 from rmkit.sampling.select import best_index, mark_selected, random_index, ranking, select, summarize
 
 

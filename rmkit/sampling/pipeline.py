@@ -1,26 +1,20 @@
-"""Best-of-N rejection sampling: ``rmkit sample-and-score`` and its stages on a run folder.
+"""Best-of-N rejection sampling: the stages on a run folder (sample, score, select), each resumable.
 
-    rmkit sample-and-score RECIPE [section.key=value ...]   all stages: sample, score, select
-    rmkit sample RECIPE_OR_RUN ...    candidates only (per_turn: best scores as it goes)
-    rmkit score RUN ...               (re)score the candidates, e.g. score.reward_model=OTHER
-    rmkit select RUN ...              SFT data, DPO pairs, exports and stats from the rewards
-    rmkit merge OUT SHARD_RUN ...     join the folders of a --shard i/n split
-
-Rerunning a command resumes it; the run folder layout is in :mod:`rmkit.sampling.runs`.
+The ``rmkit sample-and-score`` / ``sample`` / ``score`` / ``select`` / ``merge`` verbs
+(:mod:`rmkit.sampling.verbs`) call these; the run folder layout is in :mod:`rmkit.sampling.runs`.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 from rmkit import logs
-from rmkit.config import ConfigError, Recipe, SampleConfig, dump_recipe, load_recipe
+from rmkit.config import ConfigError, Recipe, SampleConfig, dump_recipe
 from rmkit.errors import DataError
-from rmkit.sampling.runs import CandidateLog, RunFolder, differences, fingerprint, merge_runs, parse_shard, shard_items
+from rmkit.sampling.runs import CandidateLog, RunFolder, differences, fingerprint, shard_items
 
 # ----------------------------------------------------------------------------- stages
 
@@ -35,6 +29,28 @@ def sample_and_score(recipe: Recipe, output: str | Path, shard=None, overwrite=F
     if run.state.get("needs_scoring"):  # some prompts were sampled by `rmkit sample`
         score_stage(recipe, run, scorer)
     return select_stage(recipe, run)
+
+
+def sample_only(recipe: Recipe, output: str | Path, shard=None, overwrite=False) -> None:
+    """Sample into ``output`` without scoring (``per_turn: best`` scores as it goes)."""
+    best = recipe.sample.per_turn == "best"
+    validate(recipe, scoring=False)
+    run = RunFolder(output)
+    run.start(recipe, fingerprint(recipe, ("sample", "score") if best else ("sample",)), shard, overwrite)
+    logs.log_to(run.path)
+    sample_stage(recipe, run, shard, score_too=False)
+
+
+def existing_run(recipe: Recipe, path: Path, sections: tuple[str, ...]) -> RunFolder:
+    """The run folder at ``path``, which ``recipe``'s ``sections`` must not have changed."""
+    run = RunFolder(path)
+    if not run.exists():
+        raise ConfigError(f"{path} is not a run folder yet: start it with `rmkit sample` or `rmkit sample-and-score`")
+    changes = differences(run.state["fingerprint"], fingerprint(recipe, sections))
+    if changes:
+        raise ConfigError(f"{path} was sampled with other settings:\n  " + "\n  ".join(changes))
+    logs.log_to(run.path)
+    return run
 
 
 def sample_stage(recipe: Recipe, run: RunFolder, shard, score_too: bool, backend=None, scorer=None):
@@ -130,7 +146,7 @@ def select_stage(recipe: Recipe, run: RunFolder, quiet: bool = False) -> dict:
 
     from rmkit import exports
     from rmkit.sampling.candidates import sampled_messages
-    from rmkit.sampling.select import select_group, summarize
+    from rmkit.sampling.select import format_summary, select_group, summarize
 
     began = time.perf_counter()
     cfg, groups = recipe.select, run.groups()
@@ -192,37 +208,6 @@ def _timings(timings: dict) -> dict:
     return out
 
 
-def format_summary(stats: dict, path: Path) -> str:
-    def num(value):
-        return "-" if value is None else f"{value:+.3f}"
-
-    lines = [
-        f"{path}: {stats['prompts']} prompts, {stats['candidates']} candidates"
-        f" ({stats['identical_prompts']} prompts with all candidates identical, {stats['unscored_candidates']} unscored)",
-        f"mean reward: all {num(stats['mean_reward_all'])}, random pick {num(stats['mean_reward_random'])}, "
-        f"selected {num(stats['mean_reward_selected'])} (lift over random {num(stats['lift_over_random'])})",
-    ]
-    if stats.get("mean_tokens_selected") is not None:  # absent from runs written before it was counted
-        lines.append(
-            f"mean reply tokens: all {stats['mean_tokens_all']:.0f}, random pick {stats['mean_tokens_random']:.0f}, "
-            f"selected {stats['mean_tokens_selected']:.0f}"
-        )
-    if stats["per_category"]:
-        width = max(len(c) for c in stats["per_category"]) + 2
-        lines.append(f"{'category':<{width}}prompts      all   random selected")
-        for category, row in sorted(stats["per_category"].items()):
-            lines.append(
-                f"{category or '-':<{width}}{row['prompts']:>7} {num(row['mean_reward_all']):>8} "
-                f"{num(row['mean_reward_random']):>8} {num(row['mean_reward_selected']):>8}"
-            )
-    lines.append(f"wrote {stats['sft_written']} SFT conversations, {stats['pairs_written']} pairs")
-    for stage, values in stats["timings"].items():
-        rate = values.get("tokens_per_second") or values.get("conversations_per_second")
-        unit = "tokens/s" if "tokens_per_second" in values else "conversations/s"
-        lines.append(f"{stage}: {values['seconds']:.1f} s" + (f", {rate:.1f} {unit}" if rate else ""))
-    return "\n".join(lines)
-
-
 class Timed:
     """A scorer that counts its seconds and conversations (``pending`` since the last ``take``),
     and passes on what the reward model's length limit cut (the scorer's ``report``, if any)."""
@@ -281,138 +266,3 @@ def load_run_prompts(cfg: SampleConfig):
     if not prompts:
         raise DataError(f"sample.prompts {cfg.prompts}: no prompts in it ({report.summary()})")
     return prompts[: cfg.max_prompts] if cfg.max_prompts is not None else prompts, report
-
-
-# ----------------------------------------------------------------------------- the verbs
-
-
-def _add_run_arguments(parser: argparse.ArgumentParser, sampling: bool) -> None:
-    parser.add_argument("target", metavar="RECIPE_OR_RUN", help="a recipe YAML, or a run folder (its recipe.yaml is used)")
-    parser.add_argument(
-        "overrides", nargs="*", metavar="section.key=value", help="recipe overrides, e.g. sample.n=8 score.reward_model=outputs/rm"
-    )
-    if sampling:
-        parser.add_argument(
-            "-o", "--output", help="run folder (default: sample.output_dir, or its shard-I-of-N subfolder with --shard)"
-        )
-        parser.add_argument(
-            "--overwrite", action="store_true", help="delete the folder's results and start over (needed once result-affecting settings changed)"
-        )
-        parser.add_argument(
-            "--shard", metavar="I/N", help="only every N-th prompt from the I-th (0-based), one shard per machine; join with `rmkit merge`"
-        )
-
-
-def _resolve(args: argparse.Namespace) -> tuple[Recipe, Path]:
-    """The recipe (with overrides) and run folder named by TARGET and --output."""
-    target, output = Path(args.target), getattr(args, "output", None)
-    if target.is_dir():
-        if output:
-            raise ConfigError("--output goes with a recipe; a run folder is its own output")
-        return load_recipe(target / "recipe.yaml", args.overrides), target
-    recipe = load_recipe(target, args.overrides)
-    shard = parse_shard(getattr(args, "shard", None))
-    default = Path(recipe.sample.output_dir) / (f"shard-{shard[0]}-of-{shard[1]}" if shard else "")
-    return recipe, Path(output) if output else default
-
-
-def _existing_run(recipe: Recipe, path: Path, sections: tuple[str, ...]) -> RunFolder:
-    run = RunFolder(path)
-    if not run.exists():
-        raise ConfigError(f"{path} is not a run folder yet: start it with `rmkit sample` or `rmkit sample-and-score`")
-    changes = differences(run.state["fingerprint"], fingerprint(recipe, sections))
-    if changes:
-        raise ConfigError(f"{path} was sampled with other settings:\n  " + "\n  ".join(changes))
-    logs.log_to(run.path)
-    return run
-
-
-def _write_report(path: Path) -> None:
-    from rmkit.report import write_report
-
-    print(f"report: {write_report(path)}")
-
-
-class SampleAndScore:
-    """Sample N candidates per prompt, score them with a reward model, select the best.
-
-    Rerunning the same command resumes where it stopped.
-    """
-
-    @staticmethod
-    def add_arguments(parser):
-        _add_run_arguments(parser, sampling=True)
-
-    @staticmethod
-    def run(args):
-        recipe, output = _resolve(args)
-        sample_and_score(recipe, output, parse_shard(args.shard), args.overwrite)
-        _write_report(output)
-
-
-class Sample:
-    """Sample N candidates per prompt into a run folder, without scoring (unless per_turn: best)."""
-
-    @staticmethod
-    def add_arguments(parser):
-        _add_run_arguments(parser, sampling=True)
-
-    @staticmethod
-    def run(args):
-        recipe, output = _resolve(args)
-        shard = parse_shard(args.shard)
-        best = recipe.sample.per_turn == "best"
-        validate(recipe, scoring=False)
-        run = RunFolder(output)
-        run.start(recipe, fingerprint(recipe, ("sample", "score") if best else ("sample",)), shard, args.overwrite)
-        logs.log_to(run.path)
-        sample_stage(recipe, run, shard, score_too=False)
-
-
-class Score:
-    """Score (or re-score with another reward model) the candidates of a run folder.
-
-    Nothing is generated again. In a per_turn: best run every turn is re-scored, but the
-    replies that were continued stay the ones the sampling reward model chose.
-    """
-
-    @staticmethod
-    def add_arguments(parser):
-        _add_run_arguments(parser, sampling=False)
-
-    @staticmethod
-    def run(args):
-        recipe, path = _resolve(args)
-        validate(recipe, scoring=True)
-        score_stage(recipe, _existing_run(recipe, path, ("sample",)))
-
-
-class Select:
-    """Write SFT data, DPO pairs, exports and stats from a scored run folder."""
-
-    @staticmethod
-    def add_arguments(parser):
-        _add_run_arguments(parser, sampling=False)
-
-    @staticmethod
-    def run(args):
-        recipe, path = _resolve(args)
-        select_stage(recipe, _existing_run(recipe, path, ("sample", "score")))
-        _write_report(path)
-
-
-class Merge:
-    """Join the run folders of a --shard i/n split into one, then select."""
-
-    @staticmethod
-    def add_arguments(parser):
-        parser.add_argument("output", help="the merged run folder to create")
-        parser.add_argument("shards", nargs="+", help="the shard run folders, all n of them")
-        parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it already holds a run")
-
-    @staticmethod
-    def run(args):
-        run = merge_runs(args.output, args.shards, args.overwrite)
-        logs.log_to(run.path)
-        select_stage(load_recipe(run.recipe_path), run)
-        _write_report(run.path)

@@ -1,4 +1,5 @@
-"""Choosing among one prompt's candidates: best-of-N, top-k, a DPO pair, a random baseline.
+"""Choosing among one prompt's candidates: best-of-N, top-k, a DPO pair, a random baseline;
+and the run's summary of what selection gained (:func:`summarize`, :func:`format_summary`).
 
 A reward of ``None`` (a candidate the reward model could not score) is never chosen. Ties
 go to the lower candidate index, so every rerun selects the same candidates. The random
@@ -9,6 +10,7 @@ the same whether a run was resumed, sharded or not.
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from dataclasses import dataclass
 
 from rmkit.config import SelectConfig
@@ -123,3 +125,34 @@ def summarize(groups: list[list[dict]], selections: list[Selection]) -> dict:
         "identical_prompt_ids": [g[0]["prompt_id"] for g, s in zip(groups, selections) if s.identical],
         "per_category": {category: {"prompts": len(values), **means(values)} for category, values in sorted(rows.items())},
     }
+
+
+def format_summary(stats: dict, path: Path) -> str:
+    def num(value):
+        return "-" if value is None else f"{value:+.3f}"
+
+    lines = [
+        f"{path}: {stats['prompts']} prompts, {stats['candidates']} candidates"
+        f" ({stats['identical_prompts']} prompts with all candidates identical, {stats['unscored_candidates']} unscored)",
+        f"mean reward: all {num(stats['mean_reward_all'])}, random pick {num(stats['mean_reward_random'])}, "
+        f"selected {num(stats['mean_reward_selected'])} (lift over random {num(stats['lift_over_random'])})",
+    ]
+    if stats.get("mean_tokens_selected") is not None:  # absent from runs written before it was counted
+        lines.append(
+            f"mean reply tokens: all {stats['mean_tokens_all']:.0f}, random pick {stats['mean_tokens_random']:.0f}, "
+            f"selected {stats['mean_tokens_selected']:.0f}"
+        )
+    if stats["per_category"]:
+        width = max(len(c) for c in stats["per_category"]) + 2
+        lines.append(f"{'category':<{width}}prompts      all   random selected")
+        for category, row in sorted(stats["per_category"].items()):
+            lines.append(
+                f"{category or '-':<{width}}{row['prompts']:>7} {num(row['mean_reward_all']):>8} "
+                f"{num(row['mean_reward_random']):>8} {num(row['mean_reward_selected']):>8}"
+            )
+    lines.append(f"wrote {stats['sft_written']} SFT conversations, {stats['pairs_written']} pairs")
+    for stage, values in stats["timings"].items():
+        rate = values.get("tokens_per_second") or values.get("conversations_per_second")
+        unit = "tokens/s" if "tokens_per_second" in values else "conversations/s"
+        lines.append(f"{stage}: {values['seconds']:.1f} s" + (f", {rate:.1f} {unit}" if rate else ""))
+    return "\n".join(lines)
