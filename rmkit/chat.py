@@ -37,7 +37,9 @@ class ChatExit(Exception):
 
 
 @dataclass
-class Candidate:
+class ScoredReply:
+    """One of a turn's N sampled replies, with its reward."""
+
     text: str
     reward: float | None = None  # None: no reward model, or it could not score this reply
 
@@ -46,12 +48,12 @@ class Candidate:
 class Reply:
     """The answer to one user turn."""
 
-    candidates: list[Candidate]  # best first
+    candidates: list[ScoredReply]  # best first
     dropped_turns: int = 0  # oldest exchanges left out to fit the token budget
     cut_tokens: int = 0  # then tokens cut from the left of the prompt
 
     @property
-    def best(self) -> Candidate:
+    def best(self) -> ScoredReply:
         return self.candidates[0]
 
 
@@ -139,16 +141,16 @@ def format_reward(reward: float | None) -> str:
     return "unscored" if reward is None else f"{reward:+.3f}"
 
 
-def format_candidates(candidates: list[Candidate]) -> str:
+def format_candidates(candidates: list[ScoredReply]) -> str:
     """Numbered candidates with their rewards, in the order given (best first)."""
     return "\n\n".join(f"#{rank}  reward {format_reward(c.reward)}\n{c.text}" for rank, c in enumerate(candidates, 1))
 
 
-def rank_candidates(texts: list[str], rewards: list[float | None]) -> list[Candidate]:
+def rank_candidates(texts: list[str], rewards: list[float | None]) -> list[ScoredReply]:
     """Best first (ties keep sampling order); replies the reward model could not score go last."""
     from rmkit.sampling.candidates import rank_all
 
-    return [Candidate(texts[i], rewards[i]) for i in rank_all(rewards)]
+    return [ScoredReply(texts[i], rewards[i]) for i in rank_all(rewards)]
 
 
 # ----------------------------------------------------------------------------- the models
@@ -267,7 +269,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 def chat_recipe(args: argparse.Namespace, default_recipe=None):
     """The recipe (``--recipe``, else ``default_recipe``) with the command line's model options applied."""
     from rmkit.config import load_recipe
-    from rmkit.models import check_model
+    from rmkit.builtin_models import check_model
 
     recipe = load_recipe(args.recipe or default_recipe, args.overrides)
     if args.model:

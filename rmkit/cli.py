@@ -34,8 +34,8 @@ SAMPLING = "rmkit.sampling.verbs"
 VERBS: dict[str, Verb] = {
     "train": Verb("rmkit.train", "train a reward model (same as `accelerate launch -m rmkit.train`)"),
     "leaderboard": Verb("rmkit.leaderboard", "win rates against a reference model, judged by a reward model"),
-    "report": Verb("rmkit.report", "plots and an HTML page for a sampling or training run folder"),
-    "models": Verb("rmkit.models", "list the built-in models, or build the default one now"),
+    "report": Verb("rmkit.run_report", "plots and an HTML page for a sampling or training run folder"),
+    "models": Verb("rmkit.builtin_models", "list the built-in models, or build the default one now"),
     "eval": Verb("rmkit.evaluate", "pairwise accuracy of a reward model on preference data, per subset"),
     "sample-and-score": Verb(
         SAMPLING, "best-of-N: sample N candidates per prompt, score them, select", "run_sample_and_score", "add_sampling_arguments"

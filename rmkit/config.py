@@ -28,7 +28,7 @@ NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 @dataclass
 class ModelConfig:
-    name_or_path: str = "smollm2-135m"  # a path, a hub id, or a built-in short name (rmkit.models)
+    name_or_path: str = "smollm2-135m"  # a path, a hub id, or a built-in short name (rmkit.builtin_models)
     tokenizer: str | None = None  # defaults to name_or_path
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     chat_template: str = "chatml"  # registry template used when the tokenizer has none
@@ -111,7 +111,7 @@ class SampleConfig:
     prompts_format: str = "auto"  # auto, mt_bench, messages, sharegpt, hh_rlhf, alpaca_eval, text
     on_error: Literal["raise", "skip"] = "raise"  # bad prompt records: stop, or skip and count
     max_prompts: int | None = None  # the first N prompts only, for quick runs
-    policy: str = "smollm2-135m-instruct"  # a path, hub id, or built-in short name (rmkit.models)
+    policy: str = "smollm2-135m-instruct"  # a path, hub id, or built-in short name (rmkit.builtin_models)
     tokenizer: str | None = None  # defaults to policy
     chat_template: str = "chatml"  # registry template used when the tokenizer has none
     force_chat_template: bool = False

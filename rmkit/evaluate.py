@@ -177,8 +177,8 @@ def evaluate(
     ``data=None`` takes the pairs the training run ``score.reward_model`` held out (see :func:`heldout_pairs`),
     scored at the run's ``data.max_length`` when ``run_max_length`` (else at ``score.max_length``).
     """
-    from rmkit.models import check_model
-    from rmkit.sampling.score import load_reward_model
+    from rmkit.builtin_models import check_model
+    from rmkit.sampling.score import load_scoring_model
 
     check_model(score.reward_model, "reward model")  # before the data is read
     report = DataReport()
@@ -189,7 +189,7 @@ def evaluate(
     else:
         pairs = load_pairs(data, format, on_error, report, split)
     pairs = subsample(pairs, max_pairs, seed)
-    model, tokenizer = load_reward_model(score)
+    model, tokenizer = load_scoring_model(score)
     started = time.perf_counter()
     scored, chosen, rejected = score_pairs(model, tokenizer, pairs, score.batch_size, score.max_length, report)
     report.kept = len(scored)

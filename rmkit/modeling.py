@@ -9,7 +9,7 @@ import torch
 from rmkit.config import ConfigError, LoraConfig, ModelConfig
 from rmkit.errors import MissingPath
 from rmkit.logs import note
-from rmkit.models import resolve_model
+from rmkit.builtin_models import resolve_model
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -152,7 +152,7 @@ def _adapter_base_name(name_or_path: str) -> str:
     return str(Path(name_or_path).resolve()) if is_local else name_or_path
 
 
-def load_reward_model(cfg: ModelConfig, lora: LoraConfig | None, tokenizer):
+def build_reward_model(cfg: ModelConfig, lora: LoraConfig | None, tokenizer):
     """The model to train: a one-output classifier, LoRA-wrapped unless ``lora`` is None or disabled."""
     quantization = _quantization_config(cfg)
     model, new_head = _from_pretrained(resolve_model(cfg.name_or_path), tokenizer, cfg.dtype, cfg.trust_remote_code, quantization)

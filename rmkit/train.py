@@ -32,7 +32,7 @@ from rmkit.conversation import RecordError
 from rmkit.data.report import DataReport
 from rmkit.errors import DataError
 from rmkit.exports import write_atomic, write_json
-from rmkit.report import write_report
+from rmkit.run_report import write_report
 
 # torch, transformers and accelerate are imported where used, so `rmkit --help` stays fast.
 if TYPE_CHECKING:
@@ -342,7 +342,7 @@ def make_optimizer(model, cfg: TrainConfig, total_steps: int):
     return optimizer, get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
 
 
-def evaluate(accelerator, model, loader) -> dict:
+def held_out_metrics(accelerator, model, loader) -> dict:
     """Metrics over the whole held-out split, gathered from every process."""
     import torch
 
@@ -426,7 +426,7 @@ def train(recipe: Recipe, overwrite: bool = False) -> dict:
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
 
-    from rmkit.modeling import load_reward_model, load_tokenizer
+    from rmkit.modeling import build_reward_model, load_tokenizer
     from rmkit.sampling.runs import fingerprint
 
     cfg = recipe.train
@@ -448,7 +448,7 @@ def train(recipe: Recipe, overwrite: bool = False) -> dict:
     accelerator.print(f"data files: {', '.join(report.files)}")
 
     set_seed(cfg.seed)
-    model = load_reward_model(recipe.model, recipe.lora, tokenizer)
+    model = build_reward_model(recipe.model, recipe.lora, tokenizer)
     train_loader, eval_loader = make_loaders(train_set, eval_set, tokenizer, cfg, accelerator.num_processes)
     steps_per_epoch, total_steps = count_steps(cfg, len(train_loader))
     optimizer, scheduler = make_optimizer(model, cfg, total_steps)
@@ -489,12 +489,12 @@ def train(recipe: Recipe, overwrite: bool = False) -> dict:
             if progress.step == total_steps:
                 break
             if eval_loader is not None and cfg.eval_steps and progress.step % cfg.eval_steps == 0:
-                log.write(progress.step, evaluate(accelerator, model, eval_loader))
+                log.write(progress.step, held_out_metrics(accelerator, model, eval_loader))
             if cfg.save_steps and progress.step % cfg.save_steps == 0:
                 save_checkpoint(accelerator, output_dir, progress, cfg.save_total_limit)
     bar.close()
 
-    final = evaluate(accelerator, model, eval_loader) if eval_loader is not None else {}
+    final = held_out_metrics(accelerator, model, eval_loader) if eval_loader is not None else {}
     if final:
         log.write(progress.step, final)
     save_outputs(accelerator, model, tokenizer, recipe)

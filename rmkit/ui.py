@@ -195,7 +195,7 @@ def report_images(run: Run, root: Path) -> list[tuple[object, str]]:
     run, unless ``report/`` leads out of ``root`` (a link): the app writes nothing outside it."""
     from PIL import Image
 
-    from rmkit.report import write_report
+    from rmkit.run_report import write_report
 
     page = run.path / "report" / "report.html"
     newest = max(p.stat().st_mtime for p in (run.path / "candidates.jsonl", run.path / "stats.json") if p.exists())

@@ -104,7 +104,7 @@ def run_trl(args, workdir: Path) -> dict:
 
     from rmkit.config import ModelConfig
     from rmkit.modeling import load_tokenizer
-    from rmkit.models import resolve_model
+    from rmkit.builtin_models import resolve_model
 
     tokenizer = load_tokenizer(ModelConfig(name_or_path=args.model, pad_token=args.pad_token))
     model = AutoModelForSequenceClassification.from_pretrained(resolve_model(args.model), num_labels=1)

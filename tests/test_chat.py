@@ -7,7 +7,7 @@ import json
 import pytest
 
 from rmkit.chat import (
-    Candidate,
+    ScoredReply,
     ChatExit,
     ChatSession,
     Reply,
@@ -104,7 +104,7 @@ def test_exit_and_unknown_commands():
 
 def test_rank_candidates_puts_unscored_replies_last_and_keeps_ties_in_order():
     ranked = rank_candidates(["a", "b", "c", "d"], [1.0, None, 2.0, 1.0])
-    assert ranked == [Candidate("c", 2.0), Candidate("a", 1.0), Candidate("d", 1.0), Candidate("b", None)]
+    assert ranked == [ScoredReply("c", 2.0), ScoredReply("a", 1.0), ScoredReply("d", 1.0), ScoredReply("b", None)]
 
 
 # ----------------------------------------------------------------------------- the terminal, tiny model

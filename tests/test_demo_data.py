@@ -4,7 +4,7 @@ from collections import Counter
 
 from rmkit.config import load_recipe
 from rmkit.data.formats import load_pairs, load_prompts
-from rmkit.models import BUILTINS
+from rmkit.builtin_models import BUILTINS
 from tests.conftest import REPO
 
 DEMO = REPO / "rmkit" / "demo_data"

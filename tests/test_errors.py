@@ -150,7 +150,7 @@ def test_a_bug_keeps_its_traceback(inputs, monkeypatch):
     def broken(run_dir):
         return 1 / 0
 
-    monkeypatch.setattr("rmkit.report.write_report", broken)
+    monkeypatch.setattr("rmkit.run_report.write_report", broken)
     with pytest.raises(ZeroDivisionError):
         main(["report", str(inputs.root)])
 

@@ -13,7 +13,7 @@ from rmkit.data.encode import encode_conversation
 from rmkit.modeling import (
     compute_rewards,
     head_name,
-    load_reward_model,
+    build_reward_model,
     load_tokenizer,
     load_trained_reward_model,
     save_reward_model,
@@ -82,7 +82,7 @@ def test_pad_equal_to_eos_is_replaced(eos_padded_llama):
     assert raw.pad_token == raw.eos_token  # the trap, as shipped
     tokenizer = load_tokenizer(cfg)
     assert tokenizer.pad_token != tokenizer.eos_token
-    model = load_reward_model(cfg, None, tokenizer).eval()
+    model = build_reward_model(cfg, None, tokenizer).eval()
     assert model.config.pad_token_id == tokenizer.pad_token_id != tokenizer.eos_token_id
     assert model.get_input_embeddings().num_embeddings == len(tokenizer) == len(raw) + 1
 
@@ -102,14 +102,14 @@ def test_pad_equal_to_eos_is_replaced(eos_padded_llama):
 def test_recipe_pad_token_reuses_an_existing_token(eos_padded_llama):
     cfg = ModelConfig(name_or_path=str(eos_padded_llama), pad_token="<|endoftext|>")
     tokenizer = load_tokenizer(cfg)
-    model = load_reward_model(cfg, None, tokenizer)
+    model = build_reward_model(cfg, None, tokenizer)
     assert tokenizer.pad_token == "<|endoftext|>" and len(tokenizer) == model.config.vocab_size
     assert model.config.pad_token_id == tokenizer.convert_tokens_to_ids("<|endoftext|>")
 
 
 def test_scores_do_not_depend_on_batch_size_or_padding_side(tiny_llama):
     tokenizer = load_tokenizer(ModelConfig(name_or_path=str(tiny_llama)))
-    model = load_reward_model(ModelConfig(name_or_path=str(tiny_llama)), None, tokenizer).eval()
+    model = build_reward_model(ModelConfig(name_or_path=str(tiny_llama)), None, tokenizer).eval()
     ids = encode(tokenizer)
     assert len({len(seq) for seq in ids}) == len(ids)  # mixed lengths: every row gets a different amount of padding
     alone = torch.cat([score(model, tokenizer, [seq]) for seq in ids])
@@ -121,7 +121,7 @@ def test_scores_do_not_depend_on_batch_size_or_padding_side(tiny_llama):
 def test_lora_trains_and_saves_the_score_head(tiny_llama, tmp_path):
     cfg = ModelConfig(name_or_path=str(tiny_llama))
     tokenizer = load_tokenizer(cfg)
-    model = load_reward_model(cfg, LoraConfig(r=4, dropout=0.0), tokenizer)
+    model = build_reward_model(cfg, LoraConfig(r=4, dropout=0.0), tokenizer)
     assert head_name(model.base_model.model) == "score"
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
     assert "base_model.model.score.modules_to_save.default.weight" in trainable
@@ -146,7 +146,7 @@ def test_lora_trains_and_saves_the_score_head(tiny_llama, tmp_path):
 def test_adapter_reload_grows_the_base_for_an_added_pad(eos_padded_llama, tmp_path):
     cfg = ModelConfig(name_or_path=str(eos_padded_llama))
     tokenizer = load_tokenizer(cfg)
-    model = load_reward_model(cfg, LoraConfig(r=4, dropout=0.0), tokenizer)
+    model = build_reward_model(cfg, LoraConfig(r=4, dropout=0.0), tokenizer)
     fit_a_little(model, tokenizer)
     ids = encode(tokenizer)
     save_reward_model(model, tokenizer, tmp_path / "out", merge=False)
@@ -162,7 +162,7 @@ def test_adapter_loads_with_plain_peft_on_its_base(eos_padded_llama, tmp_path):
 
     cfg = ModelConfig(name_or_path=str(eos_padded_llama))
     tokenizer = load_tokenizer(cfg)
-    model = load_reward_model(cfg, LoraConfig(r=4, dropout=0.0), tokenizer)
+    model = build_reward_model(cfg, LoraConfig(r=4, dropout=0.0), tokenizer)
     fit_a_little(model, tokenizer)
     save_reward_model(model, tokenizer, tmp_path / "out")
     merged = AutoModelForSequenceClassification.from_pretrained(tmp_path / "out" / "model").eval()
@@ -182,14 +182,14 @@ def test_adapter_loads_with_plain_peft_on_its_base(eos_padded_llama, tmp_path):
 def test_an_adapter_on_an_unchanged_vocabulary_carries_no_embeddings(tiny_llama, tmp_path):
     cfg = ModelConfig(name_or_path=str(tiny_llama))
     tokenizer = load_tokenizer(cfg)
-    save_reward_model(load_reward_model(cfg, LoraConfig(r=4), tokenizer), tokenizer, tmp_path / "out", merge=False)
+    save_reward_model(build_reward_model(cfg, LoraConfig(r=4), tokenizer), tokenizer, tmp_path / "out", merge=False)
     assert not any("embed" in name for name in load_file(tmp_path / "out" / "adapter" / "adapter_model.safetensors"))
 
 
 def test_full_fine_tuning_saves_just_the_model(tiny_llama, tmp_path):
     cfg = ModelConfig(name_or_path=str(tiny_llama))
     tokenizer = load_tokenizer(cfg)
-    model = load_reward_model(cfg, LoraConfig(enabled=False), tokenizer)
+    model = build_reward_model(cfg, LoraConfig(enabled=False), tokenizer)
     assert all(p.requires_grad for p in model.parameters())
     fit_a_little(model, tokenizer, steps=1)
     save_reward_model(model, tokenizer, tmp_path / "out")
@@ -200,7 +200,7 @@ def test_full_fine_tuning_saves_just_the_model(tiny_llama, tmp_path):
 
 
 def test_encoder_classifier_head_with_lora(tmp_path):
-    from rmkit.models import ModelNotAvailable, resolve_model
+    from rmkit.builtin_models import ModelNotAvailable, resolve_model
 
     try:
         minilm = resolve_model("minilm")
@@ -209,7 +209,7 @@ def test_encoder_classifier_head_with_lora(tmp_path):
     cfg = ModelConfig(name_or_path=minilm, chat_template="plain")
     tokenizer = load_tokenizer(cfg)
     assert tokenizer.eos_token == tokenizer.sep_token == "[SEP]" and tokenizer.pad_token == "[PAD]"
-    model = load_reward_model(cfg, LoraConfig(r=4, dropout=0.0), tokenizer)
+    model = build_reward_model(cfg, LoraConfig(r=4, dropout=0.0), tokenizer)
     assert head_name(model.base_model.model) == "classifier"
     assert "base_model.model.classifier.modules_to_save.default.weight" in {
         name for name, p in model.named_parameters() if p.requires_grad
@@ -230,14 +230,14 @@ def test_encoder_classifier_head_with_lora(tmp_path):
 def test_quantization_needs_a_gpu(tiny_llama):
     cfg = ModelConfig(name_or_path=str(tiny_llama), load_in_4bit=True)
     with pytest.raises(ConfigError, match="CUDA GPU"):
-        load_reward_model(cfg, LoraConfig(), load_tokenizer(cfg))
+        build_reward_model(cfg, LoraConfig(), load_tokenizer(cfg))
 
 
 def test_score_chat_template_is_used_for_a_reward_model_without_one(tiny_llama, tmp_path):
     # A HF checkpoint whose tokenizer has no template: `score.chat_template` must decide how
     # it renders (it was silently replaced by the ModelConfig default, chatml, at load).
     from rmkit.config import ScoreConfig
-    from rmkit.sampling.score import load_reward_model as load_scoring_model
+    from rmkit.sampling.score import load_scoring_model
 
     folder = tmp_path / "no_template"
     shutil.copytree(tiny_llama, folder)

@@ -12,7 +12,7 @@ import pytest
 
 from rmkit.config import SelectConfig
 from rmkit.exports import write_json
-from rmkit.report import best_of_n_curve, best_of_n_table, expected_max, kl_bound, report_ns, write_report
+from rmkit.run_report import best_of_n_curve, best_of_n_table, expected_max, kl_bound, report_ns, write_report
 from rmkit.sampling.runs import CandidateLog
 from rmkit.sampling.select import mark_selected, select, summarize
 

@@ -20,7 +20,7 @@ from rmkit.data.encode import encode_pairs
 from rmkit.data.formats import load_pairs
 from rmkit.data.sampler import LengthGroupedBatchSampler
 from rmkit.data.sources import split_heldout
-from rmkit.modeling import compute_rewards, load_reward_model, load_tokenizer, load_trained_reward_model
+from rmkit.modeling import compute_rewards, build_reward_model, load_tokenizer, load_trained_reward_model
 from rmkit.train import (
     FullBatches,
     MetricsLog,
@@ -260,7 +260,7 @@ def test_score_head_is_trained_and_saved_in_the_adapter(trained):
 
     recipe, _, output_dir = trained
     set_seed(recipe.train.seed)  # as train() does: the same fresh head
-    initial = load_reward_model(recipe.model, recipe.lora, load_tokenizer(recipe.model))
+    initial = build_reward_model(recipe.model, recipe.lora, load_tokenizer(recipe.model))
     initial_head = initial.base_model.model.score.original_module.weight
     saved_head = load_file(output_dir / "adapter" / "adapter_model.safetensors")["base_model.model.score.weight"]
     merged_head = load_file(output_dir / "model" / "model.safetensors")["score.weight"]
@@ -381,7 +381,7 @@ def test_command_line_overrides(tiny_llama, pairs, tmp_path):
 
 
 def test_tiny_recipe_trains_the_encoder(tmp_path):
-    from rmkit.models import ModelNotAvailable, resolve_model
+    from rmkit.builtin_models import ModelNotAvailable, resolve_model
 
     try:
         resolve_model("minilm")

@@ -80,7 +80,7 @@ class VllmBackend:
             ) from err
         from vllm.platforms import current_platform
 
-        from rmkit.models import resolve_model
+        from rmkit.builtin_models import resolve_model
         from rmkit.sampling.kv_cache import engine_memory_args
 
         # vLLM's CPU runner cannot rewind a seeded request's generator after a partial

@@ -57,7 +57,7 @@ def sample_stage(recipe: Recipe, run: RunFolder, shard, score_too: bool, backend
     """Sample the prompts not yet in the run, appending each as it finishes; returns the scorer used."""
     from tqdm import tqdm
 
-    from rmkit.models import check_model
+    from rmkit.builtin_models import check_model
     from rmkit.sampling.generate import sample_prompts
     from rmkit.sampling.policy import load_policy
     from rmkit.sampling.score import load_scorer, score_groups

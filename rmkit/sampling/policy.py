@@ -30,7 +30,7 @@ def load_policy(cfg: SampleConfig, sequences: int | None = None, backend: Backen
     from transformers import AutoTokenizer, GenerationConfig
 
     from rmkit.data.templates import use_template
-    from rmkit.models import resolve_model
+    from rmkit.builtin_models import resolve_model
     from rmkit.sampling.backends import load_backend
     from rmkit.sampling.generate import make_policy
 

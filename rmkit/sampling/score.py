@@ -73,7 +73,7 @@ class TransformersScorer:
     """A reward model in transformers; calling it scores a list of conversations."""
 
     def __init__(self, cfg: ScoreConfig):
-        self.model, self.tokenizer = load_reward_model(cfg)
+        self.model, self.tokenizer = load_scoring_model(cfg)
         self.cfg, self.report = cfg, DataReport()
 
     def __call__(self, conversations: list[Conversation]) -> list[float | None]:
@@ -122,7 +122,7 @@ class VllmScorer:
 
 def load_scorer(cfg: ScoreConfig, label: str = "score.reward_model") -> Scorer:
     """The reward model ``cfg`` names, on its backend; ``label`` names the setting in errors."""
-    from rmkit.models import check_model
+    from rmkit.builtin_models import check_model
 
     if not cfg.reward_model:
         raise ConfigError(f"{label} is not set: give a reward model folder")
@@ -133,8 +133,9 @@ def load_scorer(cfg: ScoreConfig, label: str = "score.reward_model") -> Scorer:
     return TransformersScorer(cfg)
 
 
-def load_reward_model(cfg: ScoreConfig):
-    """(model, tokenizer): the RM's own template, else ``score.chat_template``; on the GPU if any."""
+def load_scoring_model(cfg: ScoreConfig):
+    """A trained reward model ready to score, as ``(model, tokenizer)``: the RM's own template, else
+    ``score.chat_template``; on the GPU if any. (Training builds a new one: rmkit.modeling.build_reward_model.)"""
     import torch
 
     from rmkit.modeling import load_trained_reward_model

@@ -117,6 +117,6 @@ def resolve_target(args: argparse.Namespace) -> tuple[Recipe, Path]:
 
 
 def write_report_page(path: Path) -> None:
-    from rmkit.report import write_report
+    from rmkit.run_report import write_report
 
     print(f"report: {write_report(path)}")

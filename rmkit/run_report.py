@@ -78,7 +78,7 @@ def best_of_n_table(curve: list[float]) -> list[dict]:
 
 
 @dataclass
-class Candidate:
+class ScoredCandidate:
     prompt_id: str
     category: str
     reward: float
@@ -86,12 +86,12 @@ class Candidate:
     selected: bool  # the best of its prompt's N
 
 
-def _candidate(line: dict) -> Candidate:
+def _candidate(line: dict) -> ScoredCandidate:
     """One ``candidates.jsonl`` line (layout in rmkit.sampling.generate); the one place that knows it."""
-    return Candidate(str(line["prompt_id"]), line["category"], line["reward"], line["messages"], line["selected"])
+    return ScoredCandidate(str(line["prompt_id"]), line["category"], line["reward"], line["messages"], line["selected"])
 
 
-def read_candidates(run_dir: Path) -> list[Candidate]:
+def read_candidates(run_dir: Path) -> list[ScoredCandidate]:
     """The scored candidates of a run folder, read as the sampler reads its own log."""
     from rmkit.sampling.runs import RunFolder
 
@@ -107,7 +107,7 @@ def _json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
-def rewards_by_prompt(candidates: list[Candidate]) -> list[list[float]]:
+def rewards_by_prompt(candidates: list[ScoredCandidate]) -> list[list[float]]:
     groups: dict[str, list[float]] = {}
     for c in candidates:
         groups.setdefault(c.prompt_id, []).append(c.reward)
@@ -133,7 +133,7 @@ def _figure(width: float = 6.4, height: float = 4.0):
     return fig, fig.add_subplot()
 
 
-def plot_reward_histogram(candidates: list[Candidate]):
+def plot_reward_histogram(candidates: list[ScoredCandidate]):
     import numpy as np
 
     fig, ax = _figure()
@@ -229,7 +229,7 @@ def _value(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _example(c: Candidate) -> str:
+def _example(c: ScoredCandidate) -> str:
     turns = "".join(
         f'<div class="{html.escape(m["role"])}"><b>{html.escape(m["role"])}</b><pre>{html.escape(message_text(m))}</pre></div>'
         for m in c.conversation
