@@ -26,7 +26,7 @@ from pathlib import Path
 from rmkit.chat import ChatSession, Reply, Responder, add_model_arguments, chat_recipe, format_reward, load_responder
 from rmkit.config import SelectConfig
 from rmkit.conversation import message_text
-from rmkit.errors import ConfigError, MissingPath, UserError
+from rmkit.errors import ConfigError, MissingDependency, MissingPath, UserError
 
 PREVIEW = 120  # characters of a prompt shown in the prompt list
 ALL = "(all)"  # the category filter's "no filter"
@@ -447,6 +447,10 @@ def run(args: argparse.Namespace) -> int:
     # Gradio reports usage to its makers unless told not to.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     split_run_dir(args)
+    try:
+        import gradio  # noqa: F401  (before any model loads)
+    except ModuleNotFoundError as err:
+        raise MissingDependency('rmkit ui needs gradio: pip install -e ".[ui]" (or pip install "gradio>=6,<7")') from err
     auth = login(args.host, args.auth)
     if args.run_dir:
         check_root(args.run_dir)

@@ -144,6 +144,9 @@ def test_a_missing_optional_package_is_named(inputs, capsys, monkeypatch):
     assert main(["chat", "--model", inputs.model, "--backend", "vllm"]) == 2
     line = one_error_line(capsys.readouterr().err)
     assert "sample.backend=vllm needs vLLM" in line and "pip install" in line
+    monkeypatch.setitem(sys.modules, "gradio", None)
+    assert main(["ui", "--model", "/nowhere/p"]) == 2  # before any model is looked for
+    assert "rmkit ui needs gradio: pip install" in one_error_line(capsys.readouterr().err)
 
 
 def test_a_bug_keeps_its_traceback(inputs, monkeypatch):

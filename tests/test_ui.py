@@ -175,6 +175,19 @@ def test_serving_beyond_this_machine_needs_a_login(run_dir, monkeypatch, capsys)
     assert [(c["server_name"], c["auth"]) for c in calls.launched] == [("0.0.0.0", ("me", "secret")), ("127.0.0.1", None)]
 
 
+def test_a_folder_of_runs_is_a_root_too(run_dir, tmp_path, monkeypatch, capsys):
+    from rmkit.ui import find_runs
+
+    pytest.importorskip("gradio", reason="the web UI needs gradio (pip install gradio)")
+    calls = Launches(monkeypatch)
+    runs = [copy_run(run_dir, tmp_path / "runs" / name) for name in ("a", "b")]
+    assert find_runs(tmp_path / "runs") == runs
+    assert main(["ui", str(tmp_path / "runs"), "--no-chat"]) == 0 and len(calls.launched) == 1
+    (tmp_path / "empty").mkdir()
+    assert main(["ui", str(tmp_path / "empty"), "--no-chat"]) == 2  # neither a run nor a folder of runs
+    assert "is not a sample-and-score run" in capsys.readouterr().err
+
+
 def test_the_chat_uses_the_runs_models_by_default(run_dir, tiny_llama, tmp_path, monkeypatch, capsys):
     pytest.importorskip("gradio", reason="the web UI needs gradio (pip install gradio)")
     calls = Launches(monkeypatch)
