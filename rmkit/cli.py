@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one verb; user errors become one line on stderr and exit code 2."""
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     debug = args.debug or os.environ.get("RMKIT_DEBUG", "") not in ("", "0")
     logs.setup(args.verb, args.verbose)
     try:
@@ -111,6 +111,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         logs.close()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The verb's arguments. argparse reads positionals in one run, so ``section.key=value``
+    overrides typed after an option (``rmkit eval RUN --heldout score.max_length=512``) come back
+    unparsed: they join the verb's overrides."""
+    from rmkit.config_cli import OVERRIDE
+
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not isinstance(getattr(args, "overrides", None), list) or not all(OVERRIDE.match(e) for e in extra):
+            parser.parse_args(argv)  # argparse's own error for what it does not know
+        args.overrides += extra
+    return args
 
 
 def one_line(message: str) -> str:

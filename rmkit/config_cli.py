@@ -51,6 +51,8 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, keys: tuple[str, ...] 
         )
     if overrides:
         parser.add_argument("overrides", nargs="*", metavar="section.key=value", help="recipe overrides, e.g. score.batch_size=4")
+    else:  # the verb's positionals hold them (split_overrides); those typed after an option land here
+        parser.set_defaults(overrides=[])
 
 
 def _argparse_type(annotation, key: str) -> dict:
@@ -69,10 +71,11 @@ def split_overrides(values: list[str]) -> tuple[list[str], list[str]]:
     return [v for v in values if v not in overrides], overrides
 
 
-def recipe_from_args(args: argparse.Namespace, keys: tuple[str, ...] = (), overrides: list[str] | None = None) -> Recipe:
-    """The recipe ``--recipe`` names (or the defaults), with the overrides, then the flags given, applied."""
+def recipe_from_args(args: argparse.Namespace, keys: tuple[str, ...] = (), overrides: list[str] = ()) -> Recipe:
+    """The recipe ``--recipe`` names (or the defaults), with the overrides (``overrides``, then
+    ``args.overrides``), then the flags given, applied."""
     flags = [f"{key}={json.dumps(getattr(args, key))}" for key in keys if getattr(args, key, None) is not None]
-    return load_recipe(args.recipe, [*(args.overrides if overrides is None else overrides), *flags])
+    return load_recipe(args.recipe, [*overrides, *args.overrides, *flags])
 
 
 def is_set(args: argparse.Namespace, key: str, overrides: list[str]) -> bool:
@@ -80,7 +83,7 @@ def is_set(args: argparse.Namespace, key: str, overrides: list[str]) -> bool:
     import yaml
 
     section, name = key.split(".")
-    if getattr(args, key, None) is not None or any(o.split("=", 1)[0].strip() == key for o in overrides):
+    if getattr(args, key, None) is not None or any(o.split("=", 1)[0].strip() == key for o in [*overrides, *args.overrides]):
         return True
     return bool(args.recipe) and name in ((yaml.safe_load(Path(args.recipe).read_text()) or {}).get(section) or {})
 

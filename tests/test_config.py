@@ -82,9 +82,9 @@ def test_counts_that_divide_must_be_at_least_one(key):
 
 
 def parse(verb, argv):
-    from rmkit.cli import build_parser
+    from rmkit.cli import parse_args
 
-    return build_parser().parse_args([verb, *argv])
+    return parse_args([verb, *argv])
 
 
 def test_scoring_flags_default_to_the_recipe_then_score_config(tmp_path):
@@ -101,6 +101,13 @@ def test_scoring_flags_default_to_the_recipe_then_score_config(tmp_path):
     assert data == ["pairs.jsonl"] and (score.max_length, score.batch_size, score.dtype) == (512, 5, "bfloat16")
     args = parse("eval", ["RM", "pairs.jsonl", "score.batch_size=5", "--recipe", str(recipe), "--batch-size", "7"])
     assert recipe_from_args(args, ("score.batch_size",), split_overrides(args.data)[1]).score.batch_size == 7  # a flag wins
+    args = parse("eval", ["RM", "--heldout", "--recipe", str(recipe), "score.batch_size=5", "score.dtype=float16"])
+    assert args.data == [] and args.overrides == ["score.batch_size=5", "score.dtype=float16"]  # after an option too
+    assert recipe_from_args(args).score.batch_size == 5
+    args = parse("chat", ["--n", "2", "sample.temperature=0.2"])
+    assert args.overrides == ["sample.temperature=0.2"]
+    with pytest.raises(SystemExit):  # what is not an override stays argparse's error
+        parse("eval", ["RM", "--heldout", "stray"])
 
 
 def test_field_help_reaches_the_verbs_help(capsys):

@@ -143,6 +143,10 @@ def test_heldout_scores_the_pairs_training_evaluated_and_counts_pairs(tiny_llama
     assert result["max_length"] == 40 and 0 < dropped < len(heldout)
     assert result["overall"]["pairs"] == len(evaluated)
     assert result["pairs_dropped_too_long"] == result["data_report"]["dropped"]["reply_too_long"] == dropped
+    main(["eval", str(run), "--heldout", "score.max_length=1024", "--json"])  # a length the user gives wins
+    assert json.loads(capsys.readouterr().out)["max_length"] == 1024
+    main(["eval", str(run), "--heldout", "--json", "--max-length", "512"])
+    assert json.loads(capsys.readouterr().out)["max_length"] == 512
 
 
 def test_eval_needs_data_or_a_training_run(tiny_llama, tmp_path, capsys):
