@@ -4,17 +4,16 @@ Pair formats: ``hh_rlhf``, ``trl``, ``medicalgpt``, ``sharegpt``. Prompt formats
 ``mt_bench``, ``messages``, ``sharegpt``, ``hh_rlhf``, ``alpaca_eval``, ``text`` (also ``.txt``
 files, one prompt a line). Tool use is read from TRL / OpenAI messages (``tool_calls``,
 ``role: tool``) and ShareGPT turns (``function_call``, ``observation``), with the schemas from a
-record's ``tools`` field (a list, or a JSON string of one). A bad record raises :class:`RecordError` naming its file, line and
-field, with a kind (missing, type, empty, identical, invalid) that ``on_error="skip"``
-counts in a :class:`DataReport`.
+record's ``tools`` field (a list, or a JSON string of one). A bad record raises
+:class:`RecordError` naming its file, line and field, with a kind (missing, type, empty,
+identical, invalid) that ``on_error="skip"`` counts in a :class:`DataReport`; the field
+checks and turn readers they share are in :mod:`rmkit.data.records`.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
-from typing import TypeVar
 
 from rmkit.config import DataConfig
 from rmkit.conversation import (
@@ -25,29 +24,29 @@ from rmkit.conversation import (
     Prompt,
     RecordError,
     message,
-    parse_json,
-    parse_tool_call,
-    parse_tools,
     validate_conversation,
-    with_tools,
+)
+from rmkit.data.records import (
+    TURN_MARK,
+    nonempty_reply,
+    optional,
+    parse_records,
+    reply_message,
+    required,
+    sharegpt_conversation,
+    sharegpt_message,
+    strip_space,
+    transcript,
+    with_system_and_tools,
 )
 from rmkit.data.report import DataReport
-from rmkit.data.sources import file_stem, read_records, split_heldout, subset_of
-from rmkit.errors import ConfigError, DataError
+from rmkit.data.sources import file_stem, split_heldout, subset_of
+from rmkit.errors import ConfigError
 
 PAIR_FORMATS = ("hh_rlhf", "trl", "medicalgpt", "sharegpt")
 PROMPT_FORMATS = ("mt_bench", "messages", "sharegpt", "hh_rlhf", "alpaca_eval", "text")
 
-# HH-RLHF transcripts: "\n\nHuman: ...\n\nAssistant: ..." (a bare leading "Human:" is accepted).
-ASSISTANT_MARK = "\n\nAssistant:"
-TURN_MARK = re.compile(r"(?:^|\n\n)(Human|Assistant):")
-TRANSCRIPT_ROLES = {"Human": "user", "Assistant": "assistant"}
-SHAREGPT_ROLES = {
-    "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
-    "function_call": "assistant", "observation": "tool", "tool": "tool",
-}
-
-T = TypeVar("T")
+ASSISTANT_MARK = "\n\nAssistant:"  # where an HH-RLHF transcript's reply starts
 
 
 # ----------------------------------------------------------------------------- pairs
@@ -87,7 +86,7 @@ def load_pairs(
         pair.subset = subset_of(source.rpartition(":")[0])
         return pair
 
-    return _load(path, parse, on_error, report, split)
+    return parse_records(path, parse, on_error, report, split)
 
 
 def load_pair_split(data: DataConfig, report: DataReport | None = None) -> tuple[list[PreferencePair], list[PreferencePair]]:
@@ -107,7 +106,7 @@ def load_pair_split(data: DataConfig, report: DataReport | None = None) -> tuple
 
 
 def _hh_rlhf_pair(record: dict, source: str) -> PreferencePair:
-    chosen, rejected = _required(record, "chosen", source, str), _required(record, "rejected", source, str)
+    chosen, rejected = required(record, "chosen", source, str), required(record, "rejected", source, str)
     if chosen == rejected:
         raise RecordError("chosen and rejected are identical", source=source, field="rejected", kind="identical")
     # Split where the sides diverge, backed off to the turn start: a side's own last
@@ -116,15 +115,15 @@ def _hh_rlhf_pair(record: dict, source: str) -> PreferencePair:
     if cut < 0:
         raise RecordError("chosen and rejected share no '\\n\\nAssistant:' turn", source=source, field="chosen")
     start = cut + len(ASSISTANT_MARK)
-    prompt = _transcript(chosen[:cut], source, "chosen")
+    prompt = transcript(chosen[:cut], source, "chosen")
     # Empty replies are kept: in HH-RLHF an empty turn is a real, labelled reply (silence
     # is the chosen answer to some harmful requests).
-    return _pair(record, source, prompt, _strip_space(chosen[start:]), _strip_space(rejected[start:]))
+    return _pair(record, source, prompt, strip_space(chosen[start:]), strip_space(rejected[start:]))
 
 
 def _trl_pair(record: dict, source: str) -> PreferencePair:
-    chosen = _required(record, "chosen", source, (str, list))
-    rejected = _required(record, "rejected", source, (str, list))
+    chosen = required(record, "chosen", source, (str, list))
+    rejected = required(record, "rejected", source, (str, list))
     if record.get("prompt") is not None:
         prompt = _trl_prompt(record["prompt"], source)
     elif isinstance(chosen, list) and isinstance(rejected, list):
@@ -134,7 +133,7 @@ def _trl_pair(record: dict, source: str) -> PreferencePair:
         raise RecordError(reason, source=source, field="prompt", kind="missing")
     chosen_reply = _trl_reply(chosen, prompt, source, "chosen")
     rejected_reply = _trl_reply(rejected, prompt, source, "rejected")
-    return _pair(record, source, _with_system_and_tools(prompt, record, source), chosen_reply, rejected_reply)
+    return _pair(record, source, with_system_and_tools(prompt, record, source), chosen_reply, rejected_reply)
 
 
 def _trl_prompt(value: object, source: str) -> Conversation:
@@ -158,67 +157,43 @@ def _shared_prefix(chosen: list, rejected: list, source: str) -> Conversation:
 def _trl_reply(value: str | list, prompt: Conversation, source: str, field: str) -> str | Message:
     """A reply given as text, or as one assistant message (optionally after a copy of the prompt)."""
     if isinstance(value, str):
-        return _reply(value, source, field)
+        return nonempty_reply(value, source, field)
     messages = validate_conversation(value, source=source, field_name=field)
     if len(messages) > len(prompt) and messages[: len(prompt)] == prompt:
         messages = messages[len(prompt) :]
     if len(messages) != 1 or messages[0]["role"] != "assistant":
         raise RecordError("a reply must be exactly one assistant message after the prompt", source=source, field=field)
-    return _reply_message(messages[0], source, f"{field}[-1].content")
+    return reply_message(messages[0], source, f"{field}[-1].content")
 
 
 def _medicalgpt_pair(record: dict, source: str) -> PreferencePair:
     prompt: Conversation = []
-    for i, turn in enumerate(_optional(record, "history", list, source) or []):
+    for i, turn in enumerate(optional(record, "history", list, source) or []):
         if not (isinstance(turn, list | tuple) and len(turn) == 2 and all(isinstance(t, str) for t in turn)):
             reason = "expected a [question, answer] pair of strings"
             raise RecordError(reason, source=source, field=f"history[{i}]", kind="type")
         prompt += [message("user", turn[0]), message("assistant", turn[1])]
-    prompt.append(message("user", _required(record, "question", source, str)))
-    chosen = _reply(_required(record, "response_chosen", source, str), source, "response_chosen")
-    rejected = _reply(_required(record, "response_rejected", source, str), source, "response_rejected")
-    return _pair(record, source, _with_system_and_tools(prompt, record, source), chosen, rejected)
+    prompt.append(message("user", required(record, "question", source, str)))
+    chosen = nonempty_reply(required(record, "response_chosen", source, str), source, "response_chosen")
+    rejected = nonempty_reply(required(record, "response_rejected", source, str), source, "response_rejected")
+    return _pair(record, source, with_system_and_tools(prompt, record, source), chosen, rejected)
 
 
 def _sharegpt_pair(record: dict, source: str) -> PreferencePair:
-    prompt = _sharegpt_conversation(record, source)
+    prompt = sharegpt_conversation(record, source)
     chosen, rejected = _sharegpt_reply(record, "chosen", source), _sharegpt_reply(record, "rejected", source)
-    return _pair(record, source, _with_system_and_tools(prompt, record, source), chosen, rejected)
-
-
-def _sharegpt_conversation(record: dict, source: str) -> Conversation:
-    turns = _required(record, "conversations", source, list)
-    messages = [_sharegpt_message(turn, source, f"conversations[{i}]") for i, turn in enumerate(turns)]
-    return validate_conversation(messages, source=source, field_name="conversations")  # system first, non-empty
-
-
-def _sharegpt_message(turn: object, source: str, field: str) -> Message:
-    """One ``{from, value}`` turn; a ``function_call`` value is a JSON call (or a list of them)."""
-    if not isinstance(turn, dict):
-        reason = f"expected a {{from, value}} object, got {type(turn).__name__}"
-        raise RecordError(reason, source=source, field=field, kind="type")
-    role = SHAREGPT_ROLES.get(turn.get("from"))
-    if role is None:
-        reason = f"'from' must be one of {sorted(SHAREGPT_ROLES)}, got {turn.get('from')!r}"
-        raise RecordError(reason, source=source, field=f"{field}.from")
-    value = _required(turn, "value", source, str, field=f"{field}.value")
-    if turn["from"] != "function_call":
-        return message(role, value)
-    calls = parse_json(value, source, f"{field}.value")
-    calls = calls if isinstance(calls, list) else [calls]
-    calls = [parse_tool_call(call, source, f"{field}.value[{i}]") for i, call in enumerate(calls)]
-    return {"role": "assistant", "content": "", "tool_calls": calls}
+    return _pair(record, source, with_system_and_tools(prompt, record, source), chosen, rejected)
 
 
 def _sharegpt_reply(record: dict, key: str, source: str) -> str | Message:
-    value = _required(record, key, source, (str, dict))
+    value = required(record, key, source, (str, dict))
     if isinstance(value, dict):
-        reply = _sharegpt_message(value, source, key)
+        reply = sharegpt_message(value, source, key)
         if reply["role"] != "assistant":
             reason = f"a reply must come from gpt/assistant or be a function_call, not {value.get('from')!r}"
             raise RecordError(reason, source=source, field=f"{key}.from")
-        return _reply_message(reply, source, f"{key}.value")
-    return _reply(value, source, key)
+        return reply_message(reply, source, f"{key}.value")
+    return nonempty_reply(value, source, key)
 
 
 def _pair(record: dict, source: str, prompt: Conversation, chosen: str | Message, rejected: str | Message) -> PreferencePair:
@@ -228,7 +203,7 @@ def _pair(record: dict, source: str, prompt: Conversation, chosen: str | Message
         raise RecordError(reason, source=source, field="prompt")
     if chosen == rejected:
         raise RecordError("chosen and rejected are identical", source=source, field="rejected", kind="identical")
-    margin = _optional(record, "margin", (int, float), source)
+    margin = optional(record, "margin", (int, float), source)
     if isinstance(margin, bool):
         raise RecordError("expected a number, got bool", source=source, field="margin", kind="type")
     return PreferencePair(prompt, chosen, rejected, None if margin is None else float(margin), source=source)
@@ -295,12 +270,12 @@ def load_prompts(
         first_seen[prompt.id] = source
         return prompt
 
-    return _load(path, parse, on_error, report, split)
+    return parse_records(path, parse, on_error, report, split)
 
 
 def _mt_bench_prompt(record: dict, source: str) -> Prompt:
-    question_id = _required(record, "question_id", source, (int, str))
-    turns = _required(record, "turns", source, list)
+    question_id = required(record, "question_id", source, (int, str))
+    turns = required(record, "turns", source, list)
     if not turns or not all(isinstance(turn, str) for turn in turns):
         raise RecordError("expected a non-empty list of strings", source=source, field="turns", kind="type")
     extra = {"question_id": question_id}
@@ -310,16 +285,16 @@ def _mt_bench_prompt(record: dict, source: str) -> Prompt:
 
 
 def _messages_prompt(record: dict, source: str) -> Prompt:
-    messages = validate_conversation(_required(record, "messages", source, list), source=source)
+    messages = validate_conversation(required(record, "messages", source, list), source=source)
     return _conversation_prompt(record, source, messages, "messages")
 
 
 def _sharegpt_prompt(record: dict, source: str) -> Prompt:
-    return _conversation_prompt(record, source, _sharegpt_conversation(record, source), "conversations")
+    return _conversation_prompt(record, source, sharegpt_conversation(record, source), "conversations")
 
 
 def _conversation_prompt(record: dict, source: str, messages: Conversation, field: str) -> Prompt:
-    history, turn = _last_turn(_with_system_and_tools(messages, record, source), source, field)
+    history, turn = _last_turn(with_system_and_tools(messages, record, source), source, field)
     return Prompt(id=_prompt_id(record, source), turns=[turn], history=history, category=_category(record, source))
 
 
@@ -328,23 +303,23 @@ def _hh_rlhf_prompt(record: dict, source: str) -> Prompt:
     if key is None:
         reason = "expected a transcript string in 'prompt', 'text' or 'chosen'"
         raise RecordError(reason, source=source, field="chosen", kind="missing")
-    history, turn = _last_turn(_transcript(record[key], source, key), source, key)
+    history, turn = _last_turn(transcript(record[key], source, key), source, key)
     return Prompt(id=_prompt_id(record, source), turns=[turn], history=history, category=_category(record, source))
 
 
 def _alpaca_eval_prompt(record: dict, source: str) -> Prompt:
-    instruction = _required(record, "instruction", source, str)
+    instruction = required(record, "instruction", source, str)
     extra = {"instruction": instruction}
     extra |= {key: record[key] for key in ("input", "dataset") if record.get(key) is not None}
-    text = _optional(record, "input", str, source)
+    text = optional(record, "input", str, source)
     turn = f"{instruction}\n\n{text}" if text else instruction
-    category = _optional(record, "dataset", str, source) or ""
+    category = optional(record, "dataset", str, source) or ""
     return Prompt(id=_prompt_id(record, source), turns=[turn], category=category, extra=extra)
 
 
 def _text_prompt(record: dict, source: str) -> Prompt:
     key = "prompt" if "prompt" in record else "text"
-    turn = _required(record, key, source, str)
+    turn = required(record, key, source, str)
     return Prompt(id=_prompt_id(record, source), turns=[turn], category=_category(record, source))
 
 
@@ -376,82 +351,4 @@ def _prompt_id(record: dict, source: str) -> str:
 
 
 def _category(record: dict, source: str) -> str:
-    return _optional(record, "category", str, source) or ""
-
-
-# ----------------------------------------------------------------------------- shared
-
-
-def _load(path: str, parse: Callable[[dict, str], T], on_error: str, report: DataReport | None, split: str | None) -> list[T]:
-    """Parse every record; with on_error="skip" count bad ones (broken lines too) by kind instead of raising."""
-    if on_error not in ("raise", "skip"):
-        raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    report = report if report is not None else DataReport()
-    items: list[T] = []
-    first_error: RecordError | None = None
-    errors = "yield" if on_error == "skip" else "raise"
-    for record, source in read_records(path, split, errors=errors, files_read=report.files):
-        report.read += 1
-        try:
-            if isinstance(record, RecordError):  # broken JSON, or not an object
-                raise record
-            items.append(parse(record, source))
-        except RecordError as err:
-            if on_error == "raise":
-                raise
-            report.skipped[err.kind] += 1
-            first_error = first_error or err
-    report.kept += len(items)
-    if first_error is not None and not items:  # e.g. a format that detection does not know
-        raise DataError(f"no usable records in {path}: every one was skipped; the first: {first_error}")
-    return items
-
-
-def _transcript(text: str, source: str, field: str) -> Conversation:
-    """An HH-RLHF transcript -> user/assistant messages (one space after each marker dropped)."""
-    parts = TURN_MARK.split(text)
-    if parts[0] or len(parts) == 1:
-        raise RecordError("a transcript must start with '\\n\\nHuman:'", source=source, field=field)
-    return [message(TRANSCRIPT_ROLES[role], _strip_space(content)) for role, content in zip(parts[1::2], parts[2::2])]
-
-
-def _strip_space(text: str) -> str:
-    return text.removeprefix(" ")
-
-
-def _with_system_and_tools(prompt: Conversation, record: dict, source: str) -> Conversation:
-    """Put a record's top-level ``system`` string first, and declare its ``tools`` on it."""
-    system = _optional(record, "system", str, source)
-    if system:
-        if prompt and prompt[0]["role"] == "system":
-            raise RecordError("a 'system' field and a system message both given", source=source, field="system")
-        prompt = [message("system", system), *prompt]
-    return with_tools(prompt, parse_tools(record.get("tools"), source))
-
-
-def _reply_message(reply: Message, source: str, field: str) -> str | Message:
-    """An assistant reply: its text, or the whole message when it calls tools."""
-    return reply if reply.get("tool_calls") else _reply(reply["content"], source, field)
-
-
-def _reply(text: str, source: str, field: str) -> str:
-    if not text.strip():
-        raise RecordError("the reply is empty", source=source, field=field, kind="empty")
-    return text
-
-
-def _required(record: dict, key: str, source: str, types: type | tuple, *, field: str = "") -> object:
-    value = _optional(record, key, types, source, field=field)
-    if value is None:
-        raise RecordError("missing", source=source, field=field or key, kind="missing")
-    return value
-
-
-def _optional(record: dict, key: str, types: type | tuple, source: str, *, field: str = "") -> object:
-    """``record[key]`` checked against ``types``; None when absent or null."""
-    value = record.get(key)
-    if value is not None and not isinstance(value, types):
-        names = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
-        reason = f"expected {names}, got {type(value).__name__}"
-        raise RecordError(reason, source=source, field=field or key, kind="type")
-    return value
+    return optional(record, "category", str, source) or ""
