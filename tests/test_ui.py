@@ -17,7 +17,8 @@ import pytest
 from rmkit.cli import main
 from rmkit.config import Recipe, dump_recipe
 from rmkit.sampling.backends import Completion
-from rmkit.ui import ALL, RunError, candidate_rows, load_run_in, open_run, prompt_rows, report_images, selection_text
+from rmkit.run_viewer import RunError, candidate_rows, load_run_in, open_run, prompt_rows, report_images, selection_text
+from rmkit.ui_app import ALL
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -176,7 +177,7 @@ def test_serving_beyond_this_machine_needs_a_login(run_dir, monkeypatch, capsys)
 
 
 def test_a_folder_of_runs_is_a_root_too(run_dir, tmp_path, monkeypatch, capsys):
-    from rmkit.ui import find_runs
+    from rmkit.run_viewer import find_runs
 
     pytest.importorskip("gradio", reason="the web UI needs gradio (pip install gradio)")
     calls = Launches(monkeypatch)
@@ -246,7 +247,7 @@ def free_port() -> int:
 def app_url(browser, tiny_llama, run_dir):
     """The app with a best-of-3 chat (tiny policy and reward model) and the small run, on 127.0.0.1."""
     from rmkit.chat import load_responder
-    from rmkit.ui import build_app
+    from rmkit.ui_app import build_app
 
     recipe = Recipe()
     recipe.sample.policy, recipe.sample.backend, recipe.sample.max_tokens = str(tiny_llama), "transformers", 8
