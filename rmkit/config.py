@@ -131,6 +131,8 @@ class SampleConfig:
     stop_token_ids: list[int] = field(default_factory=list)  # besides EOS and the template's end token
     seed: int = 0
     chunk_size: int = 64  # prompts per generation batch; an interruption loses at most one chunk
+    executor: Literal["local", "ray"] = "local"  # ray: chunks go to Ray workers (pip install "rmkit[ray]"; --ray-address)
+    workers: int | None = None  # Ray workers; None: one per tensor_parallel_size GPUs of the cluster, one per node without GPUs
     batch_size: int = 16  # sequences per generate() call (transformers backend)
     # engine settings (vLLM; dtype and max_model_len also apply to transformers)
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"

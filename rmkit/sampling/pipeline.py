@@ -9,36 +9,41 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from rmkit import logs
 from rmkit.config import ConfigError, Recipe, SampleConfig, dump_recipe
+from rmkit.conversation import Prompt
 from rmkit.errors import DataError
 from rmkit.sampling.runs import CandidateLog, RunFolder, differences, fingerprint, shard_items
 
 # ----------------------------------------------------------------------------- stages
 
 
-def sample_and_score(recipe: Recipe, output: str | Path, shard=None, overwrite=False, backend=None, scorer=None) -> dict:
+def sample_and_score(
+    recipe: Recipe, output: str | Path, shard=None, overwrite=False, backend=None, scorer=None, ray_address=None
+) -> dict:
     """All stages on ``output``; ``backend`` and ``scorer`` are loaded from the recipe unless given."""
-    validate(recipe, scoring=True)
+    validate(recipe, scoring=True, ray_address=ray_address)
     run = RunFolder(output)
     run.start(recipe, fingerprint(recipe, ("sample", "score")), shard, overwrite)
     logs.log_to(run.path)
-    scorer = sample_stage(recipe, run, shard, score_too=True, backend=backend, scorer=scorer)
+    scorer = sample_stage(recipe, run, shard, score_too=True, backend=backend, scorer=scorer, ray_address=ray_address)
     if run.state.get("needs_scoring"):  # some prompts were sampled by `rmkit sample`
         score_stage(recipe, run, scorer)
     return select_stage(recipe, run)
 
 
-def sample_only(recipe: Recipe, output: str | Path, shard=None, overwrite=False) -> None:
+def sample_only(recipe: Recipe, output: str | Path, shard=None, overwrite=False, ray_address=None) -> None:
     """Sample into ``output`` without scoring (``per_turn: best`` scores as it goes)."""
     best = recipe.sample.per_turn == "best"
-    validate(recipe, scoring=False)
+    validate(recipe, scoring=False, ray_address=ray_address)
     run = RunFolder(output)
     run.start(recipe, fingerprint(recipe, ("sample", "score") if best else ("sample",)), shard, overwrite)
     logs.log_to(run.path)
-    sample_stage(recipe, run, shard, score_too=False)
+    sample_stage(recipe, run, shard, score_too=False, ray_address=ray_address)
 
 
 def existing_run(recipe: Recipe, path: Path, sections: tuple[str, ...]) -> RunFolder:
@@ -53,15 +58,13 @@ def existing_run(recipe: Recipe, path: Path, sections: tuple[str, ...]) -> RunFo
     return run
 
 
-def sample_stage(recipe: Recipe, run: RunFolder, shard, score_too: bool, backend=None, scorer=None):
-    """Sample the prompts not yet in the run, appending each as it finishes; returns the scorer used."""
-    from tqdm import tqdm
+def sample_stage(recipe: Recipe, run: RunFolder, shard, score_too: bool, backend=None, scorer=None, ray_address=None):
+    """Sample the prompts not yet in the run, appending each as it finishes; returns the scorer used
+    (None when Ray workers held it).
 
-    from rmkit.builtin_models import check_model
-    from rmkit.sampling.generate import sample_prompts
-    from rmkit.sampling.policy import load_policy
-    from rmkit.sampling.score import load_scorer, score_groups
-
+    The prompts go in chunks of ``sample.chunk_size`` to one :class:`ChunkSampler`, here or
+    (``sample.executor: ray``) on each Ray worker; either way this process alone appends.
+    """
     cfg = recipe.sample
     prompts, report = load_run_prompts(cfg)
     mine = shard_items(list(enumerate(prompts)), shard)
@@ -72,34 +75,86 @@ def sample_stage(recipe: Recipe, run: RunFolder, shard, score_too: bool, backend
     if not todo:
         print(f"rmkit: all {len(mine)} prompts are sampled in {run.candidates}", file=sys.stderr)
         return scorer
-    if backend is None:
-        check_model(cfg.policy, "sample.policy")  # a missing policy fails before the reward model loads
-    if scorer is None and (score_too or cfg.per_turn == "best"):
-        scorer = load_scorer(recipe.score)
-    timed = Timed(scorer) if scorer is not None else None
-    loaded = load_policy(cfg, sequences=min(len(todo), cfg.chunk_size) * cfg.n, backend=backend)
-    backend, policy = loaded.backend, loaded.policy
-    with tqdm(total=len(mine), initial=len(mine) - len(todo), desc="sample", unit="prompt") as bar:
-        for start in range(0, len(todo), cfg.chunk_size):
-            chunk = todo[start : start + cfg.chunk_size]
-            began = time.perf_counter()
-            groups = sample_prompts([p for _, p in chunk], backend, policy, cfg, timed if cfg.per_turn == "best" else None)
-            seconds = time.perf_counter() - began - (timed.pending if timed else 0.0)
-            if score_too and cfg.per_turn == "independent":
-                score_groups(groups, timed)
-            elif cfg.per_turn == "independent":
+    chunks = [todo[start : start + cfg.chunk_size] for start in range(0, len(todo), cfg.chunk_size)]
+    if cfg.executor == "ray":
+        from rmkit.sampling.ray_executor import RayWorkers
+
+        if backend is not None or scorer is not None:
+            raise ValueError("sample.executor=ray: each Ray worker loads its own backend and scorer; none can be handed in")
+        with RayWorkers(recipe, score_too, len(chunks[0]), ray_address) as workers:
+            append_finished(run, log, workers.map(chunks), len(mine), len(mine) - len(todo))
+        return None
+    sampler = ChunkSampler(recipe, score_too, len(chunks[0]), backend, scorer)
+    append_finished(run, log, map(sampler.sample, chunks), len(mine), len(mine) - len(todo))
+    return sampler.scorer
+
+
+@dataclass
+class Finished:
+    """A sampled (and, when asked, scored) chunk: per prompt its candidate lines, and what it took."""
+
+    groups: list[list[dict]]
+    timings: dict[str, dict[str, float]]  # stage -> amounts for RunFolder.add_timing
+    needs_scoring: bool  # sampled without scores (`rmkit sample`)
+
+
+class ChunkSampler:
+    """One worker's engines, loaded once: the policy backend and, when scores are needed, the
+    reward model. :meth:`sample` turns a chunk of ``(order, prompt)`` (at most ``chunk_prompts``)
+    into a :class:`Finished`; the local run and every Ray worker run this same code."""
+
+    def __init__(self, recipe: Recipe, score_too: bool, chunk_prompts: int, backend=None, scorer=None):
+        from rmkit.builtin_models import check_model
+        from rmkit.sampling.policy import load_policy
+        from rmkit.sampling.score import load_scorer
+
+        self.cfg, self.score_too = recipe.sample, score_too
+        if backend is None:
+            check_model(self.cfg.policy, "sample.policy")  # a missing policy fails before the reward model loads
+        if scorer is None and (score_too or self.cfg.per_turn == "best"):
+            scorer = load_scorer(recipe.score)
+        self.scorer = scorer
+        self.timed = Timed(scorer) if scorer is not None else None
+        loaded = load_policy(self.cfg, sequences=chunk_prompts * self.cfg.n, backend=backend)
+        self.backend, self.policy = loaded.backend, loaded.policy
+
+    def sample(self, chunk: list[tuple[int, Prompt]]) -> Finished:
+        from rmkit.sampling.generate import sample_prompts
+        from rmkit.sampling.score import score_groups
+
+        cfg, timed = self.cfg, self.timed
+        began = time.perf_counter()
+        groups = sample_prompts([p for _, p in chunk], self.backend, self.policy, cfg, timed if cfg.per_turn == "best" else None)
+        seconds = time.perf_counter() - began - (timed.pending if timed else 0.0)
+        unscored = cfg.per_turn == "independent" and not self.score_too
+        if cfg.per_turn == "independent" and self.score_too:
+            score_groups(groups, timed)
+        for (order, _), group in zip(chunk, groups):
+            for line in group:
+                line["order"] = order
+        tokens = sum(turn["tokens"] for group in groups for line in group for turn in line["turns"])
+        timings = {"sample": {"seconds": seconds, "tokens": tokens}}
+        if timed:
+            timings["score"] = timed.take()
+        return Finished(groups, timings, unscored)
+
+
+def append_finished(run: RunFolder, log: CandidateLog, finished: Iterable[Finished], total: int, done: int) -> None:
+    """The driver: append each chunk's prompts as it finishes (in whatever order) and add its
+    timings; the progress bar counts the run's (or shard's) ``total`` prompts, ``done`` before."""
+    from tqdm import tqdm
+
+    with tqdm(total=total, initial=done, desc="sample", unit="prompt") as bar:
+        for chunk in finished:
+            if chunk.needs_scoring and not run.state.get("needs_scoring"):
                 run.state["needs_scoring"] = True
-            for (order, _), group in zip(chunk, groups):
-                for line in group:
-                    line["order"] = order
+                run.save()  # before the unscored lines, so an interruption cannot lose the flag
+            for group in chunk.groups:
                 log.append(group)
-            tokens = sum(turn["tokens"] for group in groups for line in group for turn in line["turns"])
-            run.add_timing("sample", seconds=seconds, tokens=tokens)
-            if timed:
-                run.add_timing("score", **timed.take())
+            for stage, amounts in chunk.timings.items():
+                run.add_timing(stage, **amounts)  # summed over workers: engine time, not the wall clock
             run.save()
-            bar.update(len(chunk))
-    return scorer
+            bar.update(len(chunk.groups))
 
 
 def score_stage(recipe: Recipe, run: RunFolder, scorer=None) -> None:
@@ -236,20 +291,23 @@ class Timed:
 # ----------------------------------------------------------------------------- loading
 
 
-def validate(recipe: Recipe, scoring: bool) -> None:
+def validate(recipe: Recipe, scoring: bool, ray_address: str | None = None) -> None:
     from rmkit.sampling.generate import temperature
 
     cfg = recipe.sample
-    for key in ("n", "chunk_size", "batch_size", "max_tokens"):
-        if getattr(cfg, key) < 1:
+    for key in ("n", "chunk_size", "batch_size", "max_tokens", "workers"):
+        if getattr(cfg, key) is not None and getattr(cfg, key) < 1:
             raise ConfigError(f"sample.{key} must be at least 1, got {getattr(cfg, key)}")
+    if ray_address and cfg.executor != "ray":
+        raise ConfigError(f"--ray-address {ray_address} goes with sample.executor=ray (the recipe has {cfg.executor!r})")
     if recipe.select.top_k < 1:
         raise ConfigError(f"select.top_k must be at least 1, got {recipe.select.top_k}")
     temperature(cfg, "")  # an unknown preset name fails here, not after the engine started
     if cfg.data_parallel_size > 1:  # vLLM's offline engine refuses data parallelism in one process
         raise ConfigError(
-            "sample.data_parallel_size > 1: run one process per replica instead, each with --shard i/n "
-            "(and CUDA_VISIBLE_DEVICES set to its GPUs), then join the folders with `rmkit merge`"
+            "sample.data_parallel_size > 1: use sample.executor=ray (one worker per tensor_parallel_size GPUs), "
+            "or run one process per replica, each with --shard i/n (and CUDA_VISIBLE_DEVICES set to its GPUs), "
+            "then join the folders with `rmkit merge`"
         )
     if (scoring or cfg.per_turn == "best") and not recipe.score.reward_model:
         raise ConfigError("score.reward_model is not set: give a reward model folder (score.reward_model=PATH)")

@@ -35,7 +35,10 @@ RESULT_NEUTRAL = {
         "output_dir", "eval_batch_size", "pad_to_multiple_of", "eval_steps", "save_steps", "save_total_limit",
         "resume", "logging_steps", "report_to", "merge",
     },
-    "sample": {"chunk_size", "batch_size", "tensor_parallel_size", "data_parallel_size", "gpu_memory_utilization", "enforce_eager", "output_dir"},
+    "sample": {
+        "chunk_size", "batch_size", "tensor_parallel_size", "data_parallel_size", "gpu_memory_utilization", "enforce_eager",
+        "output_dir", "executor", "workers",
+    },
     "score": {"batch_size", "gpu_memory_utilization", "enforce_eager"},
 }
 OUTPUTS = ("sft.jsonl", "pairs.jsonl", "stats.json", "mt_bench_answers.jsonl", "alpaca_eval_outputs.json")
@@ -153,13 +156,14 @@ class RunFolder:
         return self.state_path.exists()
 
     def groups(self) -> list[list[dict]]:
-        """The finished prompts' candidate lines, each prompt once (its first group wins)."""
+        """The finished prompts' candidate lines, each prompt once (its first group wins), in
+        prompt-file order (``order``; Ray workers' chunks are appended as they finish)."""
         seen, out = set(), []
         for group in read_log(self.candidates)[0]:
             if group[0]["prompt_id"] not in seen:
                 seen.add(group[0]["prompt_id"])
                 out.append(group)
-        return out
+        return sorted(out, key=lambda group: group[0].get("order", 0))  # stable: files written by hand keep their order
 
     def start(self, recipe: Recipe, fp: dict, shard: tuple[int, int] | None, overwrite: bool) -> None:
         """Create the folder, or check that ``recipe`` matches the run it holds."""

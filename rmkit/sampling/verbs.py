@@ -38,6 +38,10 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--shard", metavar="I/N", help="only every N-th prompt from the I-th (0-based), one shard per machine; join with `rmkit merge`"
     )
+    parser.add_argument(
+        "--ray-address", metavar="ADDRESS",
+        help="with sample.executor=ray: the Ray cluster to use, e.g. auto or HOST:6379 (default: $RAY_ADDRESS, else a new local Ray)",
+    )
 
 
 def add_merge_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +59,7 @@ def run_sample_and_score(args: argparse.Namespace) -> None:
     from rmkit.sampling.runs import parse_shard
 
     recipe, output = resolve_target(args)
-    sample_and_score(recipe, output, parse_shard(args.shard), args.overwrite)
+    sample_and_score(recipe, output, parse_shard(args.shard), args.overwrite, ray_address=args.ray_address)
     write_report_page(output)
 
 
@@ -65,7 +69,7 @@ def run_sample(args: argparse.Namespace) -> None:
     from rmkit.sampling.runs import parse_shard
 
     recipe, output = resolve_target(args)
-    sample_only(recipe, output, parse_shard(args.shard), args.overwrite)
+    sample_only(recipe, output, parse_shard(args.shard), args.overwrite, args.ray_address)
 
 
 def run_score(args: argparse.Namespace) -> None:
