@@ -7,6 +7,13 @@ pairs, chosen side) are scored twice with the same reward model and batch size: 
 similar lengths (rmkit's order) and batches in file order.
 
     python scripts/bench_sample.py --prompts 8 --n 8 --max-tokens 128 --write docs/benchmarks.md
+
+``--executor ray --workers 1,2`` instead times whole ``rmkit sample`` runs of the same prompts
+(both turns), local and on a new local Ray with 1 and 2 workers: rounds interleaved (A B C
+A B C ...), each run in its own process; tokens/s counts generated tokens over the process's
+wall time, start-up included, since that is the overhead Ray adds.
+
+    python scripts/bench_sample.py --executor ray --workers 1,2 --rounds 3 --write docs/benchmarks.md
 """
 
 from __future__ import annotations
@@ -129,10 +136,65 @@ def markdown(args, gen_rows, score_rows) -> str:
     return "\n".join(lines)
 
 
+def bench_executors(args) -> str:
+    """Interleaved rounds of `rmkit sample` per contender; the markdown section with the medians."""
+    import statistics
+    import tempfile
+
+    import yaml
+
+    contenders = [("local", [])] + [(f"ray, {k} worker(s)", ["sample.executor=ray", f"sample.workers={k}"]) for k in args.workers]
+    work = Path(tempfile.mkdtemp(prefix="bench_executors_"))
+    recipe = work / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({"sample": {
+        "prompts": str(Path(args.questions).resolve()), "max_prompts": args.prompts, "policy": args.policy, "backend": args.backend,
+        "n": args.n, "max_tokens": args.max_tokens, "temperature": args.temperature, "dtype": args.dtype,
+        "batch_size": args.batch_size, "chunk_size": args.chunk_size, "enforce_eager": True,
+        "gpu_memory_utilization": args.gpu_memory_utilization,
+    }}))
+    rates: dict[str, list[float]] = {name: [] for name, _ in contenders}
+    loads = [os.getloadavg()[0]]
+    for round_ in range(args.rounds):
+        for number, (name, overrides) in enumerate(contenders):
+            output = work / f"round{round_}-contender{number}"
+            command = [sys.executable, "-m", "rmkit.cli", "sample", str(recipe), *overrides, "-o", str(output)]
+            began = time.perf_counter()
+            done = subprocess.run(command, capture_output=True, text=True)
+            seconds = time.perf_counter() - began
+            if done.returncode:
+                sys.exit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+            tokens = json.loads((output / "run.json").read_text())["timings"]["sample"]["tokens"]
+            rates[name].append(tokens / seconds)
+            print(json.dumps({"round": round_, "contender": name, "seconds": seconds, "tokens": tokens}), file=sys.stderr)
+        loads.append(os.getloadavg()[0])
+    local = rates["local"]
+    lines = [
+        "## Sampling on Ray",
+        "",
+        f"`python scripts/bench_sample.py {' '.join(sys.argv[1:])}`",
+        "",
+        f"Machine: {machine()}; {time.strftime('%Y-%m-%d')}. `rmkit sample` of {args.prompts} MT-bench questions (both turns), "
+        f"policy `{args.policy}` ({args.backend}, {args.dtype}), N={args.n}, max_tokens={args.max_tokens}, "
+        f"chunk_size={args.chunk_size}; {args.rounds} rounds, contenders interleaved, each run its own process, "
+        "timed from start to exit (Ray start-up and model loading included). Load average (1 min) over the rounds: "
+        f"{min(loads):.1f}-{max(loads):.1f}.",
+        "",
+        "| executor | tokens/s (median) | min-max | vs local (median ratio) | min-max |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, values in rates.items():
+        ratios = [v / l for v, l in zip(values, local)]  # per round: both ran under the same load
+        lines.append(
+            f"| {name} | {statistics.median(values):.0f} | {min(values):.0f}-{max(values):.0f} | "
+            f"{statistics.median(ratios):.2f} | {min(ratios):.2f}-{max(ratios):.2f} |"
+        )
+    return "\n".join(lines + [""])
+
+
 def write_section(path: Path, section: str) -> None:
-    """Replace the "## Sampling" section of ``path`` (or add it), leaving the rest as it is."""
+    """Replace the section of ``path`` that has ``section``'s heading (or add it), leaving the rest as it is."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find("## Sampling")
+    start = text.find(section.split("\n", 1)[0] + "\n")
     if start < 0:
         text = text.rstrip("\n") + "\n\n" + section
     else:
@@ -157,8 +219,20 @@ def main() -> None:
     parser.add_argument("--score-max-length", type=int, default=1024)
     parser.add_argument("--score-batch-size", type=int, default=8)
     parser.add_argument("--gpu-memory-utilization", type=float, default=0.3)
-    parser.add_argument("--write", type=Path, help="put the results under '## Sampling' in this markdown file")
+    parser.add_argument("--executor", choices=["backends", "ray"], default="backends",
+                        help="ray: whole `rmkit sample` runs, local vs Ray with --workers workers")
+    parser.add_argument("--workers", type=lambda text: [int(k) for k in text.split(",")], default=[1, 2], help="e.g. 1,2")
+    parser.add_argument("--rounds", type=int, default=3, help="--executor ray: interleaved rounds")
+    parser.add_argument("--backend", default="transformers", help="--executor ray: the sampling backend")
+    parser.add_argument("--chunk-size", type=int, default=2, help="--executor ray: prompts per chunk (what workers share out)")
+    parser.add_argument("--write", type=Path, help="put the results under their heading in this markdown file")
     args = parser.parse_args()
+    if args.executor == "ray":
+        section = bench_executors(args)
+        print(section)
+        if args.write:
+            write_section(args.write, section)
+        return
 
     prompts = [json.loads(line)["turns"][0] for line in Path(args.questions).read_text().splitlines()[: args.prompts]]
     gen_rows = bench_backends(args, prompts)
