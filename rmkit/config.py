@@ -138,7 +138,7 @@ class SampleConfig:
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     max_model_len: int | None = None  # None: the model's own limit
     tensor_parallel_size: int = 1
-    data_parallel_size: int = 1  # more replicas: one process each with --shard i/n, then `rmkit merge`
+    data_parallel_size: int = 1  # more replicas: sample.executor=ray, or one process each with --shard i/n, then `rmkit merge`
     gpu_memory_utilization: float = 0.5  # GPU: leaves room for the reward model; CPU: KV cache sized from need (rmkit.sampling.kv_cache)
     enforce_eager: bool = False
     output_dir: str = "runs/sample"  # the run folder (--output overrides)
