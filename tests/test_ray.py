@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from rmkit import cli
 from rmkit.config import ConfigError, SampleConfig, load_recipe
 from rmkit.errors import MissingDependency
 from rmkit.sampling import pipeline
@@ -177,7 +178,7 @@ def test_an_interrupted_driver_leaves_a_folder_a_rerun_finishes(
         time.sleep(0.2)
     assert ray_cluster.available_resources().get("CPU", 0) == 2
 
-    sample_and_score(recipe, tmp_path / "ray")  # the plain rerun
+    assert cli.main(["sample-and-score", str(tmp_path / "ray")]) == 0  # the plain rerun, on the run folder's recipe
     assert (tmp_path / "ray" / "candidates.jsonl").read_bytes().startswith(first)  # kept, not redone
     assert_same_run(tmp_path / "ray", local_run)
 

@@ -68,7 +68,9 @@ def test_damage_before_the_end_is_an_error(tmp_path):
 
 def test_fingerprint_ignores_speed_settings_and_names_changes():
     base = Recipe()
-    faster = load_recipe(None, ["sample.chunk_size=8", "sample.gpu_memory_utilization=0.9", "score.batch_size=64"])
+    faster = load_recipe(
+        None, ["sample.chunk_size=8", "sample.gpu_memory_utilization=0.9", "score.batch_size=64", "sample.executor=ray", "sample.workers=4"]
+    )
     assert fingerprint(base, ("sample", "score")) == fingerprint(faster, ("sample", "score"))
     hotter = load_recipe(None, ["sample.temperature=1.3", "score.reward_model=other"])
     changes = differences(fingerprint(base, ("sample", "score")), fingerprint(hotter, ("sample", "score")))
@@ -99,6 +101,13 @@ def test_a_section_not_used_yet_is_adopted(tmp_path):
     run.start(recipe, fingerprint(recipe, ("sample",)), None, overwrite=False)  # `rmkit sample`
     RunFolder(run.path).start(recipe, fingerprint(recipe, ("sample", "score")), None, overwrite=False)
     assert RunFolder(run.path).state["fingerprint"]["score"]["reward_model"] == "rm"
+
+
+def test_groups_come_in_prompt_order_whatever_order_they_were_appended_in(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    run.path.mkdir()
+    write_log(run.candidates, [group("p2", 2), group("p0", 0), group("p1", 1), group("p0", 0)])  # Ray: as chunks finish
+    assert [g[0]["prompt_id"] for g in run.groups()] == ["p0", "p1", "p2"]
 
 
 def test_shards_split_prompts_deterministically():
