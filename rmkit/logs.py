@@ -139,6 +139,11 @@ def close() -> None:
     _setup = None
 
 
+def quiet() -> bool:
+    """Whether engine output stays off the screen: under :func:`setup` without ``-v``."""
+    return _setup is not None and not _setup.verbose
+
+
 def note(text: str, warning: bool = False) -> None:
     """One line of rmkit's own on stderr (from the main process only), and in the log."""
     if os.environ.get("RANK", "0") == "0":

@@ -19,10 +19,10 @@ chunk's result is appended only once it has arrived whole, so every prompt lands
 from __future__ import annotations
 
 import os
-import sys
 from collections import Counter, deque
 from collections.abc import Iterator
 
+from rmkit import logs
 from rmkit.config import Recipe
 from rmkit.errors import MissingDependency, UserError
 
@@ -60,10 +60,14 @@ class RayWorkers:
         self.ray = ray
         if not ray.is_initialized():
             env = {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
-            ray.init(self.address or os.environ.get("RAY_ADDRESS") or "local", runtime_env={"env_vars": env}, logging_level="WARNING")
+            address = self.address or os.environ.get("RAY_ADDRESS") or "local"
+            # Quiet as a local run: the workers' engine logs stay in Ray's session logs unless -v.
+            ray.init(address, runtime_env={"env_vars": env}, logging_level="WARNING", log_to_driver=not logs.quiet())
             self.started_ray = True
         count, resources = placement(self.recipe.sample, ray.cluster_resources(), len([n for n in ray.nodes() if n["Alive"]]))
-        print(f"rmkit: sampling on {count} Ray worker(s), each with {resources}", file=sys.stderr)
+        logs.note(f"sampling on {count} Ray worker(s), each with {resources}")
+        if logs.quiet() and self.started_ray:
+            logs.note("the workers' engine logs are in Ray's session logs (/tmp/ray/session_latest/logs on each node); -v shows them here")
         worker = ray.remote(pipeline.ChunkSampler).options(**resources, scheduling_strategy="SPREAD", max_restarts=0)
         self.actors = [worker.remote(*self.sampler_args) for _ in range(count)]
         return self
@@ -115,7 +119,7 @@ class RayWorkers:
         self.dead.add(number)
         live.discard(number)
         self.ray.kill(self.actors[number])
-        print(f"rmkit: Ray worker {number} died ({cause(err)}); its chunks go to the others", file=sys.stderr)
+        logs.note(f"Ray worker {number} died ({cause(err)}); its chunks go to the others", warning=True)
 
 
 def cause(err: Exception) -> str:
@@ -133,9 +137,9 @@ def placement(cfg, cluster: dict, nodes: int) -> tuple[int, dict]:
     if gpus:
         count = cfg.workers or max(1, gpus // cfg.tensor_parallel_size)
         if count * cfg.tensor_parallel_size > gpus:
-            print(
-                f"rmkit: {count} workers need {count * cfg.tensor_parallel_size} GPUs and the cluster has {gpus} now; "
-                "the others start when GPUs join (autoscaler)", file=sys.stderr,
+            logs.note(
+                f"{count} workers need {count * cfg.tensor_parallel_size} GPUs and the cluster has {gpus} now; "
+                "the others start when GPUs join (autoscaler)", warning=True,
             )
         return count, {"num_gpus": cfg.tensor_parallel_size, "num_cpus": 1}
     count = cfg.workers or nodes
