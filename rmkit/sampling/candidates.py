@@ -23,6 +23,7 @@ class TurnRecord(TypedDict):
     dropped_turns: int  # oldest exchanges left out to fit
     cut_tokens: int  # then tokens cut from the prompt's start
     reward: float | None  # this turn's reply scored in its conversation so far
+    scores: dict  # each scorer's value ({name: value}); reward is their weighted sum
 
 
 class CandidateRecord(TypedDict, total=False):
@@ -34,7 +35,9 @@ class CandidateRecord(TypedDict, total=False):
     messages: Conversation
     turns: list[TurnRecord]
     best_per_turn: list[int]  # best mode: the candidate continued after each turn but the last
-    reward: float | None  # of the final conversation; None when unscored or too long to score
+    reward: float | None  # of the final conversation (the weighted sum of scores); None when unscored or too long to score
+    scores: dict[str, float | None]  # each scorer's value (score.scorers, or "reward" alone)
+    errors: dict[str, str]  # only when a verifier or scorer function raised: {scorer name: error}
     selected: bool  # the best of the n
     extra: dict  # format-specific prompt fields kept for exports (question_id, instruction, ...)
     source: str  # "file:line" of the prompt
@@ -60,6 +63,11 @@ def new_candidates(prompt: Prompt, n: int, per_turn: str) -> list[CandidateRecor
         }
         for k in range(n)
     ]
+
+
+def prompt_record(record: CandidateRecord) -> dict:
+    """What a verifier or scorer function sees of a candidate's prompt."""
+    return {"prompt_id": record["prompt_id"], "category": record["category"], **record["extra"]}
 
 
 def history_length(record: CandidateRecord) -> int:

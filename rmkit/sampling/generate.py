@@ -27,10 +27,11 @@ from rmkit.config import CATEGORY_TEMPERATURES, ConfigError, SampleConfig
 from rmkit.conversation import Conversation, Prompt, message, turn_message
 from rmkit.data.templates import render, stop_strings
 from rmkit.sampling.backends import Backend, Completion, GenParams
-from rmkit.sampling.candidates import new_candidates
+from rmkit.sampling.candidates import new_candidates, prompt_record
 from rmkit.sampling.select import best_index, mark_selected
 
-Scorer = Callable[[list[Conversation]], list[float | None]]
+Scorer = Callable[[list[Conversation]], list[float | None]]  # a reward model
+
 
 
 @dataclass
@@ -188,15 +189,16 @@ def _add_turn(line: dict, context: Conversation, encoded: Encoded, completion: C
 
 def _keep_best(active: list[tuple[Prompt, list[dict]]], turn: int, score: Scorer) -> None:
     """Score this turn's replies; the best one is continued (or, on the last turn, final)."""
-    rewards = iter(score([line["messages"] for _, lines in active for line in lines]))
+    lines_now = [line for _, lines in active for line in lines]
+    results = iter(score([line["messages"] for line in lines_now], [prompt_record(line) for line in lines_now]))
     for prompt, lines in active:
         for line in lines:
-            line["turns"][turn]["reward"] = next(rewards)
+            line["turns"][turn].update(next(results))
         if turn < len(prompt.turns) - 1:
             best = best_index([line["turns"][turn]["reward"] for line in lines])
             for line in lines:
                 line["best_per_turn"].append(best)
         else:
             for line in lines:
-                line["reward"] = line["turns"][turn]["reward"]
+                line.update({k: v for k, v in line["turns"][turn].items() if k in ("reward", "scores", "errors")})
             mark_selected(lines)

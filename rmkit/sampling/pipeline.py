@@ -106,13 +106,15 @@ class ChunkSampler:
     def __init__(self, recipe: Recipe, score_too: bool, chunk_prompts: int, backend=None, scorer=None):
         from rmkit.builtin_models import check_model
         from rmkit.sampling.policy import load_policy
-        from rmkit.sampling.score import load_scorer
+        from rmkit.sampling.score import load_scorers
 
         self.cfg, self.score_too = recipe.sample, score_too
         if backend is None:
             check_model(self.cfg.policy, "sample.policy")  # a missing policy fails before the reward model loads
         if scorer is None and (score_too or self.cfg.per_turn == "best"):
-            scorer = load_scorer(recipe.score)
+            scorer = load_scorers(recipe.score)
+        elif scorer is not None:
+            scorer = load_scorers(recipe.score, scorer)
         self.scorer = scorer
         self.timed = Timed(scorer) if scorer is not None else None
         loaded = load_policy(self.cfg, sequences=chunk_prompts * self.cfg.n, backend=backend)
@@ -161,7 +163,7 @@ def score_stage(recipe: Recipe, run: RunFolder, scorer=None) -> None:
     """Score every candidate with ``score.reward_model``; resumable, swapped in when complete."""
     from tqdm import tqdm
 
-    from rmkit.sampling.score import load_scorer, score_groups
+    from rmkit.sampling.score import load_scorers, score_groups
 
     groups = run.groups()
     if not groups:
@@ -176,7 +178,7 @@ def score_stage(recipe: Recipe, run: RunFolder, scorer=None) -> None:
         run.state.get("timings", {}).pop("score", None)  # this model's seconds and counts, not the last one's too
         run.save()
     log = CandidateLog(run.rescoring)
-    timed = Timed(scorer or load_scorer(recipe.score))
+    timed = Timed(load_scorers(recipe.score, scorer))
     with tqdm(total=len(groups), initial=len(log.done), desc="score", unit="prompt") as bar:
         todo = [g for g in groups if g[0]["prompt_id"] not in log.done]
         for start in range(0, len(todo), recipe.sample.chunk_size):
@@ -270,9 +272,9 @@ class Timed:
     def __init__(self, score):
         self.score, self.pending, self.conversations = score, 0.0, 0
 
-    def __call__(self, conversations):
+    def __call__(self, conversations, records):
         began = time.perf_counter()
-        rewards = self.score(conversations)
+        rewards = self.score(conversations, records)
         self.pending += time.perf_counter() - began
         self.conversations += len(conversations)
         return rewards
@@ -285,6 +287,10 @@ class Timed:
             for kind in ("truncated", "dropped"):
                 amounts |= {f"{kind}_{reason}": count for reason, count in getattr(report, kind).items()}
                 getattr(report, kind).clear()
+        failures = getattr(self.score, "failures", None)
+        if failures:
+            amounts |= {f"failed_{name}": count for name, count in failures.items()}
+            failures.clear()
         return amounts
 
 
@@ -309,8 +315,10 @@ def validate(recipe: Recipe, scoring: bool, ray_address: str | None = None) -> N
             "or run one process per replica, each with --shard i/n (and CUDA_VISIBLE_DEVICES set to its GPUs), "
             "then join the folders with `rmkit merge`"
         )
-    if (scoring or cfg.per_turn == "best") and not recipe.score.reward_model:
-        raise ConfigError("score.reward_model is not set: give a reward model folder (score.reward_model=PATH)")
+    if scoring or cfg.per_turn == "best":
+        from rmkit.sampling.score import scorer_specs
+
+        scorer_specs(recipe.score)
 
 
 def load_run_prompts(cfg: SampleConfig):

@@ -39,7 +39,7 @@ RESULT_NEUTRAL = {
         "chunk_size", "batch_size", "tensor_parallel_size", "data_parallel_size", "gpu_memory_utilization", "enforce_eager",
         "output_dir", "executor", "workers",
     },
-    "score": {"batch_size", "gpu_memory_utilization", "enforce_eager"},
+    "score": {"batch_size", "gpu_memory_utilization", "enforce_eager", "verifier_workers"},
 }
 OUTPUTS = ("sft.jsonl", "pairs.jsonl", "stats.json", "mt_bench_answers.jsonl", "alpaca_eval_outputs.json")
 
@@ -49,6 +49,8 @@ def fingerprint(recipe: Recipe, sections: tuple[str, ...]) -> dict:
     out = {}
     for name in RESULT_NEUTRAL:
         values = dataclasses.asdict(getattr(recipe, name))
+        if name == "score" and not values["scorers"]:  # reward_model alone: as before scorers existed, so older runs resume
+            del values["scorers"]
         out[name] = {k: v for k, v in values.items() if k not in RESULT_NEUTRAL[name]} if name in sections else None
     return out
 

@@ -85,8 +85,8 @@ def mark_selected(group: list[dict]) -> None:
 
 
 def summarize(groups: list[list[dict]], selections: list[Selection]) -> dict:
-    """Mean rewards of all candidates, the random pick and the selected one, overall and per category,
-    and the mean reply length (tokens over all turns) of the same three: a lift that comes
+    """Mean rewards of all candidates, the random pick and the selected one, overall, per category
+    and per scorer (each scorer's own value; ``failed``: candidates whose check raised), and the mean reply length (tokens over all turns) of the same three: a lift that comes
     with much longer replies may be the reward model's length bias.
 
     Means are over the prompts that have a scored candidate, the same prompts for all three.
@@ -111,6 +111,20 @@ def summarize(groups: list[list[dict]], selections: list[Selection]) -> dict:
         return dict(zip(names, columns))
 
     overall = means([row for values in rows.values() for row in values])
+    names = sorted({name for group in groups for line in group for name in line.get("scores", {})})
+    per_scorer = {}
+    for name in names:
+        scorer_rows = []
+        for group, selection in zip(groups, selections):
+            values = [line.get("scores", {}).get(name) for line in group]
+            present = [v for v, line in zip(values, group) if v is not None and line["reward"] is not None]
+            if selection.best is not None and present and None not in (values[selection.random], values[selection.best]):
+                scorer_rows.append((sum(present) / len(present), values[selection.random], values[selection.best]))
+        per_scorer[name] = {
+            "prompts": len(scorer_rows),
+            **means(scorer_rows, ("mean_all", "mean_random", "mean_selected")),
+            "failed": sum(name in line.get("errors", {}) for group in groups for line in group),
+        }
     lift = None if overall["mean_reward_selected"] is None else overall["mean_reward_selected"] - overall["mean_reward_random"]
     return {
         "prompts": len(groups),
@@ -123,6 +137,7 @@ def summarize(groups: list[list[dict]], selections: list[Selection]) -> dict:
         "unscored_candidates": sum(line["reward"] is None for group in groups for line in group),
         "identical_prompts": sum(s.identical for s in selections),
         "identical_prompt_ids": [g[0]["prompt_id"] for g, s in zip(groups, selections) if s.identical],
+        "per_scorer": per_scorer,
         "per_category": {category: {"prompts": len(values), **means(values)} for category, values in sorted(rows.items())},
     }
 
@@ -142,6 +157,14 @@ def format_summary(stats: dict, path: Path) -> str:
             f"mean reply tokens: all {stats['mean_tokens_all']:.0f}, random pick {stats['mean_tokens_random']:.0f}, "
             f"selected {stats['mean_tokens_selected']:.0f}"
         )
+    if len(stats.get("per_scorer", {})) > 1 or any(row["failed"] for row in stats.get("per_scorer", {}).values()):
+        width = max(len(name) for name in stats["per_scorer"]) + 2
+        lines.append(f"{'scorer':<{width}}prompts      all   random selected  failed")
+        for name, row in stats["per_scorer"].items():
+            lines.append(
+                f"{name:<{width}}{row['prompts']:>7} {num(row['mean_all']):>8} "
+                f"{num(row['mean_random']):>8} {num(row['mean_selected']):>8} {row['failed']:>7}"
+            )
     if stats["per_category"]:
         width = max(len(c) for c in stats["per_category"]) + 2
         lines.append(f"{'category':<{width}}prompts      all   random selected")

@@ -1,0 +1,162 @@
+"""Built-in verifiers: exact checks of a reply against fields of its prompt record.
+
+- ``ifeval`` / ``ifeval_loose``: the record carries IFEval's own fields,
+  ``instruction_id_list`` and ``kwargs`` (one dict per instruction); the score is the
+  fraction of instructions followed, strict or loose as IFEval defines them (loose also
+  accepts the reply without its first and/or last line, or without ``*``). The checkers are
+  Google's IFEval checkers as packaged by ``if-verifiable`` (Apache-2.0): they run offline
+  and build their own instruction texts (:func:`build_constraints`). Two of its 25
+  checkers, ``change_case:capital_word_frequency`` and ``length_constraints:number_sentences``,
+  need NLTK's punkt_tab data, which an offline machine lacks (:data:`NEEDS_NLTK_DATA`).
+- ``math``: ``math-verify`` compares the reply's final answer with the record's ``answer``
+  (1.0 equal, 0.0 not), so ``1/2``, ``0.5`` and ``$\\frac{1}{2}$`` agree.
+
+A user's own scorer is ``module:function``, called as ``function(record, messages)`` and
+returning a float. ``record`` is the prompt record's fields (``prompt_id``, ``category`` and
+the record's extra fields). A verifier that raises scores that candidate 0.0 and the error
+is counted, so one odd reply never stops a run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+from collections.abc import Callable
+
+from rmkit.conversation import Conversation
+from rmkit.errors import ConfigError, MissingDependency
+
+# Checkers that call nltk.sent_tokenize / word_tokenize, whose punkt_tab data is not on PyPI.
+NEEDS_NLTK_DATA = ("change_case:capital_word_frequency", "length_constraints:number_sentences")
+VERIFIERS = ("ifeval", "ifeval_loose", "math")
+
+
+def _registry() -> dict:
+    try:
+        from if_verifiable.ifeval.instructions_registry import INSTRUCTION_DICT
+    except ImportError:
+        raise MissingDependency("the ifeval verifiers need if-verifiable: pip install 'rmkit[verify]'") from None
+    return INSTRUCTION_DICT
+
+
+def last_user_text(messages: Conversation) -> str:
+    return next(m["content"] for m in reversed(messages) if m["role"] == "user")
+
+
+def ifeval_score(record: dict, messages: Conversation, loose: bool = False) -> float:
+    """Fraction of the record's IFEval instructions the last reply follows."""
+    from if_verifiable.common import evaluate_instructions
+
+    ids, kwargs = record.get("instruction_id_list"), record.get("kwargs")
+    if not ids:
+        raise ValueError("the prompt record has no instruction_id_list")
+    if kwargs is None or len(kwargs) != len(ids):
+        raise ValueError(f"the prompt record needs kwargs: one mapping per instruction ({len(ids)})")
+    registry = _registry()
+    unknown = [i for i in ids if i not in registry]
+    if unknown:  # if-verifiable would skip these silently
+        raise ValueError(f"unknown IFEval instruction {unknown[0]!r}")
+    _, scores = evaluate_instructions(messages[-1]["content"], ids, kwargs, last_user_text(messages), registry)
+    return scores.partial_loose if loose else scores.partial_strict
+
+
+def math_score(record: dict, messages: Conversation) -> float:
+    """1.0 when the reply's answer equals the record's ``answer`` (math-verify), else 0.0."""
+    try:
+        from math_verify import parse, verify
+    except ImportError:
+        raise MissingDependency("the math verifier needs math-verify: pip install 'rmkit[verify]'") from None
+    if record.get("answer") is None:
+        raise ValueError("the prompt record has no answer")
+    return float(verify(parse(str(record["answer"])), parse(messages[-1]["content"])))
+
+
+BUILT_IN: dict[str, Callable[[dict, Conversation], float]] = {
+    "ifeval": ifeval_score,
+    "ifeval_loose": lambda record, messages: ifeval_score(record, messages, loose=True),
+    "math": math_score,
+}
+
+
+def _checked(name: str, record: dict, messages: Conversation) -> tuple[float, str | None]:
+    """(score, None), or (0.0, the error) when the check raised."""
+    try:
+        return float(BUILT_IN[name](record, messages)), None
+    except MissingDependency:
+        raise
+    except Exception as err:  # a failed check is a failed candidate, counted by the caller
+        return 0.0, f"{type(err).__name__}: {err}"
+
+
+def _checked_items(items: list[tuple[str, dict, Conversation]]) -> list[tuple[float, str | None]]:
+    return [_checked(*item) for item in items]
+
+
+def load_function(spec: str) -> Callable[[dict, Conversation], float]:
+    """``module:function`` → the function (the module is imported from the Python path)."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ConfigError(f"score.scorers: function {spec!r} is not of the form module:function")
+    function = getattr(importlib.import_module(module_name), attribute, None)
+    if not callable(function):
+        raise ConfigError(f"score.scorers: function {spec!r}: {module_name} has no function {attribute}")
+    return function
+
+
+class VerifierPool:
+    """Runs built-in verifiers, in ``workers`` spawned processes (0: in this process).
+
+    Spawned, not forked: the parent may hold vLLM or torch threads that a fork would copy
+    half-way through.
+    """
+
+    def __init__(self, workers: int):
+        self.workers, self.executor = workers, None
+
+    def run(self, items: list[tuple[str, dict, Conversation]]) -> list[tuple[float, str | None]]:
+        if self.workers < 1 or len(items) < 2:
+            return _checked_items(items)
+        if self.executor is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self.executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        size = -(-len(items) // (4 * self.workers))
+        chunks = [items[i : i + size] for i in range(0, len(items), size)]
+        return [result for chunk in self.executor.map(_checked_items, chunks) for result in chunk]
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown()
+            self.executor = None
+
+
+# --- building IFEval prompts -----------------------------------------------------------
+
+
+def build_constraints(rng: random.Random, count: int, prompt: str, exclude: tuple[str, ...] = NEEDS_NLTK_DATA) -> dict:
+    """``count`` non-conflicting IFEval instructions, each described by its own checker.
+
+    Returns ``{"instruction_id_list", "kwargs", "descriptions"}``; the checkers draw their
+    arguments from Python's ``random``, which is seeded from ``rng`` for each one.
+    """
+    from if_verifiable.ifeval.instructions_registry import INSTRUCTION_CONFLICTS, conflict_make
+
+    registry = _registry()
+    conflicts = conflict_make({k: set(v) for k, v in INSTRUCTION_CONFLICTS.items()})
+    ids, kwargs, descriptions = [], [], []
+    for _ in range(count):
+        allowed = sorted(k for k in registry if k not in exclude and not any(k in conflicts[i] for i in ids))
+        if not allowed:
+            break
+        instruction_id = rng.choice(allowed)
+        checker = registry[instruction_id](instruction_id)
+        random.seed(rng.getrandbits(32))
+        if instruction_id == "combination:repeat_prompt":
+            description = checker.build_description(prompt_to_repeat=prompt)
+        else:
+            description = checker.build_description()
+        ids.append(instruction_id)
+        kwargs.append(checker.get_instruction_args() or {})
+        descriptions.append(description)
+    return {"instruction_id_list": ids, "kwargs": kwargs, "descriptions": descriptions}
