@@ -16,7 +16,7 @@ LAYERS = [
     ["rmkit.modeling", "rmkit.exports"],
     ["rmkit.sampling.*"],  # stages and their engines
     ["rmkit.run_report", "rmkit.evaluate", "rmkit.leaderboard"],
-    ["rmkit.train", "rmkit.chat", "rmkit.run_viewer", "rmkit.ui_app", "rmkit.ui", "rmkit.sampling.verbs", "rmkit.cli"],  # commands and the app's parts
+    ["rmkit.train", "rmkit.sft", "rmkit.chat", "rmkit.run_viewer", "rmkit.ui_app", "rmkit.ui", "rmkit.sampling.verbs", "rmkit.cli"],  # commands and the app's parts
 ]
 
 # Imported only inside the verbs that need them (rmkit/cli.py), so `rmkit --help` and a typo

@@ -67,7 +67,7 @@ def new_candidates(prompt: Prompt, n: int, per_turn: str) -> list[CandidateRecor
 
 def prompt_record(record: CandidateRecord) -> dict:
     """What a verifier or scorer function sees of a candidate's prompt."""
-    return {"prompt_id": record["prompt_id"], "category": record["category"], **record["extra"]}
+    return {"prompt_id": record["prompt_id"], "category": record.get("category", ""), **record.get("extra", {})}
 
 
 def history_length(record: CandidateRecord) -> int:
