@@ -49,6 +49,25 @@ def compute_rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tensor
     return out.logits[:, 0].float()
 
 
+def compute_rewards_in_groups(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, multiple_of: int | None = None) -> torch.Tensor:
+    """:func:`compute_rewards` over forwards of similar-length rows, each cut to its own width.
+
+    Rows are independent, so the rewards are those of one forward over the whole batch;
+    only the padding (and its compute) goes. See :func:`rmkit.data.collator.forward_groups`.
+    """
+    from rmkit.data.collator import forward_groups, padded_width
+
+    input_ids, attention_mask = _pad_right(input_ids, attention_mask)
+    lengths = attention_mask.sum(-1).tolist()
+    rows, rewards = [], []
+    for group in forward_groups(lengths, multiple_of=multiple_of):
+        width = padded_width(lengths, group, multiple_of)
+        index = torch.tensor(group, device=input_ids.device)
+        rewards.append(compute_rewards(model, input_ids[index, :width], attention_mask[index, :width]))
+        rows += group
+    return torch.cat(rewards)[torch.argsort(torch.tensor(rows, device=input_ids.device))]
+
+
 def _pad_right(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Move each row's leading pads to its end."""
     leading = (attention_mask.cumsum(-1) == 0).sum(-1, keepdim=True)

@@ -46,15 +46,17 @@ TRAINING_SECTIONS = ("model", "data", "lora", "train")  # what a checkpoint's se
 # ----------------------------------------------------------------------------- loss and metrics
 
 
-def pair_rewards(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rewards of the chosen and rejected replies, from one forward over both."""
+def pair_rewards(model, batch: dict, multiple_of: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rewards of the chosen and rejected replies; both sides' sequences share the forwards,
+    grouped by length so each forward is padded only to its own longest (0.89 -> ~0.97 of
+    the tokens real on HH-RLHF)."""
     import torch
 
-    from rmkit.modeling import compute_rewards
+    from rmkit.modeling import compute_rewards_in_groups
 
     ids = torch.cat([batch["input_ids_chosen"], batch["input_ids_rejected"]])
     mask = torch.cat([batch["attention_mask_chosen"], batch["attention_mask_rejected"]])
-    return compute_rewards(model, ids, mask).chunk(2)
+    return compute_rewards_in_groups(model, ids, mask, multiple_of).chunk(2)
 
 
 def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor, margin: torch.Tensor | None = None) -> torch.Tensor:
@@ -369,7 +371,7 @@ def train_step(accelerator, model, optimizer, scheduler, batch, cfg: TrainConfig
     Accelerate says the group is complete, with the mean gradient over its micro-batches."""
     grad_norm = None
     with accelerator.accumulate(model):
-        chosen, rejected = pair_rewards(model, batch)
+        chosen, rejected = pair_rewards(model, batch, cfg.pad_to_multiple_of)
         loss = training_loss(chosen, rejected, batch.get("margin"), cfg.center_rewards_coefficient)
         # Accelerate divides by the full count: a short last group would weigh less.
         accelerator.backward(loss * (cfg.gradient_accumulation_steps / group_size))
@@ -381,12 +383,15 @@ def train_step(accelerator, model, optimizer, scheduler, batch, cfg: TrainConfig
     return loss.detach(), None if grad_norm is None else float(grad_norm)
 
 
-def batch_tokens(batch: dict) -> torch.Tensor:
-    """``[real tokens, padded tokens]`` of a batch, chosen and rejected together."""
+def batch_tokens(batch: dict, multiple_of: int | None = None) -> torch.Tensor:
+    """``[real tokens, padded tokens]`` of a batch as :func:`pair_rewards` runs it."""
     import torch
 
-    masks = torch.cat([batch["attention_mask_chosen"], batch["attention_mask_rejected"]])
-    return torch.stack([masks.sum(), torch.tensor(masks.numel(), device=masks.device)])
+    from rmkit.data.collator import forward_groups, padded_width
+
+    lengths = torch.cat([batch["attention_mask_chosen"], batch["attention_mask_rejected"]]).sum(-1).tolist()
+    padded = sum(len(g) * padded_width(lengths, g, multiple_of) for g in forward_groups(lengths, multiple_of=multiple_of))
+    return torch.tensor([sum(lengths), padded], device=batch["attention_mask_chosen"].device)
 
 
 def epoch_loader(accelerator, train_loader, prepared, progress: Progress):
@@ -397,11 +402,11 @@ def epoch_loader(accelerator, train_loader, prepared, progress: Progress):
     return prepared
 
 
-def record(accelerator, progress: Progress, loss, batch: dict, batches_per_epoch: int) -> None:
+def record(accelerator, progress: Progress, loss, batch: dict, batches_per_epoch: int, multiple_of: int | None = None) -> None:
     """Count a micro-batch: its loss (averaged over processes), tokens, and place in the epoch."""
     import torch
 
-    totals = accelerator.reduce(torch.cat([loss.float()[None], batch_tokens(batch).float()]), "sum")
+    totals = accelerator.reduce(torch.cat([loss.float()[None], batch_tokens(batch, multiple_of).float()]), "sum")
     progress.loss_window.append(totals[0].item() / accelerator.num_processes)
     progress.tokens += int(totals[1])
     progress.padded_tokens += int(totals[2])
@@ -477,7 +482,7 @@ def train(recipe: Recipe, overwrite: bool = False) -> dict:
             group = accumulation_group_size(progress.batches_in_epoch, len(train_loader), cfg.gradient_accumulation_steps)
             loss, grad_norm = train_step(accelerator, model, optimizer, scheduler, batch, cfg, group)
             progress.train_seconds += time.perf_counter() - started
-            record(accelerator, progress, loss, batch, len(train_loader))
+            record(accelerator, progress, loss, batch, len(train_loader), cfg.pad_to_multiple_of)
             if not accelerator.sync_gradients:  # mid-accumulation
                 continue
             progress.step += 1

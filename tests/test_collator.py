@@ -1,6 +1,6 @@
 import torch
 
-from rmkit.data.collator import RewardDataCollatorWithPadding
+from rmkit.data.collator import RewardDataCollatorWithPadding, forward_groups, padded_width
 from rmkit.data.sampler import LengthGroupedBatchSampler, pair_length
 
 EXAMPLES = [
@@ -49,3 +49,27 @@ def test_length_grouped_batches_cover_everything_once_and_reduce_padding():
 
 def test_pair_length_is_the_longer_side():
     assert pair_length(EXAMPLES[1]) == 5
+
+
+def test_forward_groups_cover_every_row_once_and_cut_padding():
+    lengths = [200, 40, 190, 35, 120, 38, 195, 118]
+
+    def padded(groups, multiple_of=None):
+        return sum(len(g) * padded_width(lengths, g, multiple_of) for g in groups)
+
+    groups = forward_groups(lengths, forward_cost=32)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+    assert groups == [[0, 6, 2], [4, 7], [1, 5, 3]]  # longest first, runs of similar length
+    assert padded(groups) + 32 * len(groups) < len(lengths) * max(lengths) + 32  # cheaper than one forward
+    assert forward_groups(lengths, forward_cost=10**6) == [[0, 6, 2, 4, 7, 1, 5, 3]]  # one forward
+    assert padded(forward_groups(lengths, forward_cost=0)) == sum(lengths)  # no padding at all
+    assert all(padded_width(lengths, g, 64) % 64 == 0 for g in forward_groups(lengths, multiple_of=64))
+
+
+def test_batch_tokens_count_the_padding_of_the_forwards_run():
+    from rmkit.train import batch_tokens
+
+    examples = [{"input_ids_chosen": [1] * 100, "input_ids_rejected": [1] * 10},
+                {"input_ids_chosen": [1] * 98, "input_ids_rejected": [1] * 12}]
+    real, padded = batch_tokens(RewardDataCollatorWithPadding(pad_token_id=0)(examples)).tolist()
+    assert real == 220 and padded == 2 * 100 + 2 * 12  # two forwards, not 4 rows of 100

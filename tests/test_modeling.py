@@ -12,6 +12,7 @@ from rmkit.conversation import message
 from rmkit.data.encode import encode_conversation
 from rmkit.modeling import (
     compute_rewards,
+    compute_rewards_in_groups,
     head_name,
     build_reward_model,
     load_tokenizer,
@@ -116,6 +117,42 @@ def test_scores_do_not_depend_on_batch_size_or_padding_side(tiny_llama):
     torch.testing.assert_close(score(model, tokenizer, ids, "right"), alone, atol=1e-4, rtol=0)
     torch.testing.assert_close(score(model, tokenizer, ids, "left"), alone, atol=1e-4, rtol=0)
     torch.testing.assert_close(score(model, tokenizer, ids[1:3], "left"), alone[1:3], atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_grouped_forwards_give_the_rewards_loss_and_gradients_of_one_forward(tiny_llama, side):
+    from rmkit.data.collator import forward_groups
+    from rmkit.train import pair_rewards, training_loss
+
+    tokenizer = load_tokenizer(ModelConfig(name_or_path=str(tiny_llama)))
+    model = load_reward_model(ModelConfig(name_or_path=str(tiny_llama)), LoraConfig(r=4), tokenizer)
+    fit_a_little(model, tokenizer)  # adapters and head off their init, so gradients reach them
+    long = ["Once upon a time there was a small robot who loved to read books. " * 4, "Paris " * 40]
+    ids = encode(tokenizer, [REPLIES[0], long[0], REPLIES[2], REPLIES[1], long[1], REPLIES[3]])
+    assert len(forward_groups([len(s) for s in ids])) > 1  # the lengths really are split
+    input_ids, mask = pad(tokenizer, ids, side)
+    # The reward is read at each row's last real token: what scoring each row alone gives.
+    alone = torch.cat([compute_rewards(model, *pad(tokenizer, [seq])) for seq in ids]).detach()
+
+    def loss_and_grads(rewards):
+        model.zero_grad()
+        loss = training_loss(*rewards.chunk(2))
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+    one_loss, one_grads = loss_and_grads(compute_rewards(model, input_ids, mask))
+    grouped = compute_rewards_in_groups(model, input_ids, mask)
+    torch.testing.assert_close(grouped.detach(), alone, atol=1e-5, rtol=0)
+    grouped_loss, grouped_grads = loss_and_grads(grouped)
+    torch.testing.assert_close(grouped_loss, one_loss, atol=1e-6, rtol=0)
+    for one, split in zip(one_grads, grouped_grads):
+        torch.testing.assert_close(split, one, atol=1e-5, rtol=1e-4)
+    # pair_rewards: the first half of the rows is the chosen side, the second the rejected.
+    half = len(ids) // 2
+    batch = {"input_ids_chosen": input_ids[:half], "attention_mask_chosen": mask[:half],
+             "input_ids_rejected": input_ids[half:], "attention_mask_rejected": mask[half:]}
+    chosen, rejected = pair_rewards(model, batch)
+    torch.testing.assert_close(torch.cat([chosen, rejected]).detach(), alone, atol=1e-5, rtol=0)
 
 
 def test_lora_trains_and_saves_the_score_head(tiny_llama, tmp_path):

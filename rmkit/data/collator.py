@@ -1,4 +1,4 @@
-"""Pad chosen and rejected replies of a batch together, to the batch's longest sequence."""
+"""Pad chosen and rejected replies of a batch together; cut a batch's sequences into forwards of similar length."""
 
 from __future__ import annotations
 
@@ -39,3 +39,37 @@ class RewardDataCollatorWithPadding:
         if self.padding_side == "left":
             return pad + list(ids), [0] * len(pad) + mask
         return list(ids) + pad, mask + [0] * len(pad)
+
+
+# What one more forward costs, in padded tokens: its fixed per-call work (every layer's and
+# adapter's kernel launches, Python) measured on a 2-core CPU for a 135M model with LoRA,
+# where a token of forward and backward takes ~1.2 ms and a forward's fixed cost ~40 ms.
+FORWARD_COST_TOKENS = 32
+
+
+def forward_groups(lengths: list[int], forward_cost: int = FORWARD_COST_TOKENS, multiple_of: int | None = None) -> list[list[int]]:
+    """Cut sequences into forwards, each padded to its own longest, at the least cost.
+
+    Chosen and rejected replies of a batch share one list: sorted by length (longest
+    first), they are cut into runs that minimise padded tokens plus ``forward_cost`` per
+    forward (an exact dynamic programme over the cut points). Returns row indices per
+    forward; every row appears once. One forward over all rows is the case of a huge
+    ``forward_cost``.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    best, cut = [0] + [None] * len(order), [0] * (len(order) + 1)
+    for end in range(1, len(order) + 1):
+        for start in range(end):
+            cost = best[start] + (end - start) * padded_width(lengths, [order[start]], multiple_of) + forward_cost
+            if best[end] is None or cost < best[end]:
+                best[end], cut[end] = cost, start
+    groups, end = [], len(order)
+    while end:
+        groups.append(order[cut[end] : end])
+        end = cut[end]
+    return groups[::-1]
+
+
+def padded_width(lengths: list[int], rows: list[int], multiple_of: int | None = None) -> int:
+    width = max(lengths[i] for i in rows)
+    return -(-width // multiple_of) * multiple_of if multiple_of else width
