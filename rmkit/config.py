@@ -35,7 +35,7 @@ class ModelConfig:
     force_chat_template: bool = False  # use chat_template even when the tokenizer has one
     pad_token: str | None = None  # e.g. "<|endoftext|>" when the tokenizer's pad is its EOS
     trust_remote_code: bool = False
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool | Literal["auto"] = "auto"  # auto: on when activations would outweigh the weights
     load_in_4bit: bool = False  # bitsandbytes, GPU only
     load_in_8bit: bool = False
 

@@ -178,14 +178,38 @@ def build_reward_model(cfg: ModelConfig, lora: LoraConfig | None, tokenizer):
     if new_head:  # the expected case when training from a causal LM or an encoder
         note(f"new score head initialised on {cfg.name_or_path}")
     model.config.use_cache = False  # no generation; a cache only costs memory in training
-    if cfg.gradient_checkpointing and quantization is None:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    checkpointing = cfg.gradient_checkpointing is True  # "auto" is decided by the trainer, which knows the batches
+    if checkpointing and quantization is None:
+        enable_checkpointing(model)
     if lora is not None and lora.enabled:
         base_name = _adapter_base_name(cfg.name_or_path)
-        model = add_lora(model, lora, base_name, quantization is not None, cfg.gradient_checkpointing)
+        model = add_lora(model, lora, base_name, quantization is not None, checkpointing)
     elif quantization is not None:
         raise ConfigError("a 4/8-bit model can only be trained with LoRA (lora.enabled: true)")
     return model
+
+
+def enable_checkpointing(model) -> None:
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
+def choose_checkpointing(model, batch_tokens: int) -> tuple[bool, str]:
+    """``(on, why)`` for ``model.gradient_checkpointing: auto``.
+
+    Checkpointing pays when activations, not weights, set the peak: it keeps only each
+    layer's input and recomputes the rest in the backward (one more forward: with LoRA,
+    which computes no weight gradients for the base, half again the compute). Activations are estimated at 34·hidden bytes a token a layer
+    (Korthikanti et al. 2022, 16-bit, attention scores not kept as sdpa does) for the
+    largest batch; the weights are counted as loaded.
+    """
+    config = model.config
+    hidden = getattr(config, "hidden_size", None) or getattr(config, "d_model", 0)
+    layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", 0)
+    activations = 34 * hidden * layers * batch_tokens
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    on = activations > weights
+    why = f"activations ~{activations / 2**20:,.0f} MiB {'>' if on else '<='} weights {weights / 2**20:,.0f} MiB"
+    return on, why
 
 
 # ----------------------------------------------------------------------------- saving

@@ -454,6 +454,9 @@ def train(recipe: Recipe, overwrite: bool = False) -> dict:
 
     set_seed(cfg.seed)
     model = build_reward_model(recipe.model, recipe.lora, tokenizer)
+    checkpointing = decide_checkpointing(recipe.model.gradient_checkpointing, model, train_set, cfg.per_device_batch_size)
+    accelerator.print(f"gradient checkpointing: {'on' if checkpointing['gradient_checkpointing'] else 'off'} "
+                      f"({checkpointing['gradient_checkpointing_why']})")
     train_loader, eval_loader = make_loaders(train_set, eval_set, tokenizer, cfg, accelerator.num_processes)
     steps_per_epoch, total_steps = count_steps(cfg, len(train_loader))
     optimizer, scheduler = make_optimizer(model, cfg, total_steps)
@@ -504,6 +507,7 @@ def train(recipe: Recipe, overwrite: bool = False) -> dict:
         log.write(progress.step, final)
     save_outputs(accelerator, model, tokenizer, recipe)
     summary = make_summary(progress, steps_per_epoch, final, report, len(train_set), len(eval_set))
+    summary.update(checkpointing, **peak_memory())
     if accelerator.is_main_process:
         (output_dir / "summary.json").write_text(json.dumps(summary, indent=1))
         accelerator.print(json.dumps(final or {"steps": progress.step}))
@@ -511,6 +515,32 @@ def train(recipe: Recipe, overwrite: bool = False) -> dict:
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return summary
+
+
+def decide_checkpointing(setting, model, train_set: list[dict], batch_size: int) -> dict:
+    """Turn gradient checkpointing on when the recipe says so or, for ``auto``, when it pays
+    for the largest batch this data can make; returns what was chosen and why."""
+    from rmkit.data.sampler import pair_length
+    from rmkit.modeling import choose_checkpointing, enable_checkpointing
+
+    if setting != "auto":
+        return {"gradient_checkpointing": setting, "gradient_checkpointing_why": "set in the recipe"}
+    on, why = choose_checkpointing(model, 2 * batch_size * max(pair_length(e) for e in train_set))
+    if on:
+        enable_checkpointing(model)
+    return {"gradient_checkpointing": on, "gradient_checkpointing_why": f"auto: {why}"}
+
+
+def peak_memory() -> dict:
+    """This process's peak memory: resident set (CPU side) and, on a GPU, allocated device memory."""
+    import resource
+
+    import torch
+
+    peak = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # Linux counts KiB
+    if torch.cuda.is_available():
+        peak["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return peak
 
 
 def save_outputs(accelerator, model, tokenizer, recipe: Recipe) -> None:

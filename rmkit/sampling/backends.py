@@ -94,6 +94,9 @@ class VllmBackend:
             tensor_parallel_size=cfg.tensor_parallel_size,
             enforce_eager=cfg.enforce_eager,
             seed=cfg.seed,
+            # The N candidates of a prompt (and later turns of its trajectories) share its
+            # prefill: their prompt blocks are computed once and reused from the cache.
+            enable_prefix_caching=True,
             **whole_prefills,
             **vllm_args(),
             **engine_memory_args(
