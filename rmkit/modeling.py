@@ -49,18 +49,20 @@ def compute_rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tensor
     return out.logits[:, 0].float()
 
 
-def compute_rewards_in_groups(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, multiple_of: int | None = None) -> torch.Tensor:
+def compute_rewards_in_groups(
+    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, multiple_of: int | None = None, forward_cost: float | None = None
+) -> torch.Tensor:
     """:func:`compute_rewards` over forwards of similar-length rows, each cut to its own width.
 
     Rows are independent, so the rewards are those of one forward over the whole batch;
     only the padding (and its compute) goes. See :func:`rmkit.data.collator.forward_groups`.
     """
-    from rmkit.data.collator import forward_groups, padded_width
+    from rmkit.data.collator import FORWARD_COST_TOKENS, forward_groups, padded_width
 
     input_ids, attention_mask = _pad_right(input_ids, attention_mask)
     lengths = attention_mask.sum(-1).tolist()
     rows, rewards = [], []
-    for group in forward_groups(lengths, multiple_of=multiple_of):
+    for group in forward_groups(lengths, forward_cost or FORWARD_COST_TOKENS, multiple_of):
         width = padded_width(lengths, group, multiple_of)
         index = torch.tensor(group, device=input_ids.device)
         rewards.append(compute_rewards(model, input_ids[index, :width], attention_mask[index, :width]))

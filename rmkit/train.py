@@ -46,7 +46,7 @@ TRAINING_SECTIONS = ("model", "data", "lora", "train")  # what a checkpoint's se
 # ----------------------------------------------------------------------------- loss and metrics
 
 
-def pair_rewards(model, batch: dict, multiple_of: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def pair_rewards(model, batch: dict, multiple_of: int | None = None, forward_cost: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Rewards of the chosen and rejected replies; both sides' sequences share the forwards,
     grouped by length so each forward is padded only to its own longest (0.89 -> ~0.97 of
     the tokens real on HH-RLHF)."""
@@ -56,7 +56,18 @@ def pair_rewards(model, batch: dict, multiple_of: int | None = None) -> tuple[to
 
     ids = torch.cat([batch["input_ids_chosen"], batch["input_ids_rejected"]])
     mask = torch.cat([batch["attention_mask_chosen"], batch["attention_mask_rejected"]])
-    return compute_rewards_in_groups(model, ids, mask, multiple_of).chunk(2)
+    return compute_rewards_in_groups(model, ids, mask, multiple_of, forward_cost).chunk(2)
+
+
+def forward_cost(accelerator) -> float:
+    """What :func:`rmkit.data.collator.forward_groups` weighs an extra forward at.
+
+    With more than one process every process must run the same number of forwards (DDP
+    syncs buffers and FSDP gathers weights at each one), so each runs its slice in one.
+    """
+    from rmkit.data.collator import FORWARD_COST_TOKENS
+
+    return FORWARD_COST_TOKENS if accelerator.num_processes == 1 else math.inf
 
 
 def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor, margin: torch.Tensor | None = None) -> torch.Tensor:
@@ -352,7 +363,7 @@ def held_out_metrics(accelerator, model, loader) -> dict:
     chosen, rejected, margins = [], [], []
     for batch in loader:
         with torch.no_grad():
-            r_chosen, r_rejected = pair_rewards(model, batch)
+            r_chosen, r_rejected = pair_rewards(model, batch, forward_cost=forward_cost(accelerator))
         margin = batch.get("margin", torch.zeros_like(r_chosen))
         r_chosen, r_rejected, margin = accelerator.gather_for_metrics((r_chosen, r_rejected, margin))
         chosen.append(r_chosen), rejected.append(r_rejected), margins.append(margin)
@@ -371,7 +382,7 @@ def train_step(accelerator, model, optimizer, scheduler, batch, cfg: TrainConfig
     Accelerate says the group is complete, with the mean gradient over its micro-batches."""
     grad_norm = None
     with accelerator.accumulate(model):
-        chosen, rejected = pair_rewards(model, batch, cfg.pad_to_multiple_of)
+        chosen, rejected = pair_rewards(model, batch, cfg.pad_to_multiple_of, forward_cost(accelerator))
         loss = training_loss(chosen, rejected, batch.get("margin"), cfg.center_rewards_coefficient)
         # Accelerate divides by the full count: a short last group would weigh less.
         accelerator.backward(loss * (cfg.gradient_accumulation_steps / group_size))
@@ -383,14 +394,15 @@ def train_step(accelerator, model, optimizer, scheduler, batch, cfg: TrainConfig
     return loss.detach(), None if grad_norm is None else float(grad_norm)
 
 
-def batch_tokens(batch: dict, multiple_of: int | None = None) -> torch.Tensor:
+def batch_tokens(batch: dict, multiple_of: int | None = None, forward_cost: float | None = None) -> torch.Tensor:
     """``[real tokens, padded tokens]`` of a batch as :func:`pair_rewards` runs it."""
     import torch
 
-    from rmkit.data.collator import forward_groups, padded_width
+    from rmkit.data.collator import FORWARD_COST_TOKENS, forward_groups, padded_width
 
     lengths = torch.cat([batch["attention_mask_chosen"], batch["attention_mask_rejected"]]).sum(-1).tolist()
-    padded = sum(len(g) * padded_width(lengths, g, multiple_of) for g in forward_groups(lengths, multiple_of=multiple_of))
+    groups = forward_groups(lengths, forward_cost or FORWARD_COST_TOKENS, multiple_of)
+    padded = sum(len(g) * padded_width(lengths, g, multiple_of) for g in groups)
     return torch.tensor([sum(lengths), padded], device=batch["attention_mask_chosen"].device)
 
 
@@ -406,7 +418,7 @@ def record(accelerator, progress: Progress, loss, batch: dict, batches_per_epoch
     """Count a micro-batch: its loss (averaged over processes), tokens, and place in the epoch."""
     import torch
 
-    totals = accelerator.reduce(torch.cat([loss.float()[None], batch_tokens(batch, multiple_of).float()]), "sum")
+    totals = accelerator.reduce(torch.cat([loss.float()[None], batch_tokens(batch, multiple_of, forward_cost(accelerator)).float()]), "sum")
     progress.loss_window.append(totals[0].item() / accelerator.num_processes)
     progress.tokens += int(totals[1])
     progress.padded_tokens += int(totals[2])

@@ -204,7 +204,7 @@ def markdown(args, results: dict[str, list[dict]], loads: tuple[str, str]) -> st
         f"max_length {args.max_length}; both train on the same pairs (those that fit unchanged), held-out accuracy by "
         f"the same scorer on the same {args.eval_pairs} pairs. {args.rounds} rounds interleaved "
         f"({' '.join(names)} {' '.join(names)} ...), each run its own process; tokens/s over steps "
-        f"{args.warmup_steps + 1}–{args.steps} (the first {args.warmup_steps} are warm-up). "
+        f"{args.warmup_steps + 1}–{args.steps}, after {args.warmup_steps} warm-up step(s). "
         f"Load average (1/5/15 min) {loads[0]} before, {loads[1]} after.", "",
         "| trainer | real tokens/s, median (min–max) | padding efficiency | share of bf16 matmul peak | peak RSS MB (max) "
         "| gradient checkpointing | held-out accuracy |",

@@ -1,3 +1,5 @@
+import math
+
 import torch
 
 from rmkit.data.collator import RewardDataCollatorWithPadding, forward_groups, padded_width
@@ -61,7 +63,7 @@ def test_forward_groups_cover_every_row_once_and_cut_padding():
     assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
     assert groups == [[0, 6, 2], [4, 7], [1, 5, 3]]  # longest first, runs of similar length
     assert padded(groups) + 32 * len(groups) < len(lengths) * max(lengths) + 32  # cheaper than one forward
-    assert forward_groups(lengths, forward_cost=10**6) == [[0, 6, 2, 4, 7, 1, 5, 3]]  # one forward
+    assert forward_groups(lengths, forward_cost=math.inf) == [[0, 6, 2, 4, 7, 1, 5, 3]]  # one forward
     assert padded(forward_groups(lengths, forward_cost=0)) == sum(lengths)  # no padding at all
     assert all(padded_width(lengths, g, 64) % 64 == 0 for g in forward_groups(lengths, multiple_of=64))
 
