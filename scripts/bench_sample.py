@@ -1,12 +1,15 @@
-"""Sampling throughput: vLLM vs the transformers backend, and reward scoring batch order.
+"""Sampling throughput: vLLM vs the transformers backend on MT-bench's two-turn prompts.
 
-Both backends get the same policy, the same MT-bench first turns and the same settings
-(N candidates each); tokens/s counts generated tokens over the generate call (engine
-start-up, with the tokenizer's load, reported apart). Then real conversations of varied length (HH-RLHF's first test
-pairs, chosen side) are scored twice with the same reward model and batch size: batches of
-similar lengths (rmkit's order) and batches in file order.
+Each contender samples the same prompts through rmkit's own pipeline (``sample_prompts``:
+every prompt's turn-k requests in one backend call, N independent two-turn trajectories a
+prompt, the same seeds); tokens/s counts generated tokens over the sampling, engine
+start-up reported apart. Contenders run interleaved (vllm, transformers, vllm, ...),
+``--rounds`` times, each run its own process. The transformers backend is ~10x slower, so
+by default it samples only the first ``--transformers-prompts`` prompts (its batches have
+the same shape as in a full run, so its tokens/s is the full run's). ``--score`` adds the
+reward-scoring batch-order comparison.
 
-    python scripts/bench_sample.py --prompts 8 --n 8 --max-tokens 128 --write docs/benchmarks.md
+    python scripts/bench_sample.py --prompts 32 --n 8 --max-tokens 192 --rounds 3 --write docs/benchmarks.md
 
 ``--executor ray --workers 1,2`` instead times whole ``rmkit sample`` runs of the same prompts
 (both turns), local and on a new local Ray with 1 and 2 workers: rounds interleaved (A B C
@@ -21,60 +24,94 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
+import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import benchlib  # noqa: E402  (scripts/ is on the path when this runs as a script)
+
+HEADING = "## Sampling"
+SCORING_HEADING = "## Scoring batch order"
+
+# Sample-recipe settings of each contender, over the shared ones (policy, dtype, N, max_tokens ...).
+CONTENDERS = {
+    "vllm": {"backend": "vllm", "enforce_eager": True},
+    "vllm-compiled": {"backend": "vllm", "enforce_eager": False},  # torch.compile: minutes of start-up on a CPU
+    "transformers": {"backend": "transformers"},
+}
 
 
-def generate(backend, ids, params, n) -> tuple[list, float]:
-    began = time.perf_counter()
-    completions = backend.generate(ids, params, n)
-    return completions, time.perf_counter() - began
-
-
-def bench_backends(args, prompts):
-    import dataclasses
-
+def sample_config(args, name: str):
     from rmkit.config import SampleConfig
-    from rmkit.sampling.backends import GenParams
-    from rmkit.sampling.generate import encode_prompt, request_seed
+
+    return SampleConfig(policy=args.policy, dtype=args.dtype, max_tokens=args.max_tokens, n=args.n,
+                        temperature=args.temperature, batch_size=args.batch_size, **CONTENDERS[name])
+
+
+def run_sampler(args, name: str) -> dict:
+    from rmkit.data.formats import load_prompts
+    from rmkit.sampling.generate import sample_prompts
     from rmkit.sampling.policy import load_policy
 
-    cfg = SampleConfig(
-        policy=args.policy, dtype=args.dtype, max_tokens=args.max_tokens, batch_size=args.batch_size,
-        enforce_eager=True, gpu_memory_utilization=args.gpu_memory_utilization,
-    )
-    rows = []
-    for name in ("vllm", "transformers"):
-        began = time.perf_counter()
-        loaded = load_policy(dataclasses.replace(cfg, backend=name))  # the start-up includes the tokenizer's load
-        startup = time.perf_counter() - began
-        backend, policy = loaded.backend, loaded.policy
-        ids = [encode_prompt(policy.tokenizer, [{"role": "user", "content": p}], policy.budget).ids for p in prompts]
-        params = [
-            GenParams(temperature=args.temperature, max_tokens=args.max_tokens, stop=policy.stop,
-                      stop_token_ids=policy.stop_token_ids, seed=request_seed(0, str(i), 0))
-            for i in range(len(ids))
-        ]
-        completions, seconds = generate(backend, ids, params, args.n)
-        tokens = sum(c.tokens for group in completions for c in group)
-        rows.append({"backend": name, "startup_s": startup, "seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / seconds})
-        print(json.dumps(rows[-1]), file=sys.stderr)
-        if name == "vllm":
-            backend.llm.llm_engine.engine_core.shutdown()  # its memory back before transformers loads
-    return rows
+    cfg = sample_config(args, name)
+    prompts = load_prompts(args.questions)[: args.transformers_prompts if cfg.backend == "transformers" else args.prompts]
+    began = time.perf_counter()
+    loaded = load_policy(cfg, sequences=len(prompts) * cfg.n)  # start-up includes the tokenizer's load
+    startup = time.perf_counter() - began
+    began = time.perf_counter()
+    groups = sample_prompts(prompts, loaded.backend, loaded.policy, cfg)
+    seconds = time.perf_counter() - began
+    tokens = sum(turn["tokens"] for lines in groups for line in lines for turn in line["turns"])
+    return {"prompts": len(prompts), "turns": max(len(p.turns) for p in prompts), "startup_s": startup,
+            "seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / seconds}
+
+
+def child(args) -> None:
+    result = run_sampler(args, args.child)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux counts KiB
+    Path(args.result).write_text(json.dumps(result))
+
+
+def markdown(args, results: dict[str, list[dict]], loads: tuple[str, str]) -> str:
+    names = list(results)
+    baseline = names[-1]
+    tps = {name: [r["tokens_per_s"] for r in runs] for name, runs in results.items()}
+    lines = [
+        HEADING, "", *benchlib.header("python scripts/bench_sample.py " + " ".join(sys.argv[1:])), "",
+        f"Policy `{args.policy}` ({args.dtype}), MT-bench questions (both turns, each turn answered with the "
+        f"conversation so far), N={args.n} independent trajectories a question, max_tokens={args.max_tokens} a turn, "
+        f"temperature {args.temperature}; transformers batch size {args.batch_size}. {args.rounds} rounds interleaved "
+        f"({' '.join(names)} ...), each run its own process. Load average (1/5/15 min) {loads[0]} before, "
+        f"{loads[1]} after.", "",
+        "| backend | questions | engine start s, median | sampling s, median | generated tokens | tokens/s, median (min–max) "
+        "| peak RSS MB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *(f"| {name} | {runs[0]['prompts']} | {benchlib.median([r['startup_s'] for r in runs]):.1f} "
+          f"| {benchlib.median([r['seconds'] for r in runs]):.1f} | {runs[0]['tokens']:,} | {benchlib.spread(tps[name])} "
+          f"| {max(r['peak_rss_mb'] for r in runs):,.0f} |" for name, runs in results.items()),
+        "",
+        "| round | " + " | ".join(f"{n} tokens/s (load)" for n in names) + " |",
+        "| ---: | " + " | ".join("---:" for _ in names) + " |",
+        *(f"| {i + 1} | " + " | ".join(f"{tps[n][i]:.0f} ({results[n][i]['load']:.1f})" for n in names) + " |"
+          for i in range(args.rounds)),
+        "",
+        *(f"{name} / {baseline} tokens/s: {benchlib.format_ratio(benchlib.ratio(tps[name], tps[baseline]))}."
+          for name in names[:-1]),
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def bench_scoring(args):
     from rmkit.data.formats import load_pairs
     from rmkit.data.report import DataReport
     from rmkit.modeling import load_trained_reward_model
-    from rmkit.builtin_models import resolve_model
+    from rmkit.models import resolve_model
     from rmkit.sampling.score import encode_all, score_ids
 
     model, tokenizer = load_trained_reward_model(resolve_model(args.reward_model))
@@ -102,38 +139,18 @@ def padded_tokens(sequences, batch_size, by_length) -> int:
     return sum(len(b) * max(lengths[i] for i in b) for b in batches(lengths, batch_size, by_length))
 
 
-def machine() -> str:
-    import torch
-
-    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-    cpu = next((line.split(":", 1)[1].strip() for line in lscpu if line.startswith("Model name")), platform.processor())
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{cpu}, {os.cpu_count()} cores, {gpu}"
-
-
-def markdown(args, gen_rows, score_rows) -> str:
-    lines = [
-        "## Sampling",
-        "",
-        f"`python scripts/bench_sample.py {' '.join(sys.argv[1:])}`",
-        "",
-        f"Machine: {machine()}. Policy `{args.policy}` ({args.dtype}), {args.prompts} MT-bench first turns, "
-        f"N={args.n}, max_tokens={args.max_tokens}, temperature {args.temperature}; "
-        f"transformers batch size {args.batch_size}.",
-        "",
-        "| backend | engine start (s) | generate (s) | generated tokens | tokens/s |",
-        "| --- | ---: | ---: | ---: | ---: |",
-        *(f"| {r['backend']} | {r['startup_s']:.1f} | {r['seconds']:.1f} | {r['tokens']} | {r['tokens_per_s']:.0f} |" for r in gen_rows),
-        "",
+def scoring_markdown(args, rows) -> str:
+    return "\n".join([
+        SCORING_HEADING, "", *benchlib.header("python scripts/bench_sample.py " + " ".join(sys.argv[1:])), "",
         f"Scoring {args.score_examples} conversations of `{args.score_data}` (chosen side, file order, "
-        f"max_length {args.score_max_length}) with `{args.reward_model}` (float32, batch size {args.score_batch_size}):",
+        f"max_length {args.score_max_length}) with `{args.reward_model}` (float32, batch size {args.score_batch_size}), "
+        f"load average {benchlib.load_average()} after:",
         "",
         "| batches | seconds | conversations/s | padding share |",
         "| --- | ---: | ---: | ---: |",
-        *(f"| {r['order']} | {r['seconds']:.1f} | {r['conversations_per_s']:.1f} | {r['padding']:.0%} |" for r in score_rows),
+        *(f"| {r['order']} | {r['seconds']:.1f} | {r['conversations_per_s']:.1f} | {r['padding']:.0%} |" for r in rows),
         "",
-    ]
-    return "\n".join(lines)
+    ])
 
 
 def bench_executors(args) -> str:
@@ -173,7 +190,7 @@ def bench_executors(args) -> str:
         "",
         f"`python scripts/bench_sample.py {' '.join(sys.argv[1:])}`",
         "",
-        f"Machine: {machine()}; {time.strftime('%Y-%m-%d')}. `rmkit sample` of {args.prompts} MT-bench questions (both turns), "
+        f"Machine: {benchlib.machine()}; {time.strftime('%Y-%m-%d')}. `rmkit sample` of {args.prompts} MT-bench questions (both turns), "
         f"policy `{args.policy}` ({args.backend}, {args.dtype}), N={args.n}, max_tokens={args.max_tokens}, "
         f"chunk_size={args.chunk_size}; {args.rounds} rounds, contenders interleaved, each run its own process, "
         "timed from start to exit (Ray start-up and model loading included). Load average (1 min) over the rounds: "
@@ -191,29 +208,22 @@ def bench_executors(args) -> str:
     return "\n".join(lines + [""])
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the section of ``path`` that has ``section``'s heading (or add it), leaving the rest as it is."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find(section.split("\n", 1)[0] + "\n")
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1 :] if end >= 0 else "")
-    path.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--policy", default="smollm2-135m-instruct")
-    parser.add_argument("--reward-model", default="smollm2-135m", help="a classifier folder or built-in backbone")
     parser.add_argument("--questions", default="../shared/data/mt_bench/question.jsonl")
-    parser.add_argument("--prompts", type=int, default=8)
+    parser.add_argument("--prompts", type=int, default=32)
+    parser.add_argument("--transformers-prompts", type=int, default=4, help="the transformers backend samples these first ones")
     parser.add_argument("--n", type=int, default=8)
-    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--max-tokens", type=int, default=192)
     parser.add_argument("--temperature", type=float, default=0.7)
-    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--dtype", default="bfloat16")
     parser.add_argument("--batch-size", type=int, default=16, help="transformers backend rows per generate call")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--contenders", default="vllm,transformers",
+                        help=f"from {list(CONTENDERS)}; each is compared with the last")
+    parser.add_argument("--score", action="store_true", help="also time reward scoring by length vs in file order")
+    parser.add_argument("--reward-model", default="smollm2-135m", help="a classifier folder or built-in backbone")
     parser.add_argument("--score-data", default="../shared/data/hh_rlhf/helpful-base/test.jsonl.gz")
     parser.add_argument("--score-examples", type=int, default=256)
     parser.add_argument("--score-max-length", type=int, default=1024)
@@ -222,24 +232,36 @@ def main() -> None:
     parser.add_argument("--executor", choices=["backends", "ray"], default="backends",
                         help="ray: whole `rmkit sample` runs, local vs Ray with --workers workers")
     parser.add_argument("--workers", type=lambda text: [int(k) for k in text.split(",")], default=[1, 2], help="e.g. 1,2")
-    parser.add_argument("--rounds", type=int, default=3, help="--executor ray: interleaved rounds")
     parser.add_argument("--backend", default="transformers", help="--executor ray: the sampling backend")
     parser.add_argument("--chunk-size", type=int, default=2, help="--executor ray: prompts per chunk (what workers share out)")
     parser.add_argument("--write", type=Path, help="put the results under their heading in this markdown file")
+    parser.add_argument("--child", choices=list(CONTENDERS), help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        return child(args)
     if args.executor == "ray":
         section = bench_executors(args)
         print(section)
         if args.write:
-            write_section(args.write, section)
+            benchlib.write_section(args.write, section.split("\n", 1)[0], section)
         return
 
-    prompts = [json.loads(line)["turns"][0] for line in Path(args.questions).read_text().splitlines()[: args.prompts]]
-    gen_rows = bench_backends(args, prompts)
-    section = markdown(args, gen_rows, bench_scoring(args))
+    workdir = Path(tempfile.mkdtemp(prefix="bench_sample_"))
+    before = benchlib.load_average()
+    results = benchlib.interleave(args.contenders.split(","), args.rounds,
+                                  lambda name, i: benchlib.child_run(__file__, sys.argv[1:], name, i, workdir))
+    (workdir / "results.json").write_text(json.dumps(results))
+    section = markdown(args, results, (before, benchlib.load_average()))
     print(section)
     if args.write:
-        write_section(args.write, section)
+        benchlib.write_section(args.write, HEADING, section)
+    if args.score:
+        scoring = scoring_markdown(args, bench_scoring(args))
+        print(scoring)
+        if args.write:
+            benchlib.write_section(args.write, SCORING_HEADING, scoring)
 
 
 if __name__ == "__main__":
