@@ -111,7 +111,7 @@ def bench_scoring(args):
     from rmkit.data.formats import load_pairs
     from rmkit.data.report import DataReport
     from rmkit.modeling import load_trained_reward_model
-    from rmkit.models import resolve_model
+    from rmkit.builtin_models import resolve_model
     from rmkit.sampling.score import encode_all, score_ids
 
     model, tokenizer = load_trained_reward_model(resolve_model(args.reward_model))
