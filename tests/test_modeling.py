@@ -125,7 +125,7 @@ def test_grouped_forwards_give_the_rewards_loss_and_gradients_of_one_forward(tin
     from rmkit.train import pair_rewards, training_loss
 
     tokenizer = load_tokenizer(ModelConfig(name_or_path=str(tiny_llama)))
-    model = load_reward_model(ModelConfig(name_or_path=str(tiny_llama)), LoraConfig(r=4), tokenizer)
+    model = build_reward_model(ModelConfig(name_or_path=str(tiny_llama)), LoraConfig(r=4), tokenizer)
     fit_a_little(model, tokenizer)  # adapters and head off their init, so gradients reach them
     long = ["Once upon a time there was a small robot who loved to read books. " * 4, "Paris " * 40]
     ids = encode(tokenizer, [REPLIES[0], long[0], REPLIES[2], REPLIES[1], long[1], REPLIES[3]])
