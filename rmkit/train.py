@@ -15,287 +15,35 @@ and refuses one trained with other result-affecting settings unless told ``--ove
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import os
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rmkit import logs
-from rmkit.config import ConfigError, DataConfig, Recipe, TrainConfig, dump_recipe, load_recipe
-from rmkit.conversation import RecordError
+from rmkit.checkpoints import (
+    CHECKPOINTS,
+    TRAINING_SECTIONS,
+    Progress,
+    check_same_settings,
+    find_resume_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from rmkit.config import ConfigError, Recipe, TrainConfig, dump_recipe, load_recipe
+from rmkit.data.loaders import load_datasets, make_loaders
 from rmkit.data.report import DataReport
-from rmkit.errors import DataError
-from rmkit.exports import write_atomic, write_json
+from rmkit.metrics_log import MetricsLog, tracker_config
+from rmkit.reward_loss import batch_tokens, forward_cost, pair_metrics, pair_rewards, training_loss
 from rmkit.run_report import write_report
 
 # torch, transformers and accelerate are imported where used, so `rmkit --help` stays fast.
 if TYPE_CHECKING:
     import torch
-
-CHECKPOINTS = "checkpoints"
-STATE_FILE = "rmkit_state.json"  # written last: a checkpoint without it is incomplete
-TRAINING_SECTIONS = ("model", "data", "lora", "train")  # what a checkpoint's settings fingerprint covers
-
-
-# ----------------------------------------------------------------------------- loss and metrics
-
-
-def pair_rewards(model, batch: dict, multiple_of: int | None = None, forward_cost: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rewards of the chosen and rejected replies; both sides' sequences share the forwards,
-    grouped by length so each forward is padded only to its own longest (0.89 -> ~0.97 of
-    the tokens real on HH-RLHF)."""
-    import torch
-
-    from rmkit.modeling import compute_rewards_in_groups
-
-    ids = torch.cat([batch["input_ids_chosen"], batch["input_ids_rejected"]])
-    mask = torch.cat([batch["attention_mask_chosen"], batch["attention_mask_rejected"]])
-    return compute_rewards_in_groups(model, ids, mask, multiple_of, forward_cost).chunk(2)
-
-
-def forward_cost(accelerator) -> float:
-    """What :func:`rmkit.data.collator.forward_groups` weighs an extra forward at.
-
-    With more than one process every process must run the same number of forwards (DDP
-    syncs buffers and FSDP gathers weights at each one), so each runs its slice in one.
-    """
-    from rmkit.data.collator import FORWARD_COST_TOKENS
-
-    return FORWARD_COST_TOKENS if accelerator.num_processes == 1 else math.inf
-
-
-def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor, margin: torch.Tensor | None = None) -> torch.Tensor:
-    """-log σ(r_chosen - r_rejected - margin), averaged over pairs."""
-    import torch.nn.functional as F
-
-    diff = chosen - rejected
-    if margin is not None:
-        diff = diff - margin
-    return -F.logsigmoid(diff).mean()
-
-
-def training_loss(chosen, rejected, margin=None, center_rewards_coefficient: float | None = None) -> torch.Tensor:
-    """Bradley-Terry plus, optionally, TRL's pull of the rewards towards zero mean."""
-    loss = bradley_terry_loss(chosen, rejected, margin)
-    if center_rewards_coefficient:
-        loss = loss + center_rewards_coefficient * ((chosen + rejected) ** 2).mean()
-    return loss
-
-
-def pair_metrics(chosen: torch.Tensor, rejected: torch.Tensor, margin: torch.Tensor | None = None) -> dict:
-    """Held-out loss, pairwise accuracy (a tie counts half), mean margin, reward mean and std."""
-    import torch
-
-    chosen, rejected = chosen.double(), rejected.double()
-    rewards = torch.cat([chosen, rejected])
-    wins = (chosen > rejected).double() + 0.5 * (chosen == rejected).double()
-    return {
-        "eval_loss": bradley_terry_loss(chosen, rejected, None if margin is None else margin.double()).item(),
-        "eval_accuracy": wins.mean().item(),
-        "eval_margin": (chosen - rejected).mean().item(),
-        "eval_reward_mean": rewards.mean().item(),
-        "eval_reward_std": rewards.std().item(),
-    }
-
-
-# ----------------------------------------------------------------------------- data
-
-
-def load_datasets(cfg: DataConfig, tokenizer, report: DataReport) -> tuple[list[dict], list[dict]]:
-    """Encoded ``(train, eval)`` examples; everything skipped or dropped is counted in ``report``."""
-    from rmkit.data.encode import encode_pairs
-    from rmkit.data.formats import load_pair_split
-
-    train_pairs, eval_pairs = load_pair_split(cfg, report)
-    train_set = encode_pairs(tokenizer, train_pairs, cfg.max_length, report)
-    eval_set = encode_pairs(tokenizer, eval_pairs, cfg.max_length, report)
-    report.kept = len(train_set) + len(eval_set)
-    if not train_set:
-        longer = "; raise data.max_length" if report.dropped else ""
-        raise DataError(f"data.path {cfg.path}: no training pairs left ({report.summary()}){longer}")
-    return train_set, eval_set
-
-
-class FullBatches:
-    """Length-grouped global batches, every one full: the short one goes last, topped up
-    from the start of the epoch (as Accelerate's ``even_batches`` would).
-
-    Accelerate then hands each process an equal slice of every global batch, so a run on
-    N processes sees exactly the batches of a one-process run, and the same gradients.
-    The training loop sets ``epoch`` (deliberately not a ``set_epoch`` method, which
-    Accelerate would call with its own pass count and break resuming).
-    """
-
-    def __init__(self, grouped):
-        self.grouped, self.batch_size, self.epoch = grouped, grouped.batch_size, 0
-
-    def __len__(self) -> int:
-        return len(self.grouped)
-
-    def __iter__(self):
-        self.grouped.set_epoch(self.epoch)
-        batches = self.grouped.batches()
-        full = [batch for batch in batches if len(batch) == self.batch_size]
-        rest = [i for batch in batches if len(batch) < self.batch_size for i in batch]
-        if rest:
-            pool = itertools.cycle(rest + [i for batch in full for i in batch])
-            full += [list(itertools.islice(pool, self.batch_size)) for _ in range(-(-len(rest) // self.batch_size))]
-        return iter(full)
-
-
-def make_loaders(train_set, eval_set, tokenizer, cfg: TrainConfig, num_processes: int):
-    """Train and eval loaders yielding global batches (``per-device size x processes``)."""
-    import torch
-    from torch.utils.data import DataLoader
-
-    from rmkit.data.collator import RewardDataCollatorWithPadding
-    from rmkit.data.sampler import LengthGroupedBatchSampler, pair_length
-
-    collate = RewardDataCollatorWithPadding(tokenizer.pad_token_id, cfg.pad_to_multiple_of)
-    # A mega-batch of one batch is plain random batching: grouping off, same code path.
-    grouped = LengthGroupedBatchSampler(
-        [pair_length(e) for e in train_set],
-        cfg.per_device_batch_size * num_processes,
-        seed=cfg.seed,
-        mega_batch_factor=50 if cfg.group_by_length else 1,
-    )
-    # Own generators: iterating a loader (again, when resuming) then draws nothing from the
-    # global RNG that dropout uses, so a resumed run sees the same dropout masks.
-    train_loader = DataLoader(train_set, batch_sampler=FullBatches(grouped), collate_fn=collate, generator=torch.Generator())
-    eval_batches = LengthGroupedBatchSampler(
-        [pair_length(e) for e in eval_set], cfg.eval_batch_size * num_processes, shuffle=False
-    )
-    eval_loader = DataLoader(eval_set, batch_sampler=eval_batches, collate_fn=collate, generator=torch.Generator())
-    return train_loader, eval_loader if eval_set else None
-
-
-# ----------------------------------------------------------------------------- checkpoints
-
-
-@dataclass
-class Progress:
-    """Where training stands; saved with every checkpoint."""
-
-    step: int = 0  # optimizer steps done
-    epoch: int = 0
-    batches_in_epoch: int = 0  # global batches of ``epoch`` already trained on
-    tokens: int = 0  # real (unpadded) tokens seen, all processes
-    padded_tokens: int = 0
-    train_seconds: float = 0.0
-    total_steps: int = 0
-    loss_window: list[float] = field(default_factory=list)  # micro-batch losses since the last log line
-    fingerprint: dict | None = None  # the run's result-affecting settings (rmkit.sampling.runs.fingerprint)
-
-
-def checkpoint_dirs(output_dir: Path) -> list[Path]:
-    """Complete checkpoints, oldest first."""
-    found = [p for p in (output_dir / CHECKPOINTS).glob("step-*") if (p / STATE_FILE).exists()]
-    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
-
-
-def find_resume_checkpoint(resume: str, output_dir: Path) -> Path | None:
-    """The checkpoint ``train.resume`` asks for: the latest (auto), none (never) or a path."""
-    if resume == "never":
-        if checkpoint_dirs(output_dir):
-            raise ConfigError(
-                f"{output_dir} holds checkpoints of an earlier run; use train.resume=auto to continue it, "
-                "--overwrite to start over, or another train.output_dir"
-            )
-        return None
-    if resume == "auto":
-        found = checkpoint_dirs(output_dir)
-        return found[-1] if found else None
-    path = Path(resume)
-    if not (path / STATE_FILE).exists():
-        raise ConfigError(f"train.resume={resume}: not a complete rmkit checkpoint (no {STATE_FILE})")
-    return path
-
-
-def check_same_settings(checkpoint: Path, recipe: Recipe) -> None:
-    """Refuse to resume a checkpoint trained with other result-affecting settings (LR schedule, data split…)."""
-    from rmkit.sampling.runs import differences, fingerprint
-
-    saved = json.loads((checkpoint / STATE_FILE).read_text()).get("fingerprint")
-    changes = differences(saved, fingerprint(recipe, TRAINING_SECTIONS)) if saved else []
-    if changes:
-        raise ConfigError(
-            f"{checkpoint} was trained with other settings: {'; '.join(changes)}; "
-            "rerun with --overwrite to start over, or choose another train.output_dir"
-        )
-
-
-def save_checkpoint(accelerator, output_dir: Path, progress: Progress, keep: int) -> Path:
-    """Save model, optimizer, scheduler and RNG states, then the progress, then rotate."""
-    path = output_dir / CHECKPOINTS / f"step-{progress.step}"
-    accelerator.save_state(str(path))
-    if accelerator.is_main_process:
-        write_json(path / STATE_FILE, asdict(progress))
-        for old in checkpoint_dirs(output_dir)[:-keep] if keep > 0 else []:
-            shutil.rmtree(old)
-    accelerator.wait_for_everyone()
-    return path
-
-
-def load_checkpoint(accelerator, path: Path, total_steps: int) -> Progress:
-    progress = Progress(**json.loads((path / STATE_FILE).read_text()))
-    if progress.total_steps != total_steps:
-        raise ConfigError(
-            f"{path} is from a run of {progress.total_steps} steps, this recipe makes {total_steps}; "
-            "resume with the same data and train settings, or use a new output_dir"
-        )
-    accelerator.load_state(str(path))
-    return progress
-
-
-# ----------------------------------------------------------------------------- logging
-
-
-class MetricsLog:
-    """``metrics.jsonl`` (main process) plus Accelerate's trackers (TensorBoard…)."""
-
-    def __init__(self, accelerator, path: Path, resume_step: int | None):
-        self.accelerator, self.path = accelerator, path
-        if accelerator.is_main_process:
-            self._truncate_after(resume_step)
-
-    def _truncate_after(self, step: int | None) -> None:
-        """Drop lines an interrupted run wrote after its checkpoint (and a line it was cut off
-        writing), so the resumed log reads as one run."""
-        if step is None or not self.path.exists():
-            self.path.unlink(missing_ok=True)
-            return
-        lines, kept = self.path.read_text(errors="replace").splitlines(), []
-        for number, line in enumerate(lines, 1):
-            try:
-                record = json.loads(line)
-            except ValueError:
-                if number == len(lines):  # the torn tail of an interrupted write
-                    break
-                raise RecordError("damaged line with lines after it; not an interrupted write", source=f"{self.path}:{number}") from None
-            if record["step"] <= step:
-                kept.append(line)
-        write_atomic(self.path, "".join(line + "\n" for line in kept))
-
-    def write(self, step: int, metrics: dict) -> None:
-        self.accelerator.log(metrics, step=step)
-        if self.accelerator.is_main_process:
-            with self.path.open("a") as f:
-                f.write(json.dumps({"step": step, **metrics}) + "\n")
-
-
-def tracker_config(recipe: Recipe) -> dict:
-    """The recipe flattened to scalars, as TensorBoard's hparams want."""
-    flat = {}
-    for section, values in recipe.to_dict().items():
-        for key, value in values.items():
-            flat[f"{section}.{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
-    return flat
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -392,18 +140,6 @@ def train_step(accelerator, model, optimizer, scheduler, batch, cfg: TrainConfig
         scheduler.step()
         optimizer.zero_grad()
     return loss.detach(), None if grad_norm is None else float(grad_norm)
-
-
-def batch_tokens(batch: dict, multiple_of: int | None = None, forward_cost: float | None = None) -> torch.Tensor:
-    """``[real tokens, padded tokens]`` of a batch as :func:`pair_rewards` runs it."""
-    import torch
-
-    from rmkit.data.collator import FORWARD_COST_TOKENS, forward_groups, padded_width
-
-    lengths = torch.cat([batch["attention_mask_chosen"], batch["attention_mask_rejected"]]).sum(-1).tolist()
-    groups = forward_groups(lengths, forward_cost or FORWARD_COST_TOKENS, multiple_of)
-    padded = sum(len(g) * padded_width(lengths, g, multiple_of) for g in groups)
-    return torch.tensor([sum(lengths), padded], device=batch["attention_mask_chosen"].device)
 
 
 def epoch_loader(accelerator, train_loader, prepared, progress: Progress):

@@ -79,6 +79,7 @@ def heldout_accuracy(model, tokenizer, eval_file: Path, max_length: int) -> floa
 def run_rmkit(args, workdir: Path) -> dict:
     import rmkit.train
     from rmkit.config import load_recipe
+    from rmkit.reward_loss import batch_tokens
 
     steps, memory = [], {}  # memory: peak RSS MB by the end of each phase
     train_step = rmkit.train.train_step
@@ -86,7 +87,7 @@ def run_rmkit(args, workdir: Path) -> dict:
     def timed_step(*step_args):  # every micro-batch: its time and tokens (batch is the 5th argument)
         started = time.perf_counter()
         out = train_step(*step_args)
-        real, padded = rmkit.train.batch_tokens(step_args[4]).tolist()
+        real, padded = batch_tokens(step_args[4]).tolist()
         steps.append({"seconds": time.perf_counter() - started, "real_tokens": real, "padded_tokens": padded})
         memory["first step" if len(steps) == 1 else "training"] = peak_rss_mb()
         return out

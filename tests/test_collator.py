@@ -69,7 +69,7 @@ def test_forward_groups_cover_every_row_once_and_cut_padding():
 
 
 def test_batch_tokens_count_the_padding_of_the_forwards_run():
-    from rmkit.train import batch_tokens
+    from rmkit.reward_loss import batch_tokens
 
     examples = [{"input_ids_chosen": [1] * 100, "input_ids_rejected": [1] * 10},
                 {"input_ids_chosen": [1] * 98, "input_ids_rejected": [1] * 12}]

@@ -13,8 +13,8 @@ from tests.conftest import REPO
 LAYERS = [
     ["rmkit.errors", "rmkit.logs", "rmkit.config", "rmkit.config_cli", "rmkit.conversation", "rmkit.builtin_models"],
     ["rmkit.data.*"],
-    ["rmkit.modeling", "rmkit.exports"],
-    ["rmkit.sampling.*"],  # stages and their engines
+    ["rmkit.modeling", "rmkit.exports", "rmkit.reward_loss", "rmkit.metrics_log"],
+    ["rmkit.sampling.*", "rmkit.checkpoints"],  # stages and their engines; checkpoints share their settings fingerprint
     ["rmkit.run_report", "rmkit.evaluate", "rmkit.leaderboard"],
     ["rmkit.train", "rmkit.sft", "rmkit.chat", "rmkit.run_viewer", "rmkit.ui_app", "rmkit.ui", "rmkit.sampling.verbs", "rmkit.cli"],  # commands and the app's parts
 ]

@@ -19,7 +19,7 @@ from rmkit.modeling import (
     load_trained_reward_model,
     save_reward_model,
 )
-from rmkit.train import bradley_terry_loss
+from rmkit.reward_loss import bradley_terry_loss
 
 REPLIES = [
     "yes",
@@ -122,7 +122,7 @@ def test_scores_do_not_depend_on_batch_size_or_padding_side(tiny_llama):
 @pytest.mark.parametrize("side", ["right", "left"])
 def test_grouped_forwards_give_the_rewards_loss_and_gradients_of_one_forward(tiny_llama, side):
     from rmkit.data.collator import forward_groups
-    from rmkit.train import pair_rewards, training_loss
+    from rmkit.reward_loss import pair_rewards, training_loss
 
     tokenizer = load_tokenizer(ModelConfig(name_or_path=str(tiny_llama)))
     model = build_reward_model(ModelConfig(name_or_path=str(tiny_llama)), LoraConfig(r=4), tokenizer)

@@ -21,20 +21,11 @@ from rmkit.data.formats import load_pairs
 from rmkit.data.sampler import LengthGroupedBatchSampler
 from rmkit.data.sources import split_heldout
 from rmkit.modeling import compute_rewards, build_reward_model, load_tokenizer, load_trained_reward_model
-from rmkit.train import (
-    FullBatches,
-    MetricsLog,
-    Progress,
-    accumulation_group_size,
-    bradley_terry_loss,
-    checkpoint_dirs,
-    pair_metrics,
-    pair_rewards,
-    save_checkpoint,
-    train,
-    train_step,
-    training_loss,
-)
+from rmkit.checkpoints import Progress, checkpoint_dirs, save_checkpoint
+from rmkit.data.loaders import FullBatches
+from rmkit.metrics_log import MetricsLog
+from rmkit.reward_loss import bradley_terry_loss, pair_metrics, pair_rewards, training_loss
+from rmkit.train import accumulation_group_size, train, train_step
 from tests.conftest import REPO
 
 # Chosen replies carry a polite word, rejected ones a rude one; the rest is shared filler.

@@ -1,0 +1,91 @@
+"""Training checkpoints: save, find, load, and the check that refuses to resume a run whose
+result-affecting settings changed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from rmkit.config import ConfigError, Recipe
+from rmkit.exports import write_json
+
+CHECKPOINTS = "checkpoints"
+STATE_FILE = "rmkit_state.json"  # written last: a checkpoint without it is incomplete
+TRAINING_SECTIONS = ("model", "data", "lora", "train")  # what a checkpoint's settings fingerprint covers
+
+
+@dataclass
+class Progress:
+    """Where training stands; saved with every checkpoint."""
+
+    step: int = 0  # optimizer steps done
+    epoch: int = 0
+    batches_in_epoch: int = 0  # global batches of ``epoch`` already trained on
+    tokens: int = 0  # real (unpadded) tokens seen, all processes
+    padded_tokens: int = 0
+    train_seconds: float = 0.0
+    total_steps: int = 0
+    loss_window: list[float] = field(default_factory=list)  # micro-batch losses since the last log line
+    fingerprint: dict | None = None  # the run's result-affecting settings (rmkit.sampling.runs.fingerprint)
+
+
+def checkpoint_dirs(output_dir: Path) -> list[Path]:
+    """Complete checkpoints, oldest first."""
+    found = [p for p in (output_dir / CHECKPOINTS).glob("step-*") if (p / STATE_FILE).exists()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+
+def find_resume_checkpoint(resume: str, output_dir: Path) -> Path | None:
+    """The checkpoint ``train.resume`` asks for: the latest (auto), none (never) or a path."""
+    if resume == "never":
+        if checkpoint_dirs(output_dir):
+            raise ConfigError(
+                f"{output_dir} holds checkpoints of an earlier run; use train.resume=auto to continue it, "
+                "--overwrite to start over, or another train.output_dir"
+            )
+        return None
+    if resume == "auto":
+        found = checkpoint_dirs(output_dir)
+        return found[-1] if found else None
+    path = Path(resume)
+    if not (path / STATE_FILE).exists():
+        raise ConfigError(f"train.resume={resume}: not a complete rmkit checkpoint (no {STATE_FILE})")
+    return path
+
+
+def check_same_settings(checkpoint: Path, recipe: Recipe) -> None:
+    """Refuse to resume a checkpoint trained with other result-affecting settings (LR schedule, data split…)."""
+    from rmkit.sampling.runs import differences, fingerprint
+
+    saved = json.loads((checkpoint / STATE_FILE).read_text()).get("fingerprint")
+    changes = differences(saved, fingerprint(recipe, TRAINING_SECTIONS)) if saved else []
+    if changes:
+        raise ConfigError(
+            f"{checkpoint} was trained with other settings: {'; '.join(changes)}; "
+            "rerun with --overwrite to start over, or choose another train.output_dir"
+        )
+
+
+def save_checkpoint(accelerator, output_dir: Path, progress: Progress, keep: int) -> Path:
+    """Save model, optimizer, scheduler and RNG states, then the progress, then rotate."""
+    path = output_dir / CHECKPOINTS / f"step-{progress.step}"
+    accelerator.save_state(str(path))
+    if accelerator.is_main_process:
+        write_json(path / STATE_FILE, asdict(progress))
+        for old in checkpoint_dirs(output_dir)[:-keep] if keep > 0 else []:
+            shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+    return path
+
+
+def load_checkpoint(accelerator, path: Path, total_steps: int) -> Progress:
+    progress = Progress(**json.loads((path / STATE_FILE).read_text()))
+    if progress.total_steps != total_steps:
+        raise ConfigError(
+            f"{path} is from a run of {progress.total_steps} steps, this recipe makes {total_steps}; "
+            "resume with the same data and train settings, or use a new output_dir"
+        )
+    accelerator.load_state(str(path))
+    return progress

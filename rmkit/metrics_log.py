@@ -1,0 +1,52 @@
+"""A training run's metrics: ``metrics.jsonl`` and Accelerate's trackers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rmkit.config import Recipe
+from rmkit.conversation import RecordError
+from rmkit.exports import write_atomic
+
+
+class MetricsLog:
+    """``metrics.jsonl`` (main process) plus Accelerate's trackers (TensorBoard…)."""
+
+    def __init__(self, accelerator, path: Path, resume_step: int | None):
+        self.accelerator, self.path = accelerator, path
+        if accelerator.is_main_process:
+            self._truncate_after(resume_step)
+
+    def _truncate_after(self, step: int | None) -> None:
+        """Drop lines an interrupted run wrote after its checkpoint (and a line it was cut off
+        writing), so the resumed log reads as one run."""
+        if step is None or not self.path.exists():
+            self.path.unlink(missing_ok=True)
+            return
+        lines, kept = self.path.read_text(errors="replace").splitlines(), []
+        for number, line in enumerate(lines, 1):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                if number == len(lines):  # the torn tail of an interrupted write
+                    break
+                raise RecordError("damaged line with lines after it; not an interrupted write", source=f"{self.path}:{number}") from None
+            if record["step"] <= step:
+                kept.append(line)
+        write_atomic(self.path, "".join(line + "\n" for line in kept))
+
+    def write(self, step: int, metrics: dict) -> None:
+        self.accelerator.log(metrics, step=step)
+        if self.accelerator.is_main_process:
+            with self.path.open("a") as f:
+                f.write(json.dumps({"step": step, **metrics}) + "\n")
+
+
+def tracker_config(recipe: Recipe) -> dict:
+    """The recipe flattened to scalars, as TensorBoard's hparams want."""
+    flat = {}
+    for section, values in recipe.to_dict().items():
+        for key, value in values.items():
+            flat[f"{section}.{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
+    return flat
