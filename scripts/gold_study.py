@@ -34,8 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from rmkit.best_of_n import bootstrap_interval, scores_by_prompt, selection_curve  # noqa: E402
 from rmkit.exports import write_json, write_jsonl  # noqa: E402
-from rmkit.run_report import bootstrap_interval, scores_by_prompt, selection_curve  # noqa: E402
 from rmkit.sampling.runs import RunFolder  # noqa: E402
 from rmkit.sampling.verifiers import NEEDS_NLTK_DATA, build_constraints  # noqa: E402
 

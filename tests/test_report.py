@@ -10,9 +10,10 @@ import statistics
 
 import pytest
 
+from rmkit.best_of_n import best_of_n_curve, best_of_n_table, expected_max, kl_bound, report_ns
 from rmkit.config import SelectConfig
 from rmkit.exports import write_json
-from rmkit.run_report import best_of_n_curve, best_of_n_table, expected_max, kl_bound, report_ns, write_report
+from rmkit.run_report import write_report
 from rmkit.sampling.runs import CandidateLog
 from rmkit.sampling.select import mark_selected, select, summarize
 

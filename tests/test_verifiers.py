@@ -9,10 +9,10 @@ import types
 
 import pytest
 
+from rmkit.best_of_n import bootstrap_interval, expected_at_best, expected_max, selection_curve
 from rmkit.config import ConfigError, ScoreConfig, ScorerSpec, SelectConfig
 from rmkit.conversation import message
 from rmkit.data.formats import parse_prompt
-from rmkit.run_report import bootstrap_interval, expected_at_best, expected_max, selection_curve
 from rmkit.sampling.score import ScorerSet, scorer_specs, score_groups
 from rmkit.sampling.select import select_group, summarize
 from rmkit.sampling.verifiers import NEEDS_NLTK_DATA, VerifierPool, build_constraints, ifeval_score, math_score
