@@ -17,12 +17,12 @@ prefix-preserving template, where TRL's own ``assistant_only_loss`` needs a temp
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from rmkit.config import Recipe, load_recipe
 from rmkit.conversation import Conversation, validate_conversation
 from rmkit.errors import DataError, MissingPath, RecordError
+from rmkit.exports import write_json
 
 
 def assistant_spans(tokenizer, messages: Conversation) -> tuple[str, list[tuple[int, int]]]:
@@ -51,20 +51,14 @@ def encode_sft(tokenizer, messages: Conversation, max_length: int) -> dict:
 
 def read_sft(path: Path) -> list[Conversation]:
     """The conversations of an ``sft.jsonl`` ({"messages": [...]} per line)."""
+    from rmkit.data.sources import read_records
+
     conversations = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            source = f"{path}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise RecordError(f"not JSON ({err.msg})", source=source) from None
-            messages = validate_conversation(record.get("messages"), source=source)
-            if messages[-1]["role"] != "assistant":
-                raise RecordError("the conversation does not end with an assistant reply", source=source, field="messages")
-            conversations.append(messages)
+    for record, source in read_records(str(path), split=None):
+        messages = validate_conversation(record.get("messages"), source=source)
+        if messages[-1]["role"] != "assistant":
+            raise RecordError("the conversation does not end with an assistant reply", source=source, field="messages")
+        conversations.append(messages)
     if not conversations:
         raise DataError(f"{path} holds no conversations")
     return conversations
@@ -127,7 +121,7 @@ def train_sft(recipe: Recipe, data: Path) -> Path:
     summary = {"data": str(data), "conversations": len(rows), "policy": policy, "use_lora": cfg.use_lora,
                "steps": result.global_step, "train_loss": result.training_loss,
                "log": [entry for entry in trainer.state.log_history if "loss" in entry]}
-    (out / "sft_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(out / "sft_summary.json", summary)
     return out
 
 
