@@ -37,6 +37,7 @@ from rmkit.checkpoints import (
 from rmkit.config import ConfigError, Recipe, TrainConfig, dump_recipe, load_recipe
 from rmkit.data.loaders import load_datasets, make_loaders
 from rmkit.data.report import DataReport
+from rmkit.exports import write_json
 from rmkit.metrics_log import MetricsLog, tracker_config
 from rmkit.reward_loss import batch_tokens, forward_cost, pair_metrics, pair_rewards, training_loss
 from rmkit.run_report import write_report
@@ -257,7 +258,7 @@ def train(recipe: Recipe, overwrite: bool = False) -> dict:
     summary = make_summary(progress, steps_per_epoch, final, report, len(train_set), len(eval_set))
     summary.update(checkpointing, **peak_memory())
     if accelerator.is_main_process:
-        (output_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        write_json(output_dir / "summary.json", summary)
         accelerator.print(json.dumps(final or {"steps": progress.step}))
         accelerator.print(f"report: {write_report(output_dir)}")
     accelerator.wait_for_everyone()
