@@ -81,29 +81,31 @@ class VllmBackend:
         from vllm.platforms import current_platform
 
         from rmkit.builtin_models import resolve_model
+        from rmkit.sampling.cpu_threads import engine_cores
         from rmkit.sampling.kv_cache import engine_memory_args
 
         # vLLM's CPU runner cannot rewind a seeded request's generator after a partial
         # prefill ("CPU Generator does not use offset"), so every prompt is prefilled whole.
         whole_prefills = {"enable_chunked_prefill": False} if current_platform.is_cpu() else {}
-        self.llm = LLM(
-            model=model_path,
-            tokenizer=resolve_model(cfg.tokenizer) if cfg.tokenizer else model_path,  # detokenizes the replies
-            dtype=cfg.dtype,
-            max_model_len=cfg.max_model_len,
-            tensor_parallel_size=cfg.tensor_parallel_size,
-            enforce_eager=cfg.enforce_eager,
-            seed=cfg.seed,
-            # The N candidates of a prompt (and later turns of its trajectories) share its
-            # prefill: their prompt blocks are computed once and reused from the cache.
-            enable_prefix_caching=True,
-            **whole_prefills,
-            **vllm_args(),
-            **engine_memory_args(
-                model_path, cfg.dtype, cfg.max_model_len, sequences or cfg.chunk_size * cfg.n,
-                "sample.max_model_len", cfg.gpu_memory_utilization,
-            ),
-        )
+        with engine_cores(current_platform.is_cpu()):  # on a few-core CPU, all cores compute
+            self.llm = LLM(
+                model=model_path,
+                tokenizer=resolve_model(cfg.tokenizer) if cfg.tokenizer else model_path,  # detokenizes the replies
+                dtype=cfg.dtype,
+                max_model_len=cfg.max_model_len,
+                tensor_parallel_size=cfg.tensor_parallel_size,
+                enforce_eager=cfg.enforce_eager,
+                seed=cfg.seed,
+                # The N candidates of a prompt (and later turns of its trajectories) share its
+                # prefill: their prompt blocks are computed once and reused from the cache.
+                enable_prefix_caching=True,
+                **whole_prefills,
+                **vllm_args(),
+                **engine_memory_args(
+                    model_path, cfg.dtype, cfg.max_model_len, sequences or cfg.chunk_size * cfg.n,
+                    "sample.max_model_len", cfg.gpu_memory_utilization,
+                ),
+            )
         self.max_model_len = self.llm.llm_engine.model_config.max_model_len
 
     def generate(self, prompts: list[list[int]], params: list[GenParams], n: int) -> list[list[Completion]]:

@@ -91,8 +91,10 @@ class VllmScorer:
 
     def __init__(self, cfg: ScoreConfig):
         from vllm import LLM
+        from vllm.platforms import current_platform
 
         from rmkit.modeling import checkpoint_folder, load_tokenizer, reward_model_config
+        from rmkit.sampling.cpu_threads import engine_cores
         from rmkit.sampling.kv_cache import engine_memory_args, kv_shape
 
         folder = str(checkpoint_folder(cfg.reward_model))
@@ -101,15 +103,16 @@ class VllmScorer:
         self.tokenizer = load_tokenizer(reward_model_config(folder, False, cfg.chat_template, cfg.force_chat_template))
         self.cfg, self.report = cfg, DataReport()
         max_len = min(cfg.max_length, kv_shape(folder, cfg.dtype, None).max_model_len)  # no scored sequence is longer
-        self.llm = LLM(
-            model=folder,
-            runner="pooling",
-            dtype=cfg.dtype,
-            max_model_len=max_len,
-            enforce_eager=cfg.enforce_eager,
-            **vllm_args(),
-            **engine_memory_args(folder, cfg.dtype, max_len, cfg.batch_size, "score.max_length", cfg.gpu_memory_utilization),
-        )
+        with engine_cores(current_platform.is_cpu()):
+            self.llm = LLM(
+                model=folder,
+                runner="pooling",
+                dtype=cfg.dtype,
+                max_model_len=max_len,
+                enforce_eager=cfg.enforce_eager,
+                **vllm_args(),
+                **engine_memory_args(folder, cfg.dtype, max_len, cfg.batch_size, "score.max_length", cfg.gpu_memory_utilization),
+            )
 
     def __call__(self, conversations: list[Conversation]) -> list[float | None]:
         from vllm import PoolingParams
