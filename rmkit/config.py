@@ -35,7 +35,7 @@ class ModelConfig:
     force_chat_template: bool = False  # use chat_template even when the tokenizer has one
     pad_token: str | None = None  # e.g. "<|endoftext|>" when the tokenizer's pad is its EOS
     trust_remote_code: bool = False
-    gradient_checkpointing: bool | Literal["auto"] = "auto"  # auto: on when activations would outweigh the weights
+    gradient_checkpointing: bool | Literal["auto"] = "auto"  # auto: on when one backward's activations would outweigh the weights
     load_in_4bit: bool = False  # bitsandbytes, GPU only
     load_in_8bit: bool = False
 
@@ -78,6 +78,10 @@ class TrainConfig:
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     center_rewards_coefficient: float | None = None
     group_by_length: bool = True
+    # A batch's pairs are backpropagated in runs of at most this many tokens, one after
+    # another (same gradients, one run's activations held); auto: activations about the
+    # weights' size; null: the whole batch at once.
+    tokens_per_backward: int | Literal["auto"] | None = "auto"
     pad_to_multiple_of: int | None = None
     eval_steps: int | None = None  # None: only at the end
     save_steps: int | None = None  # None: no intermediate checkpoints
@@ -92,6 +96,8 @@ class TrainConfig:
         for key in ("per_device_batch_size", "eval_batch_size", "gradient_accumulation_steps", "logging_steps"):
             if getattr(self, key) < 1:  # each divides something
                 raise ConfigError(f"train.{key} must be at least 1, got {getattr(self, key)}")
+        if isinstance(self.tokens_per_backward, int) and self.tokens_per_backward < 1:
+            raise ConfigError(f"train.tokens_per_backward must be at least 1, auto or null, got {self.tokens_per_backward}")
 
 
 # FastChat's MT-bench sampling temperatures by category (fastchat/llm_judge/common.py).

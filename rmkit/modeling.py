@@ -195,23 +195,17 @@ def enable_checkpointing(model) -> None:
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
-def choose_checkpointing(model, batch_tokens: int) -> tuple[bool, str]:
-    """``(on, why)`` for ``model.gradient_checkpointing: auto``.
-
-    Checkpointing pays when activations, not weights, set the peak: it keeps only each
-    layer's input and recomputes the rest in the backward (one more forward: with LoRA,
-    which computes no weight gradients for the base, half again the compute). Activations are estimated at 34·hidden bytes a token a layer
-    (Korthikanti et al. 2022, 16-bit, attention scores not kept as sdpa does) for the
-    largest batch; the weights are counted as loaded.
-    """
+def activation_bytes_per_token(model) -> int:
+    """What training holds for backward per token, estimated at 34·hidden bytes a layer
+    (Korthikanti et al. 2022, 16-bit, attention scores not kept, as sdpa does)."""
     config = model.config
     hidden = getattr(config, "hidden_size", None) or getattr(config, "d_model", 0)
     layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", 0)
-    activations = 34 * hidden * layers * batch_tokens
-    weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    on = activations > weights
-    why = f"activations ~{activations / 2**20:,.0f} MiB {'>' if on else '<='} weights {weights / 2**20:,.0f} MiB"
-    return on, why
+    return 34 * hidden * layers
+
+
+def weight_bytes(model) -> int:
+    return sum(p.numel() * p.element_size() for p in model.parameters())
 
 
 # ----------------------------------------------------------------------------- saving

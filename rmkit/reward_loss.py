@@ -1,5 +1,6 @@
-"""The Bradley-Terry loss on a batch of chosen/rejected pairs, the forwards that give its
-rewards (grouped by length), and the held-out metrics; what :mod:`rmkit.train` steps on."""
+"""The Bradley-Terry loss on a batch of chosen/rejected pairs, backpropagated run by run;
+the forwards that give its rewards (grouped by length); the held-out metrics. What
+:mod:`rmkit.train` steps on."""
 
 from __future__ import annotations
 
@@ -22,6 +23,32 @@ def pair_rewards(model, batch: dict, multiple_of: int | None = None, forward_cos
     ids = torch.cat([batch["input_ids_chosen"], batch["input_ids_rejected"]])
     mask = torch.cat([batch["attention_mask_chosen"], batch["attention_mask_rejected"]])
     return compute_rewards_in_groups(model, ids, mask, multiple_of, forward_cost).chunk(2)
+
+
+def pair_tokens(batch: dict) -> list[int]:
+    """Real tokens of each pair, chosen plus rejected."""
+    return (batch["attention_mask_chosen"].sum(-1) + batch["attention_mask_rejected"].sum(-1)).tolist()
+
+
+def loss_and_backward(model, batch: dict, backward, max_tokens: int | None = None, multiple_of: int | None = None,
+                      forward_cost: float | None = None, center_rewards_coefficient: float | None = None) -> torch.Tensor:
+    """The batch's training loss, its gradient taken run by run (:func:`rmkit.data.collator.backward_runs`).
+
+    Each run's loss is weighed by its share of the pairs and handed to ``backward`` before the
+    next run's forward, so the gradients are the whole batch's while only one run's
+    activations are held. Returns the batch's loss, detached.
+    """
+    from rmkit.data.collator import backward_runs
+
+    pairs_in_batch = len(batch["input_ids_chosen"])
+    total = 0.0
+    for pairs in backward_runs(pair_tokens(batch), max_tokens):
+        run = batch if len(pairs) == pairs_in_batch else {key: value[pairs] for key, value in batch.items()}
+        chosen, rejected = pair_rewards(model, run, multiple_of, forward_cost)
+        loss = training_loss(chosen, rejected, run.get("margin"), center_rewards_coefficient) * (len(pairs) / pairs_in_batch)
+        backward(loss)
+        total = total + loss.detach()
+    return total
 
 
 def forward_cost(accelerator) -> float:
@@ -69,14 +96,17 @@ def pair_metrics(chosen: torch.Tensor, rejected: torch.Tensor, margin: torch.Ten
     }
 
 
-def batch_tokens(batch: dict, multiple_of: int | None = None, forward_cost: float | None = None) -> torch.Tensor:
-    """``[real tokens, padded tokens]`` of a batch as :func:`pair_rewards` runs it."""
+def batch_tokens(batch: dict, multiple_of: int | None = None, forward_cost: float | None = None, max_tokens: int | None = None) -> torch.Tensor:
+    """``[real tokens, padded tokens]`` of a batch as :func:`loss_and_backward` runs it."""
     import torch
 
-    from rmkit.data.collator import FORWARD_COST_TOKENS, forward_groups, padded_width
+    from rmkit.data.collator import FORWARD_COST_TOKENS, backward_runs, forward_groups, padded_width
 
-    lengths = torch.cat([batch["attention_mask_chosen"], batch["attention_mask_rejected"]]).sum(-1).tolist()
-    groups = forward_groups(lengths, forward_cost or FORWARD_COST_TOKENS, multiple_of)
-    padded = sum(len(g) * padded_width(lengths, g, multiple_of) for g in groups)
-    return torch.tensor([sum(lengths), padded], device=batch["attention_mask_chosen"].device)
+    chosen, rejected = (batch[f"attention_mask_{side}"].sum(-1).tolist() for side in ("chosen", "rejected"))
+    padded = 0
+    for pairs in backward_runs([c + r for c, r in zip(chosen, rejected)], max_tokens):
+        lengths = [chosen[i] for i in pairs] + [rejected[i] for i in pairs]
+        groups = forward_groups(lengths, forward_cost or FORWARD_COST_TOKENS, multiple_of)
+        padded += sum(len(g) * padded_width(lengths, g, multiple_of) for g in groups)
+    return torch.tensor([sum(chosen) + sum(rejected), padded], device=batch["attention_mask_chosen"].device)
 

@@ -39,7 +39,7 @@ from rmkit.data.loaders import load_datasets, make_loaders
 from rmkit.data.report import DataReport
 from rmkit.exports import write_json
 from rmkit.metrics_log import MetricsLog, tracker_config
-from rmkit.reward_loss import batch_tokens, forward_cost, pair_metrics, pair_rewards, training_loss
+from rmkit.reward_loss import batch_tokens, forward_cost, loss_and_backward, pair_metrics, pair_rewards
 from rmkit.run_report import write_report
 
 # torch, transformers and accelerate are imported where used, so `rmkit --help` stays fast.
@@ -126,21 +126,25 @@ def accumulation_group_size(batch_in_epoch: int, batches_per_epoch: int, accumul
     return min(accumulation_steps, batches_per_epoch - start)
 
 
-def train_step(accelerator, model, optimizer, scheduler, batch, cfg: TrainConfig, group_size: int) -> tuple[torch.Tensor, float | None]:
-    """One micro-batch of an accumulation group of ``group_size``; the optimizer steps when
-    Accelerate says the group is complete, with the mean gradient over its micro-batches."""
+def train_step(accelerator, model, optimizer, scheduler, batch, cfg: TrainConfig, group_size: int,
+               tokens_per_backward: int | None = None) -> tuple[torch.Tensor, float | None]:
+    """One micro-batch of an accumulation group of ``group_size``, backpropagated in runs of at
+    most ``tokens_per_backward`` tokens; the optimizer steps when Accelerate says the group is
+    complete, with the mean gradient over its micro-batches."""
     grad_norm = None
+    # Accelerate divides by the full count: a short last group would weigh less.
+    scale = cfg.gradient_accumulation_steps / group_size
     with accelerator.accumulate(model):
-        chosen, rejected = pair_rewards(model, batch, cfg.pad_to_multiple_of, forward_cost(accelerator))
-        loss = training_loss(chosen, rejected, batch.get("margin"), cfg.center_rewards_coefficient)
-        # Accelerate divides by the full count: a short last group would weigh less.
-        accelerator.backward(loss * (cfg.gradient_accumulation_steps / group_size))
+        loss = loss_and_backward(
+            model, batch, lambda run_loss: accelerator.backward(run_loss * scale), tokens_per_backward,
+            cfg.pad_to_multiple_of, forward_cost(accelerator), cfg.center_rewards_coefficient,
+        )
         if accelerator.sync_gradients and cfg.max_grad_norm:
             grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad()
-    return loss.detach(), None if grad_norm is None else float(grad_norm)
+    return loss, None if grad_norm is None else float(grad_norm)
 
 
 def epoch_loader(accelerator, train_loader, prepared, progress: Progress):
@@ -151,11 +155,13 @@ def epoch_loader(accelerator, train_loader, prepared, progress: Progress):
     return prepared
 
 
-def record(accelerator, progress: Progress, loss, batch: dict, batches_per_epoch: int, multiple_of: int | None = None) -> None:
+def record(accelerator, progress: Progress, loss, batch: dict, batches_per_epoch: int, multiple_of: int | None = None,
+           tokens_per_backward: int | None = None) -> None:
     """Count a micro-batch: its loss (averaged over processes), tokens, and place in the epoch."""
     import torch
 
-    totals = accelerator.reduce(torch.cat([loss.float()[None], batch_tokens(batch, multiple_of, forward_cost(accelerator)).float()]), "sum")
+    tokens = batch_tokens(batch, multiple_of, forward_cost(accelerator), tokens_per_backward)
+    totals = accelerator.reduce(torch.cat([loss.float()[None], tokens.float()]), "sum")
     progress.loss_window.append(totals[0].item() / accelerator.num_processes)
     progress.tokens += int(totals[1])
     progress.padded_tokens += int(totals[2])
@@ -177,7 +183,7 @@ def train(recipe: Recipe, overwrite: bool = False) -> dict:
 
     ``overwrite`` starts over in an output folder that holds checkpoints of an earlier run.
     """
-    from accelerate.utils import set_seed
+    from accelerate.utils import DistributedType, set_seed
     from tqdm.auto import tqdm
 
     from rmkit.modeling import build_reward_model, load_tokenizer
@@ -203,9 +209,8 @@ def train(recipe: Recipe, overwrite: bool = False) -> dict:
 
     set_seed(cfg.seed)
     model = build_reward_model(recipe.model, recipe.lora, tokenizer)
-    checkpointing = decide_checkpointing(recipe.model.gradient_checkpointing, model, train_set, cfg.per_device_batch_size)
-    accelerator.print(f"gradient checkpointing: {'on' if checkpointing['gradient_checkpointing'] else 'off'} "
-                      f"({checkpointing['gradient_checkpointing_why']})")
+    memory = plan_memory(recipe, model, train_set, split_runs=accelerator.distributed_type == DistributedType.NO)
+    accelerator.print(memory_line(memory))
     train_loader, eval_loader = make_loaders(train_set, eval_set, tokenizer, cfg, accelerator.num_processes)
     steps_per_epoch, total_steps = count_steps(cfg, len(train_loader))
     optimizer, scheduler = make_optimizer(model, cfg, total_steps)
@@ -232,9 +237,9 @@ def train(recipe: Recipe, overwrite: bool = False) -> dict:
         for batch in epoch_loader(accelerator, train_loader, prepared_train, progress):
             started = time.perf_counter()
             group = accumulation_group_size(progress.batches_in_epoch, len(train_loader), cfg.gradient_accumulation_steps)
-            loss, grad_norm = train_step(accelerator, model, optimizer, scheduler, batch, cfg, group)
+            loss, grad_norm = train_step(accelerator, model, optimizer, scheduler, batch, cfg, group, memory["tokens_per_backward"])
             progress.train_seconds += time.perf_counter() - started
-            record(accelerator, progress, loss, batch, len(train_loader), cfg.pad_to_multiple_of)
+            record(accelerator, progress, loss, batch, len(train_loader), cfg.pad_to_multiple_of, memory["tokens_per_backward"])
             if not accelerator.sync_gradients:  # mid-accumulation
                 continue
             progress.step += 1
@@ -256,7 +261,7 @@ def train(recipe: Recipe, overwrite: bool = False) -> dict:
         log.write(progress.step, final)
     save_outputs(accelerator, model, tokenizer, recipe)
     summary = make_summary(progress, steps_per_epoch, final, report, len(train_set), len(eval_set))
-    summary.update(checkpointing, **peak_memory())
+    summary.update(memory, **peak_memory())
     if accelerator.is_main_process:
         write_json(output_dir / "summary.json", summary)
         accelerator.print(json.dumps(final or {"steps": progress.step}))
@@ -266,18 +271,50 @@ def train(recipe: Recipe, overwrite: bool = False) -> dict:
     return summary
 
 
-def decide_checkpointing(setting, model, train_set: list[dict], batch_size: int) -> dict:
-    """Turn gradient checkpointing on when the recipe says so or, for ``auto``, when it pays
-    for the largest batch this data can make; returns what was chosen and why."""
-    from rmkit.data.sampler import pair_length
-    from rmkit.modeling import choose_checkpointing, enable_checkpointing
+def plan_memory(recipe: Recipe, model, train_set: list[dict], split_runs: bool) -> dict:
+    """How many tokens each backward takes (``train.tokens_per_backward``) and whether to
+    checkpoint activations (``model.gradient_checkpointing``); what was chosen and why.
 
-    if setting != "auto":
-        return {"gradient_checkpointing": setting, "gradient_checkpointing_why": "set in the recipe"}
-    on, why = choose_checkpointing(model, 2 * batch_size * max(pair_length(e) for e in train_set))
-    if on:
-        enable_checkpointing(model)
-    return {"gradient_checkpointing": on, "gradient_checkpointing_why": f"auto: {why}"}
+    ``auto`` holds activations to about the weights' size: the batch's pairs go backward in
+    runs that fit it, and checkpointing (one more forward: with LoRA, which computes no weight
+    gradients for the base, half again the compute) turns on only when a run still would
+    not, i.e. when one pair alone is too long. Across processes a batch is not split
+    (DDP, FSDP and DeepSpeed sync at every backward).
+    """
+    from rmkit.data.sampler import pair_length
+    from rmkit.modeling import activation_bytes_per_token, enable_checkpointing, weight_bytes
+
+    per_token, weights = activation_bytes_per_token(model), weight_bytes(model)
+    longest_pair = 2 * max(pair_length(e) for e in train_set)  # both sides at the longer one's length
+    batch = recipe.train.per_device_batch_size * longest_pair
+    setting = recipe.train.tokens_per_backward
+    if not split_runs:
+        run_tokens, run_why = None, "the whole batch: runs are not split across processes"
+    elif setting == "auto":
+        run_tokens = max(weights // per_token, 1)
+        run_why = f"auto: activations ~{run_tokens * per_token / 2**20:,.0f} MiB, about the weights' {weights / 2**20:,.0f} MiB"
+    else:
+        run_tokens, run_why = setting, "set in the recipe"
+    if run_tokens is not None and run_tokens >= batch:
+        run_tokens, run_why = None, f"the whole batch ({batch:,} tokens at most) fits {run_why}"
+    largest_run = batch if run_tokens is None else max(run_tokens, longest_pair)
+
+    if recipe.model.gradient_checkpointing != "auto":
+        on, why = recipe.model.gradient_checkpointing, "set in the recipe"
+    else:
+        on = largest_run * per_token > weights
+        why = (f"auto: activations of a backward ({largest_run:,} tokens) ~{largest_run * per_token / 2**20:,.0f} MiB "
+               f"{'>' if on else '<='} weights {weights / 2**20:,.0f} MiB")
+        if on:
+            enable_checkpointing(model)
+    return {"tokens_per_backward": run_tokens, "tokens_per_backward_why": run_why,
+            "gradient_checkpointing": on, "gradient_checkpointing_why": why}
+
+
+def memory_line(memory: dict) -> str:
+    runs = "the whole batch" if memory["tokens_per_backward"] is None else f"runs of <= {memory['tokens_per_backward']:,} tokens"
+    return (f"backward: {runs} ({memory['tokens_per_backward_why']}); gradient checkpointing: "
+            f"{'on' if memory['gradient_checkpointing'] else 'off'} ({memory['gradient_checkpointing_why']})")
 
 
 def peak_memory() -> dict:

@@ -84,10 +84,10 @@ def run_rmkit(args, workdir: Path) -> dict:
     steps, memory = [], {}  # memory: peak RSS MB by the end of each phase
     train_step = rmkit.train.train_step
 
-    def timed_step(*step_args):  # every micro-batch: its time and tokens (batch is the 5th argument)
+    def timed_step(accelerator, model, optimizer, scheduler, batch, cfg, group_size, tokens_per_backward):  # every micro-batch
         started = time.perf_counter()
-        out = train_step(*step_args)
-        real, padded = batch_tokens(step_args[4]).tolist()
+        out = train_step(accelerator, model, optimizer, scheduler, batch, cfg, group_size, tokens_per_backward)
+        real, padded = batch_tokens(batch, cfg.pad_to_multiple_of, None, tokens_per_backward).tolist()
         steps.append({"seconds": time.perf_counter() - started, "real_tokens": real, "padded_tokens": padded})
         memory["first step" if len(steps) == 1 else "training"] = peak_rss_mb()
         return out
@@ -118,7 +118,7 @@ def run_rmkit(args, workdir: Path) -> dict:
     shutil.rmtree(workdir / "rmkit", ignore_errors=True)  # each round trains afresh
     summary = rmkit.train.train(recipe)
     return {"steps": steps, "accuracy": summary["eval_accuracy"], "memory": memory,
-            "gradient_checkpointing": summary["gradient_checkpointing"]}
+            "gradient_checkpointing": summary["gradient_checkpointing"], "tokens_per_backward": summary["tokens_per_backward"]}
 
 
 def run_trl(args, workdir: Path) -> dict:
@@ -208,14 +208,16 @@ def markdown(args, results: dict[str, list[dict]], loads: tuple[str, str]) -> st
         f"{args.warmup_steps + 1}–{args.steps}, after {args.warmup_steps} warm-up step(s). "
         f"Load average (1/5/15 min) {loads[0]} before, {loads[1]} after.", "",
         "| trainer | real tokens/s, median (min–max) | padding efficiency | share of bf16 matmul peak | peak RSS MB (max) "
-        "| gradient checkpointing | held-out accuracy |",
-        "| --- | ---: | ---: | ---: | ---: | --- | ---: |",
+        "| gradient checkpointing | tokens a backward | held-out accuracy |",
+        "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
     ]
     for name, runs in results.items():
         lines.append(
             f"| {name} | {benchlib.spread(tps[name])} | {benchlib.median([s['padding'] for s in speeds[name]]):.3f} "
             f"| {benchlib.median(peak_share[name]):.0%} | {max(r['peak_rss_mb'] for r in runs):,.0f} "
-            f"| {'on' if runs[0]['gradient_checkpointing'] else 'off'} | {benchlib.median([r['accuracy'] for r in runs]):.3f} |"
+            f"| {'on' if runs[0]['gradient_checkpointing'] else 'off'} "
+            f"| {'whole batch' if runs[0].get('tokens_per_backward') is None else format(runs[0]['tokens_per_backward'], ',')} "
+            f"| {benchlib.median([r['accuracy'] for r in runs]):.3f} |"
         )
     ratio = benchlib.ratio(tps[names[0]], tps[names[1]])
     lines += [

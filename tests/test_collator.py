@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from rmkit.data.collator import RewardDataCollatorWithPadding, forward_groups, padded_width
+from rmkit.data.collator import RewardDataCollatorWithPadding, backward_runs, forward_groups, padded_width
 from rmkit.data.sampler import LengthGroupedBatchSampler, pair_length
 
 EXAMPLES = [
@@ -75,3 +75,25 @@ def test_batch_tokens_count_the_padding_of_the_forwards_run():
                 {"input_ids_chosen": [1] * 98, "input_ids_rejected": [1] * 12}]
     real, padded = batch_tokens(RewardDataCollatorWithPadding(pad_token_id=0)(examples)).tolist()
     assert real == 220 and padded == 2 * 100 + 2 * 12  # two forwards, not 4 rows of 100
+
+
+def test_backward_runs_cover_every_pair_once_within_the_budget():
+    tokens = [300, 40, 120, 700, 90, 250, 60]
+    runs = backward_runs(tokens, max_tokens=400)
+    assert sorted(i for run in runs for i in run) == list(range(len(tokens)))
+    assert runs[0] == [3]  # longer than the budget: a run of its own, never dropped
+    assert all(sum(tokens[i] for i in run) <= 400 for run in runs[1:])
+    assert [tokens[i] for run in runs for i in run] == sorted(tokens, reverse=True)  # similar lengths share a run
+    assert backward_runs(tokens, None) == [[3, 0, 5, 2, 4, 6, 1]]  # one run, the whole batch
+    assert backward_runs(tokens, 1) == [[i] for i in [3, 0, 5, 2, 4, 6, 1]]
+
+
+def test_batch_tokens_count_the_runs_forwards():
+    from rmkit.reward_loss import batch_tokens
+
+    examples = [{"input_ids_chosen": [1] * n, "input_ids_rejected": [1] * m} for n, m in [(100, 20), (90, 80), (10, 12)]]
+    batch = RewardDataCollatorWithPadding(pad_token_id=0)(examples)
+    real, whole = batch_tokens(batch, forward_cost=10**6).tolist()  # one forward of 6 rows at width 100
+    assert (real, whole) == (312, 600)
+    real, one_pair_a_run = batch_tokens(batch, forward_cost=10**6, max_tokens=1).tolist()
+    assert one_pair_a_run == 2 * 100 + 2 * 90 + 2 * 12  # each run padded to its own longest

@@ -155,6 +155,42 @@ def test_grouped_forwards_give_the_rewards_loss_and_gradients_of_one_forward(tin
     torch.testing.assert_close(torch.cat([chosen, rejected]).detach(), alone, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("runs_wanted", [3, 2, 1])
+def test_backward_in_runs_gives_the_loss_and_gradients_of_the_whole_batch(tiny_llama, runs_wanted):
+    """Pairs backpropagated run by run (a run's activations freed before the next) sum to the
+    whole batch's loss and gradients, margins and the centring term included."""
+    from rmkit.data.collator import backward_runs
+    from rmkit.reward_loss import loss_and_backward, pair_rewards, pair_tokens, training_loss
+
+    tokenizer = load_tokenizer(ModelConfig(name_or_path=str(tiny_llama)))
+    model = build_reward_model(ModelConfig(name_or_path=str(tiny_llama)), LoraConfig(r=4), tokenizer)
+    fit_a_little(model, tokenizer)
+    long = ["Once upon a time there was a small robot who loved to read books. " * 4, "Paris " * 40]
+    input_ids, mask = pad(tokenizer, encode(tokenizer, [REPLIES[0], long[0], REPLIES[2], REPLIES[1], long[1], REPLIES[3]]))
+    batch = {"input_ids_chosen": input_ids[:3], "attention_mask_chosen": mask[:3], "input_ids_rejected": input_ids[3:],
+             "attention_mask_rejected": mask[3:], "margin": torch.tensor([0.0, 0.5, -0.25])}
+    tokens = sorted(pair_tokens(batch))
+    max_tokens = {3: 1, 2: tokens[0] + tokens[1], 1: sum(tokens)}[runs_wanted]  # one pair a run, a split, the whole batch
+    runs = backward_runs(pair_tokens(batch), max_tokens)
+    assert len(runs) == runs_wanted
+
+    def grads():
+        return [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+    model.zero_grad()
+    whole = training_loss(*pair_rewards(model, batch), batch["margin"], 0.01)
+    whole.backward()
+    whole_grads = grads()
+    model.zero_grad()
+    backwards = []
+    loss = loss_and_backward(model, batch, lambda run_loss: (backwards.append(1), run_loss.backward()),
+                             max_tokens, center_rewards_coefficient=0.01)
+    assert len(backwards) == len(runs)
+    torch.testing.assert_close(loss, whole.detach(), atol=1e-6, rtol=0)
+    for one, split in zip(whole_grads, grads()):
+        torch.testing.assert_close(split, one, atol=1e-5, rtol=1e-4)
+
+
 def test_lora_trains_and_saves_the_score_head(tiny_llama, tmp_path):
     cfg = ModelConfig(name_or_path=str(tiny_llama))
     tokenizer = load_tokenizer(cfg)

@@ -385,3 +385,46 @@ def test_tiny_recipe_trains_the_encoder(tmp_path):
     assert summary["steps"] == 2 and summary["eval_pairs"] == 16
     model, tokenizer = load_trained_reward_model(str(tmp_path))
     assert type(model).__name__ == "BertForSequenceClassification" and tokenizer.eos_token == "[SEP]"
+
+
+class FakeModel(torch.nn.Module):
+    """What plan_memory reads: a config's width and depth, the weights' bytes, and the switch."""
+
+    def __init__(self, hidden: int, layers: int, weight_floats: int):
+        super().__init__()
+        self.config = SimpleNamespace(hidden_size=hidden, num_hidden_layers=layers)
+        self.weight = torch.nn.Parameter(torch.zeros(weight_floats))
+        self.checkpointing = False
+
+    def gradient_checkpointing_enable(self, **_):
+        self.checkpointing = True
+
+
+def memory_plan(batch_size=8, pair_length=100, split_runs=True, **settings):
+    model = FakeModel(hidden=8, layers=2, weight_floats=136_000)  # 544 bytes a token; weights 544,000 bytes: 1,000 tokens
+    overrides = [f"train.per_device_batch_size={batch_size}"] + [f"{k.replace('__', '.')}={v}" for k, v in settings.items()]
+    examples = [{"input_ids_chosen": [1] * pair_length, "input_ids_rejected": [1] * (pair_length // 2)}] * 3
+    plan = rmkit.train.plan_memory(load_recipe(None, overrides), model, examples, split_runs)
+    assert plan["gradient_checkpointing"] == model.checkpointing  # what it says is what the model does
+    return plan
+
+
+def test_auto_memory_splits_a_batch_into_runs_instead_of_checkpointing():
+    small = memory_plan(batch_size=4)  # 4 pairs x 200 tokens: the whole batch fits the weights' size
+    assert small["tokens_per_backward"] is None and not small["gradient_checkpointing"]
+    big = memory_plan(batch_size=64)  # 12,800 tokens: runs of the weights' size, no recomputation
+    assert big["tokens_per_backward"] == 1000 and not big["gradient_checkpointing"]
+    assert "1,000 tokens" in rmkit.train.memory_line(big)
+    long = memory_plan(batch_size=64, pair_length=600)  # one pair (1,200 tokens) outweighs the weights
+    assert long["gradient_checkpointing"] and "1,200 tokens" in long["gradient_checkpointing_why"]
+
+
+def test_memory_plan_follows_the_recipe_and_never_splits_across_processes():
+    assert memory_plan(batch_size=64, train__tokens_per_backward=300)["tokens_per_backward"] == 300
+    whole = memory_plan(batch_size=64, train__tokens_per_backward="null")
+    assert whole["tokens_per_backward"] is None and whole["gradient_checkpointing"]  # 12,800 tokens at once: checkpoint
+    assert not memory_plan(batch_size=64, train__tokens_per_backward="null", model__gradient_checkpointing="false")["gradient_checkpointing"]
+    distributed = memory_plan(batch_size=64, split_runs=False)
+    assert distributed["tokens_per_backward"] is None and distributed["gradient_checkpointing"]
+    with pytest.raises(ConfigError, match="tokens_per_backward"):
+        load_recipe(None, ["train.tokens_per_backward=0"])

@@ -1,4 +1,5 @@
-"""Pad chosen and rejected replies of a batch together; cut a batch's sequences into forwards of similar length."""
+"""Pad chosen and rejected replies of a batch together; cut a batch's pairs into runs
+backpropagated one after another, and each run's sequences into forwards of similar length."""
 
 from __future__ import annotations
 
@@ -74,3 +75,25 @@ def forward_groups(lengths: list[int], forward_cost: float = FORWARD_COST_TOKENS
 def padded_width(lengths: list[int], rows: list[int], multiple_of: int | None = None) -> int:
     width = max(lengths[i] for i in rows)
     return -(-width // multiple_of) * multiple_of if multiple_of else width
+
+
+def backward_runs(pair_tokens: list[int], max_tokens: int | None) -> list[list[int]]:
+    """Cut a batch's pairs into runs of at most ``max_tokens`` tokens (chosen plus rejected).
+
+    The training loss is a mean over pairs, so each run's share can be backpropagated before
+    the next run's forward: the gradients are the whole batch's, and only one run's
+    activations are held at a time. Pairs are taken longest first, so a run's sequences are
+    of similar length; a pair longer than ``max_tokens`` is a run of its own. ``None``: one
+    run. Returns pair indices per run; every pair appears once.
+    """
+    order = sorted(range(len(pair_tokens)), key=lambda i: -pair_tokens[i])
+    if max_tokens is None:
+        return [order]
+    runs, tokens = [[]], 0
+    for i in order:
+        if runs[-1] and tokens + pair_tokens[i] > max_tokens:
+            runs.append([])
+            tokens = 0
+        runs[-1].append(i)
+        tokens += pair_tokens[i]
+    return runs

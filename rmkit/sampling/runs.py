@@ -33,7 +33,7 @@ RESULT_NEUTRAL = {
     "lora": set(),
     "train": {
         "output_dir", "eval_batch_size", "pad_to_multiple_of", "eval_steps", "save_steps", "save_total_limit",
-        "resume", "logging_steps", "report_to", "merge",
+        "resume", "logging_steps", "report_to", "merge", "tokens_per_backward",
     },
     "sample": {
         "chunk_size", "batch_size", "tensor_parallel_size", "data_parallel_size", "gpu_memory_utilization", "enforce_eager",
