@@ -232,7 +232,7 @@ def save_reward_model(
 
     ``state_dict`` is the full one gathered from a distributed model (``accelerator.get_state_dict``);
     every process must call this then, only the main one writes. The merged model is
-    rebuilt from the saved adapter, so ``model/`` scores exactly as the adapter does.
+    rebuilt from the saved adapter (:func:`merge_adapter`).
     """
     output_dir = Path(output_dir)
     if not is_lora(model):
@@ -249,9 +249,16 @@ def save_reward_model(
         return
     tokenizer.save_pretrained(adapter_dir)
     if merge:
-        merged = _load_adapter(adapter_dir, tokenizer, dtype, trust_remote_code)
-        merged.save_pretrained(output_dir / "model")
-        tokenizer.save_pretrained(output_dir / "model")
+        merge_adapter(output_dir, tokenizer, dtype, trust_remote_code)
+
+
+def merge_adapter(output_dir: str | Path, tokenizer, dtype: str = "float32", trust_remote_code: bool = False) -> None:
+    """Write ``model/``: the base with ``adapter/`` merged in, rebuilt from the saved adapter
+    so that ``model/`` scores exactly as the adapter does."""
+    output_dir = Path(output_dir)
+    merged = _load_adapter(output_dir / "adapter", tokenizer, dtype, trust_remote_code)
+    merged.save_pretrained(output_dir / "model")
+    tokenizer.save_pretrained(output_dir / "model")
 
 
 def _vocabulary_grew(model, trust_remote_code: bool = False) -> bool:

@@ -259,7 +259,12 @@ def train(recipe: Recipe, overwrite: bool = False) -> dict:
     final = held_out_metrics(accelerator, model, eval_loader) if eval_loader is not None else {}
     if final:
         log.write(progress.step, final)
-    save_outputs(accelerator, model, tokenizer, recipe)
+    merge = save_outputs(accelerator, model, tokenizer, recipe)
+    # Merging loads the base again: let go of the trained model first, so it is not held twice.
+    accelerator.free_memory()
+    del model, optimizer, scheduler, prepared_train
+    if merge:
+        merge_outputs(tokenizer, recipe)
     summary = make_summary(progress, steps_per_epoch, final, report, len(train_set), len(eval_set))
     summary.update(memory, **peak_memory())
     if accelerator.is_main_process:
@@ -329,9 +334,10 @@ def peak_memory() -> dict:
     return peak
 
 
-def save_outputs(accelerator, model, tokenizer, recipe: Recipe) -> None:
-    """``adapter/`` and ``model/`` from the (possibly sharded) model; every process must call this."""
-    from rmkit.modeling import save_reward_model
+def save_outputs(accelerator, model, tokenizer, recipe: Recipe) -> bool:
+    """``adapter/`` (LoRA) or ``model/`` from the (possibly sharded) model; every process must
+    call this. Returns whether this process should then merge the adapter into ``model/``."""
+    from rmkit.modeling import is_lora, save_reward_model
 
     save_reward_model(
         accelerator.unwrap_model(model),
@@ -339,10 +345,16 @@ def save_outputs(accelerator, model, tokenizer, recipe: Recipe) -> None:
         recipe.train.output_dir,
         state_dict=accelerator.get_state_dict(model),
         is_main_process=accelerator.is_main_process,
-        merge=recipe.train.merge,
-        dtype=recipe.model.dtype,
+        merge=False,
         trust_remote_code=recipe.model.trust_remote_code,
     )
+    return recipe.train.merge and accelerator.is_main_process and is_lora(accelerator.unwrap_model(model))
+
+
+def merge_outputs(tokenizer, recipe: Recipe) -> None:
+    from rmkit.modeling import merge_adapter
+
+    merge_adapter(recipe.train.output_dir, tokenizer, recipe.model.dtype, recipe.model.trust_remote_code)
 
 
 def make_summary(progress: Progress, steps_per_epoch: int, final: dict, report: DataReport, n_train: int, n_eval: int) -> dict:

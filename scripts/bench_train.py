@@ -103,7 +103,8 @@ def run_rmkit(args, workdir: Path) -> dict:
     rmkit.train.train_step = timed_step
     rmkit.train.make_loaders = after("data loaders", rmkit.train.make_loaders)  # "before data loaders": the model loaded
     rmkit.train.held_out_metrics = after("eval", rmkit.train.held_out_metrics)
-    rmkit.train.save_outputs = after("save and merge", rmkit.train.save_outputs)
+    rmkit.train.save_outputs = after("save", rmkit.train.save_outputs)
+    rmkit.train.merge_outputs = after("merge", rmkit.train.merge_outputs)
     recipe = load_recipe(None, [
         f"model.name_or_path={args.model}", f"model.pad_token={args.pad_token}",
         f"data.path={workdir / 'train.jsonl'}", f"data.eval_path={workdir / 'eval.jsonl'}",
