@@ -23,6 +23,8 @@ from rmkit.errors import ConfigError  # noqa: F401  (raised here; imported from 
 
 # A float key reads numeric text as the number: YAML 1.1 reads 3e-4 as a string (it wants
 # 3.0e-4), in a recipe file and an override alike, and users write it the short way.
+# The words YAML 1.1 reads as booleans, for keys that take one of them as a string (mixed_precision: no).
+YAML_BOOL_WORDS = {False: ("no", "off", "false"), True: ("yes", "on", "true")}
 NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
@@ -249,6 +251,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 errors.append(str(err))
         raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
     if origin is Literal:
+        if isinstance(value, bool):  # YAML 1.1 reads no/off/yes/on as booleans: give back the word the key takes
+            value = next((word for word in YAML_BOOL_WORDS[value] if word in args), value)
         if value in args:
             return value
         raise ConfigError(f"{key}: expected one of {list(args)}, got {value!r}")

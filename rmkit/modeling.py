@@ -195,6 +195,25 @@ def enable_checkpointing(model) -> None:
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
+def store_frozen_weights_in(model, dtype: torch.dtype) -> int:
+    """Keep the frozen weights of linear layers in ``dtype``, the one autocast computes in.
+
+    Autocast casts a float32 weight to bf16 at every forward and, as the matmul's input,
+    keeps that copy for the backward: with frozen LoRA bases, a copy of the whole model per
+    forward, and its cost in time. Stored in the autocast dtype, the weight is used as it is:
+    the same matmuls, bit for bit, at half the weights' memory. Trainable weights (LoRA, the
+    score head, full fine-tuning) stay float32. Returns how many weights were stored so.
+    """
+    stored = 0
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            for param in (module.weight, module.bias):
+                if param is not None and not param.requires_grad and param.dtype == torch.float32:
+                    param.data = param.data.to(dtype)
+                    stored += 1
+    return stored
+
+
 def activation_bytes_per_token(model) -> int:
     """What training holds for backward per token, estimated at 34·hidden bytes a layer
     (Korthikanti et al. 2022, 16-bit, attention scores not kept, as sdpa does)."""

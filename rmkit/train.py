@@ -209,7 +209,10 @@ def train(recipe: Recipe, overwrite: bool = False) -> dict:
 
     set_seed(cfg.seed)
     model = build_reward_model(recipe.model, recipe.lora, tokenizer)
-    memory = plan_memory(recipe, model, train_set, split_runs=accelerator.distributed_type == DistributedType.NO)
+    single_process = accelerator.distributed_type == DistributedType.NO
+    memory = plan_memory(recipe, model, train_set, split_runs=single_process)
+    if single_process:  # sharding engines want one dtype across a layer's parameters
+        memory["frozen_weights_dtype"] = store_frozen_weights(model, cfg.mixed_precision)
     accelerator.print(memory_line(memory))
     train_loader, eval_loader = make_loaders(train_set, eval_set, tokenizer, cfg, accelerator.num_processes)
     steps_per_epoch, total_steps = count_steps(cfg, len(train_loader))
@@ -316,10 +319,24 @@ def plan_memory(recipe: Recipe, model, train_set: list[dict], split_runs: bool) 
             "gradient_checkpointing": on, "gradient_checkpointing_why": why}
 
 
+def store_frozen_weights(model, mixed_precision: str) -> str:
+    """Frozen linear weights stored in the autocast dtype (:func:`rmkit.modeling.store_frozen_weights_in`); the dtype they are in."""
+    import torch
+
+    from rmkit.modeling import store_frozen_weights_in
+
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mixed_precision)
+    if dtype is None:
+        return "as loaded"
+    store_frozen_weights_in(model, dtype)
+    return str(dtype).removeprefix("torch.")
+
+
 def memory_line(memory: dict) -> str:
     runs = "the whole batch" if memory["tokens_per_backward"] is None else f"runs of <= {memory['tokens_per_backward']:,} tokens"
+    frozen = f"; frozen weights in {memory['frozen_weights_dtype']}" if memory.get("frozen_weights_dtype", "as loaded") != "as loaded" else ""
     return (f"backward: {runs} ({memory['tokens_per_backward_why']}); gradient checkpointing: "
-            f"{'on' if memory['gradient_checkpointing'] else 'off'} ({memory['gradient_checkpointing_why']})")
+            f"{'on' if memory['gradient_checkpointing'] else 'off'} ({memory['gradient_checkpointing_why']}){frozen}")
 
 
 def peak_memory() -> dict:

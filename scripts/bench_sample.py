@@ -43,7 +43,10 @@ CONTENDERS = {
     "vllm": {"backend": "vllm", "enforce_eager": True},
     "vllm-compiled": {"backend": "vllm", "enforce_eager": False},  # torch.compile: minutes of start-up on a CPU
     "transformers": {"backend": "transformers"},
+    "vllm-core-reserved": {"backend": "vllm", "enforce_eager": True},  # as vllm, but vLLM's own core reservation
 }
+# Environment of each contender's process, over the inherited one.
+CONTENDER_ENV = {"vllm-core-reserved": {"VLLM_CPU_NUM_OF_RESERVED_CPU": "1"}}
 
 
 def sample_config(args, name: str):
@@ -72,6 +75,7 @@ def run_sampler(args, name: str) -> dict:
 
 
 def child(args) -> None:
+    os.environ.update(CONTENDER_ENV.get(args.child, {}))
     result = run_sampler(args, args.child)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux counts KiB
     Path(args.result).write_text(json.dumps(result))

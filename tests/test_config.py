@@ -28,6 +28,15 @@ def test_overrides_parse_yaml_values_and_short_floats(tmp_path):
     assert recipe.lora.target_modules == ["q_proj", "v_proj"]
 
 
+def test_a_literal_word_yaml_reads_as_a_boolean_is_the_word(tmp_path):
+    """YAML 1.1 reads `no` as false: `mixed_precision: no` failed with "expected one of ['no', ...], got False"."""
+    assert load_recipe(write(tmp_path, "train:\n  mixed_precision: no\n")).train.mixed_precision == "no"
+    assert load_recipe(None, ["train.mixed_precision=no"]).train.mixed_precision == "no"
+    with pytest.raises(ConfigError, match=r"train\.mixed_precision: expected one of"):
+        load_recipe(None, ["train.mixed_precision=yes"])  # a boolean word the key does not take is still refused
+    assert load_recipe(None, ["model.gradient_checkpointing=no"]).model.gradient_checkpointing is False  # bool keys stay bool
+
+
 def test_int_accepted_for_float_but_not_bool_for_int(tmp_path):
     assert load_recipe(None, ["train.learning_rate=1"]).train.learning_rate == 1.0
     with pytest.raises(ConfigError, match=r"train\.max_steps"):

@@ -191,6 +191,34 @@ def test_backward_in_runs_gives_the_loss_and_gradients_of_the_whole_batch(tiny_l
         torch.testing.assert_close(split, one, atol=1e-5, rtol=1e-4)
 
 
+def test_frozen_weights_stored_in_bf16_give_the_same_loss_and_gradients_under_autocast(tiny_llama):
+    """Autocast casts each float32 weight to bf16 at every forward; stored in bf16 they give the same matmuls."""
+    from rmkit.modeling import store_frozen_weights_in
+    from rmkit.reward_loss import training_loss
+
+    tokenizer = load_tokenizer(ModelConfig(name_or_path=str(tiny_llama)))
+    model = build_reward_model(ModelConfig(name_or_path=str(tiny_llama)), LoraConfig(r=4), tokenizer)
+    fit_a_little(model, tokenizer)
+    input_ids, mask = pad(tokenizer, encode(tokenizer))
+
+    def loss_and_grads():
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = training_loss(*compute_rewards(model, input_ids, mask).chunk(2))
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    loss, grads = loss_and_grads()
+    assert store_frozen_weights_in(model, torch.bfloat16) > 0
+    trainable = {p.dtype for p in model.parameters() if p.requires_grad}
+    frozen_linear = {m.weight.dtype for m in model.modules() if isinstance(m, torch.nn.Linear) and not m.weight.requires_grad}
+    assert trainable == {torch.float32} and frozen_linear == {torch.bfloat16}  # LoRA and the head keep float32
+    stored_loss, stored_grads = loss_and_grads()
+    torch.testing.assert_close(stored_loss, loss, atol=0, rtol=0)
+    for name, grad in grads.items():
+        torch.testing.assert_close(stored_grads[name], grad, atol=0, rtol=0)
+
+
 def test_lora_trains_and_saves_the_score_head(tiny_llama, tmp_path):
     cfg = ModelConfig(name_or_path=str(tiny_llama))
     tokenizer = load_tokenizer(cfg)

@@ -266,9 +266,22 @@ class Interrupted(Exception):
     pass
 
 
-def test_resume_continues_exactly(tiny_llama, pairs, tmp_path, monkeypatch):
-    """Killed after its second checkpoint (mid-epoch) and resumed: the run ends as an uninterrupted one."""
+@pytest.fixture
+def fresh_accelerator_state():
+    """Accelerate keeps one state a process, mixed precision included: start and leave this test with none."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+@pytest.mark.parametrize("mixed_precision", ["no", "bf16"])
+def test_resume_continues_exactly(tiny_llama, pairs, tmp_path, monkeypatch, mixed_precision, fresh_accelerator_state):
+    """Killed after its second checkpoint (mid-epoch) and resumed: the run ends as an uninterrupted one
+    (in bf16 too, where the frozen weights are stored in bf16 while training)."""
     overrides = [
+        f"train.mixed_precision={mixed_precision}",
         "data.max_examples=63",
         "train.num_epochs=2",
         "train.per_device_batch_size=6",  # 11 batches per epoch ...
@@ -300,6 +313,8 @@ def test_resume_continues_exactly(tiny_llama, pairs, tmp_path, monkeypatch):
     weights_b = load_file(tmp_path / "b" / "model" / "model.safetensors")
     assert max((weights_a[k] - weights_b[k]).abs().max().item() for k in weights_a) < 1e-6
     assert resumed["tokens"] == uninterrupted["tokens"] and resumed["steps"] == 12
+    assert resumed["frozen_weights_dtype"] == {"no": "as loaded", "bf16": "bfloat16"}[mixed_precision]
+    assert all(w.dtype == torch.float32 for w in weights_b.values())  # model/ is rebuilt from the float32 base
 
 
 @pytest.mark.slow
