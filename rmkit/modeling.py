@@ -62,7 +62,7 @@ def compute_rewards_in_groups(
     input_ids, attention_mask = _pad_right(input_ids, attention_mask)
     lengths = attention_mask.sum(-1).tolist()
     rows, rewards = [], []
-    for group in forward_groups(lengths, forward_cost or FORWARD_COST_TOKENS, multiple_of):
+    for group in forward_groups(lengths, FORWARD_COST_TOKENS if forward_cost is None else forward_cost, multiple_of):
         width = padded_width(lengths, group, multiple_of)
         index = torch.tensor(group, device=input_ids.device)
         rewards.append(compute_rewards(model, input_ids[index, :width], attention_mask[index, :width]))

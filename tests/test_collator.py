@@ -73,7 +73,7 @@ def test_batch_tokens_count_the_padding_of_the_forwards_run():
 
     examples = [{"input_ids_chosen": [1] * 100, "input_ids_rejected": [1] * 10},
                 {"input_ids_chosen": [1] * 98, "input_ids_rejected": [1] * 12}]
-    real, padded = batch_tokens(RewardDataCollatorWithPadding(pad_token_id=0)(examples)).tolist()
+    real, padded = batch_tokens(RewardDataCollatorWithPadding(pad_token_id=0)(examples), forward_cost=32).tolist()
     assert real == 220 and padded == 2 * 100 + 2 * 12  # two forwards, not 4 rows of 100
 
 

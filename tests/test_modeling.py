@@ -129,7 +129,7 @@ def test_grouped_forwards_give_the_rewards_loss_and_gradients_of_one_forward(tin
     fit_a_little(model, tokenizer)  # adapters and head off their init, so gradients reach them
     long = ["Once upon a time there was a small robot who loved to read books. " * 4, "Paris " * 40]
     ids = encode(tokenizer, [REPLIES[0], long[0], REPLIES[2], REPLIES[1], long[1], REPLIES[3]])
-    assert len(forward_groups([len(s) for s in ids])) > 1  # the lengths really are split
+    assert len(forward_groups([len(s) for s in ids], forward_cost=0)) > 1  # the lengths really are split
     input_ids, mask = pad(tokenizer, ids, side)
     # The reward is read at each row's last real token: what scoring each row alone gives.
     alone = torch.cat([compute_rewards(model, *pad(tokenizer, [seq])) for seq in ids]).detach()
@@ -141,7 +141,7 @@ def test_grouped_forwards_give_the_rewards_loss_and_gradients_of_one_forward(tin
         return loss.detach(), [p.grad.clone() for p in model.parameters() if p.requires_grad]
 
     one_loss, one_grads = loss_and_grads(compute_rewards(model, input_ids, mask))
-    grouped = compute_rewards_in_groups(model, input_ids, mask)
+    grouped = compute_rewards_in_groups(model, input_ids, mask, forward_cost=0)
     torch.testing.assert_close(grouped.detach(), alone, atol=1e-5, rtol=0)
     grouped_loss, grouped_grads = loss_and_grads(grouped)
     torch.testing.assert_close(grouped_loss, one_loss, atol=1e-6, rtol=0)

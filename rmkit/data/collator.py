@@ -42,10 +42,12 @@ class RewardDataCollatorWithPadding:
         return list(ids) + pad, mask + [0] * len(pad)
 
 
-# What one more forward costs, in padded tokens: its fixed per-call work (every layer's and
-# adapter's kernel launches, Python) measured on a 2-core CPU for a 135M model with LoRA,
-# where a token of forward and backward takes ~1.2 ms and a forward's fixed cost ~40 ms.
-FORWARD_COST_TOKENS = 32
+# What one more forward (and its backward) costs, in padded tokens, measured on a 2-core CPU
+# for SmolLM2-135M with LoRA under bf16 autocast (docs/benchmarks.md): a batch of 8 pairs cut
+# into ~6 padding-tight forwards ran at 278 padded tokens/s, in one forward at 485, i.e. ~0.9 s
+# of fixed work a forward against ~2 ms a token. So a batch is split only where it saves
+# hundreds of padded tokens.
+FORWARD_COST_TOKENS = 448
 
 
 def forward_groups(lengths: list[int], forward_cost: float = FORWARD_COST_TOKENS, multiple_of: int | None = None) -> list[list[int]]:
