@@ -15,6 +15,7 @@ and refuses one trained with other result-affecting settings unless told ``--ove
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -213,6 +214,7 @@ def train(recipe: Recipe, overwrite: bool = False) -> dict:
     memory = plan_memory(recipe, model, train_set, split_runs=single_process)
     if single_process:  # sharding engines want one dtype across a layer's parameters
         memory["frozen_weights_dtype"] = store_frozen_weights(model, cfg.mixed_precision)
+        return_freed_memory()  # the float32 copies of those weights
     accelerator.print(memory_line(memory))
     train_loader, eval_loader = make_loaders(train_set, eval_set, tokenizer, cfg, accelerator.num_processes)
     steps_per_epoch, total_steps = count_steps(cfg, len(train_loader))
@@ -266,6 +268,8 @@ def train(recipe: Recipe, overwrite: bool = False) -> dict:
     # Merging loads the base again: let go of the trained model first, so it is not held twice.
     accelerator.free_memory()
     del model, optimizer, scheduler, prepared_train
+    gc.collect()  # PEFT's modules hold each other in cycles
+    return_freed_memory()
     if merge:
         merge_outputs(tokenizer, recipe)
     summary = make_summary(progress, steps_per_epoch, final, report, len(train_set), len(eval_set))
@@ -366,6 +370,18 @@ def save_outputs(accelerator, model, tokenizer, recipe: Recipe) -> bool:
         trust_remote_code=recipe.model.trust_remote_code,
     )
     return recipe.train.merge and accelerator.is_main_process and is_lora(accelerator.unwrap_model(model))
+
+
+def return_freed_memory() -> None:
+    """Hand memory freed inside the process back to the OS. glibc keeps it for reuse, but freed
+    weights and activations come in pieces that later tensors do not fit: measured, the merge
+    after training added ~600 MB to the peak while 2 GB lay freed."""
+    import ctypes
+    import ctypes.util
+
+    libc = ctypes.util.find_library("c")
+    if libc and hasattr(ctypes.CDLL(libc), "malloc_trim"):
+        ctypes.CDLL(libc).malloc_trim(0)
 
 
 def merge_outputs(tokenizer, recipe: Recipe) -> None:
