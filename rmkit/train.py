@@ -304,7 +304,7 @@ def plan_memory(recipe: Recipe, model, train_set: list[dict], split_runs: bool) 
         run_tokens, run_why = None, "the whole batch: runs are not split across processes"
     elif setting == "auto":
         run_tokens = max(weights // per_token, 1)
-        run_why = f"auto: activations ~{run_tokens * per_token / 2**20:,.0f} MiB, about the weights' {weights / 2**20:,.0f} MiB"
+        run_why = f"auto: the weights' {weights / 2**20:,.0f} MiB of activations, by the 16-bit estimate"
     else:
         run_tokens, run_why = setting, "set in the recipe"
     if run_tokens is not None and run_tokens >= batch:
@@ -315,7 +315,7 @@ def plan_memory(recipe: Recipe, model, train_set: list[dict], split_runs: bool) 
         on, why = recipe.model.gradient_checkpointing, "set in the recipe"
     else:
         on = largest_run * per_token > weights
-        why = (f"auto: activations of a backward ({largest_run:,} tokens) ~{largest_run * per_token / 2**20:,.0f} MiB "
+        why = (f"auto: a backward's estimated activations ({largest_run:,} tokens) {largest_run * per_token / 2**20:,.0f} MiB "
                f"{'>' if on else '<='} weights {weights / 2**20:,.0f} MiB")
         if on:
             enable_checkpointing(model)
