@@ -3,7 +3,7 @@
 On x86 vLLM keeps one core per worker for its scheduler process and binds its OpenMP
 threads to the rest (``VLLM_CPU_NUM_OF_RESERVED_CPU``). On a many-core server that is a
 small share; on a machine of a few cores it is a large one: on 2 cores the engine computed
-on one, and letting it use both made sampling 1.6x faster (docs/benchmarks.md) because the
+on one, and letting it use both made sampling 1.8x faster (docs/benchmarks.md) because the
 scheduler mostly waits while the model runs. So on at most :data:`FEW_CORES` usable cores
 rmkit reserves none, unless the user set the variable.
 """
