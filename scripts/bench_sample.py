@@ -99,10 +99,7 @@ def markdown(args, results: dict[str, list[dict]], loads: tuple[str, str]) -> st
           f"| {benchlib.median([r['seconds'] for r in runs]):.1f} | {runs[0]['tokens']:,} | {benchlib.spread(tps[name])} "
           f"| {max(r['peak_rss_mb'] for r in runs):,.0f} |" for name, runs in results.items()),
         "",
-        "| round | " + " | ".join(f"{n} tokens/s (load)" for n in names) + " |",
-        "| ---: | " + " | ".join("---:" for _ in names) + " |",
-        *(f"| {i + 1} | " + " | ".join(f"{tps[n][i]:.0f} ({results[n][i]['load']:.1f})" for n in names) + " |"
-          for i in range(args.rounds)),
+        *benchlib.rounds_table(results, tps),
         "",
         *(f"{name} / {baseline} tokens/s: {benchlib.format_ratio(benchlib.ratio(tps[name], tps[baseline]))}."
           for name in names[:-1]),

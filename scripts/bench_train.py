@@ -222,10 +222,7 @@ def markdown(args, results: dict[str, list[dict]], loads: tuple[str, str]) -> st
         )
     ratio = benchlib.ratio(tps[names[0]], tps[names[1]])
     lines += [
-        "", "| round | " + " | ".join(f"{n} tokens/s (load)" for n in names) + f" | {names[0]} / {names[1]} |",
-        "| ---: | " + " | ".join("---:" for _ in names) + " | ---: |",
-        *(f"| {i + 1} | " + " | ".join(f"{tps[n][i]:.0f} ({results[n][i]['load']:.1f})" for n in names)
-          + f" | {ratio['ratios'][i]:.2f} |" for i in range(args.rounds)),
+        "", *benchlib.rounds_table(results, tps, ratio),
         "", f"{names[0]} / {names[1]} real-token throughput: {benchlib.format_ratio(ratio)}. Share of peak: real tokens/s × "
         f"{args.flops_per_token / 1e6:.0f} MFLOP a token (≈ 4 × parameters for LoRA: forward and input gradients) "
         f"over {args.peak_gflops:.0f} GFLOP/s (bf16 2048² matmul, 2 threads, measured on a quiet machine).", "",

@@ -82,6 +82,19 @@ def spread(values: list[float], fmt: str = ".0f") -> str:
     return f"{statistics.median(values):{fmt}} ({min(values):{fmt}}–{max(values):{fmt}})"
 
 
+def rounds_table(results: dict[str, list[dict]], tokens_per_s: dict[str, list[float]], ratio: dict | None = None) -> list[str]:
+    """Markdown rows: each round's tokens/s of every contender with the load before its run,
+    and the round's ratio (from :func:`ratio`) when given."""
+    names = list(results)
+    last = (f" {names[0]} / {names[1]} |", " ---: |") if ratio else ("", "")
+    lines = ["| round | " + " | ".join(f"{n} tokens/s (load)" for n in names) + " |" + last[0],
+             "| ---: | " + " | ".join("---:" for _ in names) + " |" + last[1]]
+    for i in range(len(tokens_per_s[names[0]])):
+        cells = " | ".join(f"{tokens_per_s[n][i]:.0f} ({results[n][i]['load']:.1f})" for n in names)
+        lines.append(f"| {i + 1} | {cells} |" + (f" {ratio['ratios'][i]:.2f} |" if ratio else ""))
+    return lines
+
+
 def header(command: str) -> list[str]:
     """Command, machine and date: what every table in docs/benchmarks.md carries."""
     return [f"`{command}`", "", f"Machine: {machine()}. Run {datetime.date.today().isoformat()}."]
