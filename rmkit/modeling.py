@@ -57,12 +57,12 @@ def compute_rewards_in_groups(
     Rows are independent, so the rewards are those of one forward over the whole batch;
     only the padding (and its compute) goes. See :func:`rmkit.data.collator.forward_groups`.
     """
-    from rmkit.data.collator import FORWARD_COST_TOKENS, forward_groups, padded_width
+    from rmkit.data.collator import forward_groups, padded_width
 
     input_ids, attention_mask = _pad_right(input_ids, attention_mask)
     lengths = attention_mask.sum(-1).tolist()
     rows, rewards = [], []
-    for group in forward_groups(lengths, FORWARD_COST_TOKENS if forward_cost is None else forward_cost, multiple_of):
+    for group in forward_groups(lengths, forward_cost, multiple_of):
         width = padded_width(lengths, group, multiple_of)
         index = torch.tensor(group, device=input_ids.device)
         rewards.append(compute_rewards(model, input_ids[index, :width], attention_mask[index, :width]))

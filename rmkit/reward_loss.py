@@ -99,13 +99,13 @@ def batch_tokens(batch: dict, multiple_of: int | None = None, forward_cost: floa
     """``[real tokens, padded tokens]`` of a batch as :func:`loss_and_backward` runs it."""
     import torch
 
-    from rmkit.data.collator import FORWARD_COST_TOKENS, backward_runs, forward_groups, padded_width
+    from rmkit.data.collator import backward_runs, forward_groups, padded_width
 
     chosen, rejected = (batch[f"attention_mask_{side}"].sum(-1).tolist() for side in ("chosen", "rejected"))
     padded = 0
     for pairs in backward_runs([c + r for c, r in zip(chosen, rejected)], max_tokens):
         lengths = [chosen[i] for i in pairs] + [rejected[i] for i in pairs]
-        groups = forward_groups(lengths, FORWARD_COST_TOKENS if forward_cost is None else forward_cost, multiple_of)
+        groups = forward_groups(lengths, forward_cost, multiple_of)
         padded += sum(len(g) * padded_width(lengths, g, multiple_of) for g in groups)
     return torch.tensor([sum(chosen) + sum(rejected), padded], device=batch["attention_mask_chosen"].device)
 

@@ -97,3 +97,14 @@ def test_batch_tokens_count_the_runs_forwards():
     assert (real, whole) == (312, 600)
     real, one_pair_a_run = batch_tokens(batch, forward_cost=10**6, max_tokens=1).tolist()
     assert one_pair_a_run == 2 * 100 + 2 * 90 + 2 * 12  # each run padded to its own longest
+
+
+def test_forward_cost_none_is_the_default_and_zero_is_honoured():
+    from rmkit.data.collator import FORWARD_COST_TOKENS
+    from rmkit.reward_loss import batch_tokens
+
+    lengths = [30, 500, 120, 90, 480, 60]
+    assert forward_groups(lengths, None) == forward_groups(lengths, FORWARD_COST_TOKENS)
+    examples = [{"input_ids_chosen": [1] * n, "input_ids_rejected": [1] * m} for n, m in [(100, 20), (90, 80), (10, 12)]]
+    real, padded = batch_tokens(RewardDataCollatorWithPadding(pad_token_id=0)(examples), forward_cost=0).tolist()
+    assert padded == real  # a free forward per length: no padding (a cost of 0 once fell back to the default)

@@ -50,14 +50,17 @@ class RewardDataCollatorWithPadding:
 FORWARD_COST_TOKENS = 448
 
 
-def forward_groups(lengths: list[int], forward_cost: float = FORWARD_COST_TOKENS, multiple_of: int | None = None) -> list[list[int]]:
+def forward_groups(lengths: list[int], forward_cost: float | None = None, multiple_of: int | None = None) -> list[list[int]]:
     """Cut sequences into forwards, each padded to its own longest, at the least cost.
 
     Chosen and rejected replies of a batch share one list: sorted by length (longest
     first), they are cut into runs that minimise padded tokens plus ``forward_cost`` per
-    forward (an exact dynamic programme over the cut points). Returns row indices per
-    forward; every row appears once. ``forward_cost=math.inf`` gives one forward over all rows.
+    forward (an exact dynamic programme over the cut points; ``None``: :data:`FORWARD_COST_TOKENS`).
+    Returns row indices per forward; every row appears once. ``forward_cost=math.inf`` gives
+    one forward over all rows.
     """
+    if forward_cost is None:
+        forward_cost = FORWARD_COST_TOKENS
     if forward_cost == float("inf"):
         return [sorted(range(len(lengths)), key=lambda i: -lengths[i])]
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
