@@ -210,11 +210,7 @@ def train(recipe: Recipe, overwrite: bool = False) -> dict:
 
     set_seed(cfg.seed)
     model = build_reward_model(recipe.model, recipe.lora, tokenizer)
-    single_process = accelerator.distributed_type == DistributedType.NO
-    memory = plan_memory(recipe, model, train_set, split_runs=single_process)
-    if single_process:  # sharding engines want one dtype across a layer's parameters
-        memory["frozen_weights_dtype"] = store_frozen_weights(model, cfg.mixed_precision)
-        return_freed_memory()  # the float32 copies of those weights
+    memory = plan_memory(recipe, model, train_set, single_process=accelerator.distributed_type == DistributedType.NO)
     accelerator.print(memory_line(memory))
     train_loader, eval_loader = make_loaders(train_set, eval_set, tokenizer, cfg, accelerator.num_processes)
     steps_per_epoch, total_steps = count_steps(cfg, len(train_loader))
@@ -283,15 +279,17 @@ def train(recipe: Recipe, overwrite: bool = False) -> dict:
     return summary
 
 
-def plan_memory(recipe: Recipe, model, train_set: list[dict], split_runs: bool) -> dict:
-    """How many tokens each backward takes (``train.tokens_per_backward``) and whether to
-    checkpoint activations (``model.gradient_checkpointing``); what was chosen and why.
+def plan_memory(recipe: Recipe, model, train_set: list[dict], single_process: bool) -> dict:
+    """How many tokens each backward takes (``train.tokens_per_backward``), whether to
+    checkpoint activations (``model.gradient_checkpointing``) and the dtype frozen weights are
+    kept in; what was chosen and why.
 
     ``auto`` holds activations to about the weights' size: the batch's pairs go backward in
     runs that fit it, and checkpointing (one more forward: with LoRA, which computes no weight
     gradients for the base, half again the compute) turns on only when a run still would
     not, i.e. when one pair alone is too long. Across processes a batch is not split
-    (DDP, FSDP and DeepSpeed sync at every backward).
+    (DDP, FSDP and DeepSpeed sync at every backward) and frozen weights keep their dtype
+    (sharding engines want one dtype across a layer's parameters).
     """
     from rmkit.data.sampler import pair_length
     from rmkit.modeling import activation_bytes_per_token, enable_checkpointing, weight_bytes
@@ -300,7 +298,7 @@ def plan_memory(recipe: Recipe, model, train_set: list[dict], split_runs: bool) 
     longest_pair = 2 * max(pair_length(e) for e in train_set)  # both sides at the longer one's length
     batch = recipe.train.per_device_batch_size * longest_pair
     setting = recipe.train.tokens_per_backward
-    if not split_runs:
+    if not single_process:
         run_tokens, run_why = None, "the whole batch: runs are not split across processes"
     elif setting == "auto":
         run_tokens = max(weights // per_token, 1)
@@ -319,8 +317,9 @@ def plan_memory(recipe: Recipe, model, train_set: list[dict], split_runs: bool) 
                f"{'>' if on else '<='} weights {weights / 2**20:,.0f} MiB")
         if on:
             enable_checkpointing(model)
+    frozen = store_frozen_weights(model, recipe.train.mixed_precision) if single_process else "as loaded"
     return {"tokens_per_backward": run_tokens, "tokens_per_backward_why": run_why,
-            "gradient_checkpointing": on, "gradient_checkpointing_why": why}
+            "gradient_checkpointing": on, "gradient_checkpointing_why": why, "frozen_weights_dtype": frozen}
 
 
 def store_frozen_weights(model, mixed_precision: str) -> str:
@@ -333,12 +332,13 @@ def store_frozen_weights(model, mixed_precision: str) -> str:
     if dtype is None:
         return "as loaded"
     store_frozen_weights_in(model, dtype)
+    return_freed_memory()  # their float32 copies
     return str(dtype).removeprefix("torch.")
 
 
 def memory_line(memory: dict) -> str:
     runs = "the whole batch" if memory["tokens_per_backward"] is None else f"runs of <= {memory['tokens_per_backward']:,} tokens"
-    frozen = f"; frozen weights in {memory['frozen_weights_dtype']}" if memory.get("frozen_weights_dtype", "as loaded") != "as loaded" else ""
+    frozen = f"; frozen weights in {memory['frozen_weights_dtype']}" if memory["frozen_weights_dtype"] != "as loaded" else ""
     return (f"backward: {runs} ({memory['tokens_per_backward_why']}); gradient checkpointing: "
             f"{'on' if memory['gradient_checkpointing'] else 'off'} ({memory['gradient_checkpointing_why']}){frozen}")
 
@@ -360,8 +360,9 @@ def save_outputs(accelerator, model, tokenizer, recipe: Recipe) -> bool:
     call this. Returns whether this process should then merge the adapter into ``model/``."""
     from rmkit.modeling import is_lora, save_reward_model
 
+    unwrapped = accelerator.unwrap_model(model)
     save_reward_model(
-        accelerator.unwrap_model(model),
+        unwrapped,
         tokenizer,
         recipe.train.output_dir,
         state_dict=accelerator.get_state_dict(model),
@@ -369,7 +370,7 @@ def save_outputs(accelerator, model, tokenizer, recipe: Recipe) -> bool:
         merge=False,
         trust_remote_code=recipe.model.trust_remote_code,
     )
-    return recipe.train.merge and accelerator.is_main_process and is_lora(accelerator.unwrap_model(model))
+    return recipe.train.merge and accelerator.is_main_process and is_lora(unwrapped)
 
 
 def return_freed_memory() -> None:

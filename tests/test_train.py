@@ -415,11 +415,11 @@ class FakeModel(torch.nn.Module):
         self.checkpointing = True
 
 
-def memory_plan(batch_size=8, pair_length=100, split_runs=True, **settings):
+def memory_plan(batch_size=8, pair_length=100, single_process=True, **settings):
     model = FakeModel(hidden=8, layers=2, weight_floats=136_000)  # 544 bytes a token; weights 544,000 bytes: 1,000 tokens
     overrides = [f"train.per_device_batch_size={batch_size}"] + [f"{k.replace('__', '.')}={v}" for k, v in settings.items()]
     examples = [{"input_ids_chosen": [1] * pair_length, "input_ids_rejected": [1] * (pair_length // 2)}] * 3
-    plan = rmkit.train.plan_memory(load_recipe(None, overrides), model, examples, split_runs)
+    plan = rmkit.train.plan_memory(load_recipe(None, overrides), model, examples, single_process)
     assert plan["gradient_checkpointing"] == model.checkpointing  # what it says is what the model does
     return plan
 
@@ -439,7 +439,9 @@ def test_memory_plan_follows_the_recipe_and_never_splits_across_processes():
     whole = memory_plan(batch_size=64, train__tokens_per_backward="null")
     assert whole["tokens_per_backward"] is None and whole["gradient_checkpointing"]  # 12,800 tokens at once: checkpoint
     assert not memory_plan(batch_size=64, train__tokens_per_backward="null", model__gradient_checkpointing="false")["gradient_checkpointing"]
-    distributed = memory_plan(batch_size=64, split_runs=False)
+    distributed = memory_plan(batch_size=64, single_process=False)
     assert distributed["tokens_per_backward"] is None and distributed["gradient_checkpointing"]
+    assert memory_plan(train__mixed_precision="bf16")["frozen_weights_dtype"] == "bfloat16"
+    assert memory_plan(train__mixed_precision="bf16", single_process=False)["frozen_weights_dtype"] == "as loaded"
     with pytest.raises(ConfigError, match="tokens_per_backward"):
         load_recipe(None, ["train.tokens_per_backward=0"])
