@@ -445,3 +445,28 @@ def test_memory_plan_follows_the_recipe_and_never_splits_across_processes():
     assert memory_plan(train__mixed_precision="bf16", single_process=False)["frozen_weights_dtype"] == "as loaded"
     with pytest.raises(ConfigError, match="tokens_per_backward"):
         load_recipe(None, ["train.tokens_per_backward=0"])
+
+
+def test_the_trained_model_is_released_before_the_merge_loads_the_base_again(tiny_llama, pairs, tmp_path, monkeypatch):
+    """The merge reloads the base: the trained model must be gone by then, or memory holds two."""
+    import weakref
+
+    import rmkit.modeling
+
+    built, seen_at_merge = [], []
+    real_build, real_merge = rmkit.modeling.build_reward_model, rmkit.train.merge_outputs
+
+    def build(*args, **kwargs):
+        model = real_build(*args, **kwargs)
+        built.append(weakref.ref(model))
+        return model
+
+    def merge(*args, **kwargs):
+        seen_at_merge.append(built[0]())
+        return real_merge(*args, **kwargs)
+
+    monkeypatch.setattr(rmkit.modeling, "build_reward_model", build)
+    monkeypatch.setattr(rmkit.train, "merge_outputs", merge)
+    train(recipe_for(tiny_llama, pairs, tmp_path, "train.max_steps=2"))
+    assert len(built) == 1 and seen_at_merge == [None]
+    assert (tmp_path / "model" / "model.safetensors").exists()
