@@ -7,7 +7,8 @@
   ``choices: [{index, turns}]``, ``tstamp``; one line per question, sorted, no duplicates.
 - AlpacaEval outputs: a JSON list of ``{instruction, input, output, generator, dataset, datasplit}``.
 
-Files are written whole to a temporary name and renamed, so a reader never sees half a file.
+Files are written whole to a temporary name and renamed, so a reader never sees half a file;
+the file gets the mode a plain ``open(path, "w")`` would give it (0666 less the umask).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 from rmkit.conversation import ANSWERABLE, Conversation, tools_of, without_tools
@@ -23,10 +24,16 @@ from rmkit.conversation import ANSWERABLE, Conversation, tools_of, without_tools
 
 def write_atomic(path: str | Path, text: str) -> None:
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    # Not tempfile.mkstemp: its file is 0600 whatever the umask, and the rename keeps that.
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_jsonl(path: str | Path, records: list[dict]) -> None:
