@@ -117,17 +117,19 @@ def _sampling_sections(run_dir: Path, out: Path) -> list[tuple[str, str]]:
         return [("Sampling", "<p>No scored candidates yet: run <code>rmkit score</code> on this folder.</p>")]
     stats = _json(run_dir / "stats.json")
     per_prompt = rewards_by_prompt(candidates)
+    from rmkit.sampling.runs import RunFolder
+
+    stale = RunFolder(run_dir).stale_note()
     curve = best_of_n_curve(per_prompt, max(map(len, per_prompt)))
     table = best_of_n_table(curve)
     write_json(out / "best_of_n.json", table)
     ranked = sorted(candidates, key=lambda c: c.reward, reverse=True)
     sections = [
-        ("Sampling summary", _table({k: v for k, v in stats.items() if not isinstance(v, (dict, list))})),
+        ("Sampling summary", (f'<p class="stale"><b>Stale:</b> {html.escape(stale)}</p>' if stale else "")
+         + _table({k: v for k, v in stats.items() if not isinstance(v, (dict, list))})),
         ("Rewards", _embed(plot_reward_histogram(candidates), out / "reward_histogram.png")),
         ("Best-of-N", _embed(plot_best_of_n(curve), out / "best_of_n.png") + _rows(table)),
     ]
-    from rmkit.sampling.runs import RunFolder
-
     groups = RunFolder(run_dir).groups()
     if any(len(group[0].get("scores", {})) > 1 for group in groups[:1]):  # several scorers: each one's curves
         curves = scorer_curves(groups)
@@ -188,5 +190,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rmkit import logs
+    from rmkit.sampling.runs import RunFolder
+
     print(write_report(args.run_dir))
+    if note := RunFolder(args.run_dir).stale_note():
+        logs.note(note, warning=True)
     return 0

@@ -169,12 +169,14 @@ def test_every_output_file_has_its_structure(baseline, reward_model):
         assert pair["prompt"][-1]["role"] == "user" and pair["chosen"][-1]["role"] == "assistant"
         assert pair["chosen"] != pair["rejected"]
 
-    answers = read_jsonl(path / "mt_bench_answers.jsonl")
+    model_id = f"{recipe.sample.policy.rstrip('/').split('/')[-1]}-bo{N}"
+    assert [p.name for p in (path / "model_answer").iterdir()] == [f"{model_id}.jsonl"]  # FastChat's layout
+    answers = read_jsonl(path / "model_answer" / f"{model_id}.jsonl")
     ids = [a["question_id"] for a in answers]
     assert ids == sorted(set(ids)) and len(ids) == len(CATEGORIES) and all(isinstance(i, int) for i in ids)
     for answer in answers:
         assert set(answer) == {"question_id", "answer_id", "model_id", "choices", "tstamp"}
-        assert answer["model_id"] == f"{recipe.sample.policy.rstrip('/').split('/')[-1]}-bo{N}"
+        assert answer["model_id"] == model_id
         assert len(answer["choices"]) == 1 and len(answer["choices"][0]["turns"]) == 2
     alpaca = json.loads((path / "alpaca_eval_outputs.json").read_text())
     assert len(alpaca) == len(CATEGORIES)
@@ -251,7 +253,8 @@ def assert_same_outputs(path, expected):
         text = (folder / name).read_text()
         return json.loads(text) if name.endswith(".json") else [json.loads(line) for line in text.splitlines()]
 
-    for name in ("candidates.jsonl", "sft.jsonl", "pairs.jsonl", "mt_bench_answers.jsonl", "alpaca_eval_outputs.json", "stats.json"):
+    (answers,) = (f"model_answer/{p.name}" for p in (expected / "model_answer").iterdir())
+    for name in ("candidates.jsonl", "sft.jsonl", "pairs.jsonl", answers, "alpaca_eval_outputs.json", "stats.json"):
         got, want = [], []
         assert split(load(path, name), got) == split(load(expected, name), want), name
         assert got == pytest.approx(want, abs=1e-5), name
@@ -264,8 +267,9 @@ def test_an_interrupted_run_resumes_to_the_same_files(baseline, scorer, tmp_path
     lines = (resumed / "candidates.jsonl").read_text().splitlines(keepends=True)
     # Killed while writing prompt 4: three whole prompts, one line of the 4th, half of the next.
     (resumed / "candidates.jsonl").write_text("".join(lines[: 3 * N + 1]) + lines[3 * N + 1][:40])
-    for name in ("sft.jsonl", "pairs.jsonl", "stats.json", "mt_bench_answers.jsonl", "alpaca_eval_outputs.json"):
+    for name in ("sft.jsonl", "pairs.jsonl", "stats.json", "alpaca_eval_outputs.json"):
         (resumed / name).unlink()
+    shutil.rmtree(resumed / "model_answer")
     again = Spy(spy.backend)
     sample_and_score(recipe, resumed, backend=again, scorer=scorer)
     assert sum(len(prompts) for prompts, _, n in again.calls if n == N) == 3  # only the lost prompts

@@ -17,7 +17,7 @@ from rmkit import logs
 from rmkit.config import ConfigError, Recipe, SampleConfig, dump_recipe
 from rmkit.conversation import Prompt
 from rmkit.errors import DataError
-from rmkit.sampling.runs import CandidateLog, RunFolder, differences, fingerprint, shard_items
+from rmkit.sampling.runs import MODEL_ANSWERS, CandidateLog, RunFolder, differences, fingerprint, shard_items
 
 # ----------------------------------------------------------------------------- stages
 
@@ -193,6 +193,8 @@ def score_stage(recipe: Recipe, run: RunFolder, scorer=None) -> None:
     run.state["fingerprint"]["score"] = target
     run.state.pop("rescoring")
     run.state.pop("needs_scoring", None)
+    if run.outputs():  # selected from the earlier rewards: stale until `rmkit select` writes them again
+        run.state["stale_outputs"] = run.outputs()
     run.save()
     dump_recipe(recipe, run.recipe_path)
 
@@ -208,6 +210,8 @@ def select_stage(recipe: Recipe, run: RunFolder, quiet: bool = False) -> dict:
     began = time.perf_counter()
     cfg, groups = recipe.select, run.groups()
     model_id = cfg.model_id or f"{Path(recipe.sample.policy).name}-bo{recipe.sample.n}"
+    if "/" in model_id or not model_id.strip("."):
+        raise ConfigError(f"select.model_id={model_id!r}: it names the FastChat answer file {MODEL_ANSWERS}/MODEL_ID.jsonl; use no '/'")
     sft, pairs, answers, alpaca, selections = [], [], [], [], []
     no_pair = Counter()
     for group in tqdm(groups, desc="select", unit="prompt", disable=quiet):
@@ -224,7 +228,7 @@ def select_stage(recipe: Recipe, run: RunFolder, quiet: bool = False) -> dict:
     exports.write_jsonl(run.path / "sft.jsonl", sft)
     exports.write_jsonl(run.path / "pairs.jsonl", pairs)
     if "mt_bench" in cfg.exports:
-        exports.write_jsonl(run.path / "mt_bench_answers.jsonl", exports.mt_bench_answers(answers, model_id, time.time()))
+        write_model_answers(run.path / MODEL_ANSWERS, model_id, exports.mt_bench_answers(answers, model_id, time.time()))
     if "alpaca_eval" in cfg.exports:
         exports.write_json(run.path / "alpaca_eval_outputs.json", alpaca)
     run.state.setdefault("timings", {})["select"] = {"seconds": time.perf_counter() - began}
@@ -241,9 +245,23 @@ def select_stage(recipe: Recipe, run: RunFolder, quiet: bool = False) -> dict:
         "timings": _timings(run.state.get("timings", {})),
     }
     exports.write_json(run.path / "stats.json", stats)
+    if run.state.pop("stale_outputs", None):  # they follow the rewards again
+        run.save()
     if not quiet:
         print(format_summary(stats, run.path))
     return stats
+
+
+def write_model_answers(folder: Path, model_id: str, records: list[dict]) -> None:
+    """FastChat's layout: ``model_answer/<model_id>.jsonl``, the folder FastChat's ``load_model_answers``
+    reads (every ``*.jsonl`` in it is a model, named by the file); an earlier model id's file goes."""
+    from rmkit import exports
+
+    folder.mkdir(exist_ok=True)
+    exports.write_jsonl(folder / f"{model_id}.jsonl", records)
+    for other in folder.glob("*.jsonl"):
+        if other.name != f"{model_id}.jsonl":
+            other.unlink()
 
 
 def _generation_counts(groups: list[list[dict]]) -> dict:
@@ -331,4 +349,8 @@ def load_run_prompts(cfg: SampleConfig):
     prompts = load_prompts(cfg.prompts, cfg.prompts_format, cfg.on_error, report)
     if not prompts:
         raise DataError(f"sample.prompts {cfg.prompts}: no prompts in it ({report.summary()})")
-    return prompts[: cfg.max_prompts] if cfg.max_prompts is not None else prompts, report
+    if cfg.max_prompts is not None and len(prompts) > cfg.max_prompts:
+        report.dropped["max_prompts"] += len(prompts) - cfg.max_prompts  # read, but not sampled
+        report.kept -= len(prompts) - cfg.max_prompts
+        prompts = prompts[: cfg.max_prompts]
+    return prompts, report

@@ -4,7 +4,8 @@
       recipe.yaml        the recipe the run was started with (the stage verbs read it)
       run.json           fingerprint of the result-affecting settings, shard, prompt report, timings
       candidates.jsonl   one line per candidate, a prompt's n lines at once (rmkit.sampling.generate)
-      sft.jsonl, pairs.jsonl, stats.json, mt_bench_answers.jsonl, alpaca_eval_outputs.json
+      sft.jsonl, pairs.jsonl, stats.json, alpaca_eval_outputs.json   what `rmkit select` writes from the rewards
+      model_answer/MODEL_ID.jsonl   FastChat MT-bench answers, in FastChat's own layout
 
 A prompt's lines are written together, flushed and synced once it is done, so even
 ``kill -9`` loses only the prompts in flight; a torn tail is cut off on the next start, and
@@ -19,6 +20,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 from rmkit.config import ConfigError, Recipe, dump_recipe
@@ -41,7 +43,8 @@ RESULT_NEUTRAL = {
     },
     "score": {"batch_size", "gpu_memory_utilization", "enforce_eager", "verifier_workers"},
 }
-OUTPUTS = ("sft.jsonl", "pairs.jsonl", "stats.json", "mt_bench_answers.jsonl", "alpaca_eval_outputs.json")
+MODEL_ANSWERS = "model_answer"  # FastChat's folder name (fastchat/llm_judge/data/mt_bench/model_answer)
+OUTPUTS = ("sft.jsonl", "pairs.jsonl", "stats.json", MODEL_ANSWERS, "alpaca_eval_outputs.json")  # rmkit select's
 
 
 def fingerprint(recipe: Recipe, sections: tuple[str, ...]) -> dict:
@@ -171,7 +174,10 @@ class RunFolder:
         """Create the folder, or check that ``recipe`` matches the run it holds."""
         if self.exists() and overwrite:
             for name in ("candidates.jsonl", "candidates.rescoring.jsonl", "run.json", *OUTPUTS):
-                (self.path / name).unlink(missing_ok=True)
+                if (self.path / name).is_dir():
+                    shutil.rmtree(self.path / name)
+                else:
+                    (self.path / name).unlink(missing_ok=True)
             self.state = {}
         if self.exists():
             old_shard = tuple(self.state["shard"]) if self.state.get("shard") else None
@@ -190,6 +196,18 @@ class RunFolder:
             self.state = {"fingerprint": fp, "shard": list(shard) if shard else None, "timings": {}}
         dump_recipe(recipe, self.recipe_path)
         self.save()
+
+    def outputs(self) -> list[str]:
+        """The outputs of `rmkit select` present in the folder."""
+        return [name for name in OUTPUTS if (self.path / name).exists()]
+
+    def stale_note(self) -> str | None:
+        """A line saying which outputs predate the last re-score, or None when they are current."""
+        stale = [name for name in self.state.get("stale_outputs", []) if (self.path / name).exists()]
+        if not stale:
+            return None
+        return (f"{', '.join(stale)} in {self.path} hold the selection by the rewards before the last `rmkit score`: "
+                f"`rmkit select {self.path}` writes them from the current rewards")
 
     def save(self) -> None:
         write_atomic(self.state_path, json.dumps(self.state, indent=2, sort_keys=True) + "\n")

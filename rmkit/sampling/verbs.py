@@ -76,13 +76,18 @@ def run_score(args: argparse.Namespace) -> None:
     """Score (or re-score with another reward model) the candidates of a run folder.
 
     Nothing is generated again. In a per_turn: best run every turn is re-scored, but the
-    replies that were continued stay the ones the sampling reward model chose.
+    replies that were continued stay the ones the sampling reward model chose. The outputs
+    of an earlier `rmkit select` (sft.jsonl, pairs.jsonl, exports, stats.json) are marked
+    stale until `rmkit select` writes them again.
     """
     from rmkit.sampling.pipeline import existing_run, score_stage, validate
 
     recipe, path = resolve_target(args)
     validate(recipe, scoring=True)
-    score_stage(recipe, existing_run(recipe, path, ("sample",)))
+    run = existing_run(recipe, path, ("sample",))
+    score_stage(recipe, run)
+    if note := run.stale_note():
+        logs.note(note, warning=True)
 
 
 def run_select(args: argparse.Namespace) -> None:
