@@ -22,6 +22,7 @@ import os
 import shutil
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,6 +40,7 @@ from rmkit.config import ConfigError, Recipe, TrainConfig, dump_recipe, load_rec
 from rmkit.data.loaders import load_datasets, make_loaders
 from rmkit.data.report import DataReport
 from rmkit.exports import write_json
+from rmkit.folder_lock import folder_lock
 from rmkit.metrics_log import MetricsLog, tracker_config
 from rmkit.reward_loss import batch_tokens, forward_cost, loss_and_backward, pair_metrics, pair_rewards
 from rmkit.run_report import write_report
@@ -419,7 +421,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    train(load_recipe(args.recipe, args.overrides), overwrite=args.overwrite)
+    recipe = load_recipe(args.recipe, args.overrides)
+    # The main process writes the output folder (others only read it): it holds the folder's lock.
+    with folder_lock(recipe.train.output_dir, "train") if os.environ.get("RANK", "0") == "0" else nullcontext():
+        train(recipe, overwrite=args.overwrite)
     return 0
 
 

@@ -7,7 +7,8 @@
     rmkit merge OUT SHARD_RUN ...     join the folders of a --shard i/n split
 
 Each reads its arguments, calls the stages (:mod:`rmkit.sampling.pipeline`) and writes the
-run's report page: the command layer, above everything it calls.
+run's report page: the command layer, above everything it calls. Each holds the run folder's
+lock (:mod:`rmkit.folder_lock`) while it writes there: one process per folder.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from rmkit import logs
 from rmkit.config import Recipe, load_recipe
 from rmkit.errors import ConfigError
+from rmkit.folder_lock import folder_lock
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,8 +61,9 @@ def run_sample_and_score(args: argparse.Namespace) -> None:
     from rmkit.sampling.runs import parse_shard
 
     recipe, output = resolve_target(args)
-    sample_and_score(recipe, output, parse_shard(args.shard), args.overwrite, ray_address=args.ray_address)
-    write_report_page(output)
+    with folder_lock(output, "sample-and-score"):
+        sample_and_score(recipe, output, parse_shard(args.shard), args.overwrite, ray_address=args.ray_address)
+        write_report_page(output)
 
 
 def run_sample(args: argparse.Namespace) -> None:
@@ -69,7 +72,8 @@ def run_sample(args: argparse.Namespace) -> None:
     from rmkit.sampling.runs import parse_shard
 
     recipe, output = resolve_target(args)
-    sample_only(recipe, output, parse_shard(args.shard), args.overwrite, args.ray_address)
+    with folder_lock(output, "sample"):
+        sample_only(recipe, output, parse_shard(args.shard), args.overwrite, args.ray_address)
 
 
 def run_score(args: argparse.Namespace) -> None:
@@ -84,8 +88,9 @@ def run_score(args: argparse.Namespace) -> None:
 
     recipe, path = resolve_target(args)
     validate(recipe, scoring=True)
-    run = existing_run(recipe, path, ("sample",))
-    score_stage(recipe, run)
+    with folder_lock(path, "score", create=False):
+        run = existing_run(recipe, path, ("sample",))
+        score_stage(recipe, run)
     if note := run.stale_note():
         logs.note(note, warning=True)
 
@@ -95,8 +100,9 @@ def run_select(args: argparse.Namespace) -> None:
     from rmkit.sampling.pipeline import existing_run, select_stage
 
     recipe, path = resolve_target(args)
-    select_stage(recipe, existing_run(recipe, path, ("sample", "score")))
-    write_report_page(path)
+    with folder_lock(path, "select", create=False):
+        select_stage(recipe, existing_run(recipe, path, ("sample", "score")))
+        write_report_page(path)
 
 
 def run_merge(args: argparse.Namespace) -> None:
@@ -104,10 +110,11 @@ def run_merge(args: argparse.Namespace) -> None:
     from rmkit.sampling.pipeline import select_stage
     from rmkit.sampling.runs import merge_runs
 
-    run = merge_runs(args.output, args.shards, args.overwrite)
-    logs.log_to(run.path)
-    select_stage(load_recipe(run.recipe_path), run)
-    write_report_page(run.path)
+    with folder_lock(args.output, "merge"):
+        run = merge_runs(args.output, args.shards, args.overwrite)
+        logs.log_to(run.path)
+        select_stage(load_recipe(run.recipe_path), run)
+        write_report_page(run.path)
 
 
 def resolve_target(args: argparse.Namespace) -> tuple[Recipe, Path]:
