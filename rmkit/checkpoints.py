@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from rmkit import logs
 from rmkit.config import ConfigError, Recipe
 from rmkit.exports import write_json
 
@@ -38,7 +40,10 @@ def checkpoint_dirs(output_dir: Path) -> list[Path]:
 
 
 def find_resume_checkpoint(resume: str, output_dir: Path) -> Path | None:
-    """The checkpoint ``train.resume`` asks for: the latest (auto), none (never) or a path."""
+    """The checkpoint ``train.resume`` asks for: the latest (auto), none (never) or a path.
+
+    ``auto`` passes over damaged checkpoints (:func:`damage`), newest first, saying so in one line each.
+    """
     if resume == "never":
         if checkpoint_dirs(output_dir):
             raise ConfigError(
@@ -48,11 +53,60 @@ def find_resume_checkpoint(resume: str, output_dir: Path) -> Path | None:
         return None
     if resume == "auto":
         found = checkpoint_dirs(output_dir)
-        return found[-1] if found else None
+        for newest, older in zip(reversed(found), [*reversed(found[:-1]), None]):
+            why = damage(newest)
+            if why is None:
+                return newest
+            if older is None:
+                raise ConfigError(f"{newest} is damaged ({why}), and no earlier checkpoint is left: rerun with --overwrite to start over")
+            logs.note(f"checkpoint {newest} is damaged ({why}): trying {older.name}", warning=True)
+        return None
     path = Path(resume)
     if not (path / STATE_FILE).exists():
         raise ConfigError(f"train.resume={resume}: not a complete rmkit checkpoint (no {STATE_FILE})")
+    if why := damage(path):
+        raise ConfigError(f"train.resume={resume}: the checkpoint is damaged ({why})")
     return path
+
+
+def damage(checkpoint: Path) -> str | None:
+    """Why a checkpoint with its state file cannot be loaded, else None: a file cut short or unreadable.
+
+    A checkpoint is synced by nobody, so a crash of the machine (not of the process, which
+    leaves no state file) can leave it with short files. Checked without loading anything:
+    the state file parses, each safetensors file is as long as its header says, and each
+    ``torch.save`` file (``.bin``, ``.pkl``, ``.pt``) is a whole zip archive.
+    """
+    try:
+        Progress(**json.loads((checkpoint / STATE_FILE).read_text()))
+    except (ValueError, TypeError) as err:
+        return f"{STATE_FILE}: {str(err).splitlines()[0][:120]}"
+    for path in sorted(p for p in checkpoint.rglob("*") if p.is_file()):
+        name = path.relative_to(checkpoint)
+        if path.suffix == ".safetensors":
+            if why := _safetensors_damage(path):
+                return f"{name}: {why}"
+        elif path.suffix in (".bin", ".pkl", ".pt", ".pth"):
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    archive.infolist()
+            except (zipfile.BadZipFile, OSError):
+                return f"{name}: not a whole torch.save archive"
+    return None
+
+
+def _safetensors_damage(path: Path) -> str | None:
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        prefix = f.read(8)
+        if len(prefix) < 8 or (header_size := int.from_bytes(prefix, "little")) > size - 8:
+            return f"{size} bytes, cut short in its header"
+        try:
+            header = json.loads(f.read(header_size))
+        except ValueError:
+            return "unreadable header"
+    end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
+    return None if 8 + header_size + end == size else f"{size} bytes where its header says {8 + header_size + end}"
 
 
 def check_same_settings(checkpoint: Path, recipe: Recipe) -> None:

@@ -105,7 +105,7 @@ def test_a_second_train_on_a_folder_in_use_stops_with_one_line(tiny_llama, tmp_p
     out = tmp_path / "rm"
     (tmp_path / "recipe.yaml").write_text("train: {logging_steps: 1}\n")
     args = ["train", str(tmp_path / "recipe.yaml"), f"model.name_or_path={tiny_llama}", f"data.path={pairs}", f"train.output_dir={out}",
-            "data.eval_fraction=0", "train.per_device_batch_size=4", "train.save_steps=0"]
+            "train.per_device_batch_size=4"]
     first = rmkit(*args, "train.max_steps=100000")  # runs until killed
     try:
         wait_for_holder(out, first)
