@@ -185,6 +185,8 @@ class SelectConfig:
     """``rmkit select``: scored candidates → SFT data, DPO pairs, exports and stats."""
 
     top_k: int = 1  # conversations per prompt written to sft.jsonl (1: best-of-N)
+    keep_ties: bool = False  # also keep every further distinct candidate that ties the best reward (ReST-EM: all correct answers)
+    pick: Literal["best", "random"] = "best"  # random: the control arm, a seeded random candidate per prompt, as many as best would keep, from the same prompts
     pairs: bool = True  # write pairs.jsonl: best vs worst candidate per prompt
     min_margin: float = 0.0  # pairs: least reward gap between chosen and rejected
     min_reward: float | None = None  # leave out prompts whose best reward is lower

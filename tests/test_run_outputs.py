@@ -9,6 +9,7 @@ from rmkit.cli import main
 from rmkit.config import SampleConfig, load_recipe
 from rmkit.sampling.pipeline import load_run_prompts, select_stage
 from rmkit.sampling.runs import CandidateLog, RunFolder, fingerprint
+from rmkit.sampling.select import random_index
 
 N = 2
 QUESTION_IDS = (81, 82, 83)
@@ -111,3 +112,21 @@ def test_prompt_counts_say_what_max_prompts_left_out(tmp_path):
     assert report.summary() == "read 5; kept 3; dropped 2 (max_prompts: 2)"
     _, everything = load_run_prompts(SampleConfig(prompts=str(prompts), max_prompts=10))
     assert (everything.read, everything.kept, dict(everything.dropped)) == (5, 5, {})
+
+
+def test_the_random_pick_control_writes_as_many_random_conversations_of_the_same_prompts(tmp_path):
+    recipe, run = make_run(tmp_path / "run")
+    best = select_stage(recipe, run, quiet=True)
+    best_sft = [json.loads(line) for line in (run.path / "sft.jsonl").read_text().splitlines()]
+    control = load_recipe(None, ["sample.policy=my-policy", f"sample.n={N}", "select.exports=[mt_bench]", "select.pick=random"])
+    stats = select_stage(control, run, quiet=True)
+    random_sft = [json.loads(line) for line in (run.path / "sft.jsonl").read_text().splitlines()]
+    assert (stats["pick"], stats["kept_prompts"], stats["sft_written"]) == ("random", best["kept_prompts"], best["sft_written"])
+    questions = lambda rows: [row["messages"][0]["content"] for row in rows]  # noqa: E731
+    assert questions(random_sft) == questions(best_sft)  # the same prompts, in the same order
+    picks = [random_index(control.select.seed, str(qid), list(range(N))) for qid in QUESTION_IDS]
+    kept = [row["messages"][1]["content"] for row in random_sft]
+    assert kept == [f"answer {qid}.{k} turn 1" + "!" * k for qid, k in zip(QUESTION_IDS, picks)]
+    assert best["mean_reward_kept"] == 0.0 and stats["mean_reward_kept"] == -sum(picks) / len(picks)
+    answers = load_model_answers(run.path / "model_answer")[f"my-policy-bo{N}"]
+    assert [answers[qid]["choices"][0]["turns"][0] for qid in QUESTION_IDS] == kept  # the exports follow the kept pick

@@ -6,7 +6,7 @@ from rmkit import exports
 from rmkit.config import SelectConfig
 from rmkit.conversation import message
 from rmkit.sampling.select import format_summary
-from rmkit.sampling.select import best_index, mark_selected, random_index, ranking, select, summarize
+from rmkit.sampling.select import best_index, mark_selected, random_index, random_indices, ranking, select, summarize
 
 
 def test_ranking_and_best_break_ties_by_lower_index_and_skip_unscored():
@@ -20,7 +20,7 @@ def test_select_best_top_k_and_pair():
     rewards = [0.1, 0.9, -0.4, 0.5]
     sel = select(rewards, ["a", "b", "c", "d"], SelectConfig(top_k=2), "p1")
     assert sel.best == 1 == max(range(4), key=rewards.__getitem__)
-    assert sel.top == [1, 3]
+    assert sel.kept == [1, 3]
     assert sel.pair == (1, 2) and sel.no_pair == ""
     assert sel.random in range(4) and not sel.identical
 
@@ -37,8 +37,8 @@ def test_pairs_need_a_margin_and_min_reward():
     assert select([1.0, 0.95, 0.9], texts, SelectConfig(min_margin=0.5), "p").no_pair == "margin"
     assert select([1.0, 1.0, 1.0], texts, SelectConfig(), "p").no_pair == "margin"  # no preference at all
     below = select([1.0, 0.2, 0.1], texts, SelectConfig(min_reward=2.0), "p")
-    assert below.top == [] and below.pair is None and below.no_pair == "min_reward"
-    assert select([1.0, 0.2, 0.1], texts, SelectConfig(min_reward=0.15), "p").top == [0]
+    assert below.kept == [] and below.pair is None and below.no_pair == "min_reward"
+    assert select([1.0, 0.2, 0.1], texts, SelectConfig(min_reward=0.15), "p").kept == [0]
 
 
 def test_identical_candidates_are_flagged_and_give_no_pair():
@@ -49,7 +49,7 @@ def test_identical_candidates_are_flagged_and_give_no_pair():
 
 def test_unscored_prompt_selects_nothing():
     sel = select([None, None], ["a", "b"], SelectConfig(), "p")
-    assert (sel.best, sel.random, sel.top, sel.pair, sel.no_pair) == (None, None, [], None, "unscored")
+    assert (sel.best, sel.random, sel.kept, sel.pair, sel.no_pair) == (None, None, [], None, "unscored")
 
 
 def test_mark_selected_flags_the_argmax():
@@ -121,3 +121,43 @@ def test_alpaca_eval_output_keeps_the_instruction_as_given():
     assert record == {"instruction": "Do X", "input": "with Y", "output": "done", "generator": "gen", "dataset": "helpful_base", "datasplit": "eval"}
     plain = exports.alpaca_eval_output(messages, {}, "gen", dataset="cat")
     assert plain["instruction"] == "Do X\n\nwith Y" and plain["input"] == "" and plain["dataset"] == "cat"
+
+
+def test_random_pick_control_keeps_as_many_random_candidates_of_the_same_prompts():
+    import random
+
+    rng = random.Random(1)
+    groups = {f"p{i}": [rng.choice([0.0, 0.5, 1.0, None]) for _ in range(6)] for i in range(200)}
+    texts = [str(k) for k in range(6)]
+    best_cfg = SelectConfig(top_k=2, min_reward=0.5)
+    random_cfg = SelectConfig(top_k=2, min_reward=0.5, pick="random")
+    differ = 0
+    for prompt_id, rewards in groups.items():
+        best, control = select(rewards, texts, best_cfg, prompt_id), select(rewards, texts, random_cfg, prompt_id)
+        assert len(control.kept) == len(best.kept)  # same prompts (the floor applies to both), same count
+        scored = [k for k, r in enumerate(rewards) if r is not None]
+        assert set(control.kept) <= set(scored) and len(set(control.kept)) == len(control.kept)
+        assert control.kept == select(rewards, texts, random_cfg, prompt_id).kept  # seeded
+        assert not control.kept or control.kept[0] == control.random  # the stats' random pick is the kept one
+        differ += control.kept != best.kept
+    assert differ > 100  # random, not the best
+    # drawn from all scored candidates, those below the floor too: the control does not filter by reward
+    controls = {p: select(r, texts, random_cfg, p) for p, r in groups.items()}
+    assert any(groups[p][s.kept[0]] == 0.0 for p, s in controls.items() if s.kept)
+
+
+def test_random_indices_are_distinct_and_start_with_the_random_pick():
+    picks = random_indices(3, "q", [0, 2, 4, 6, 8], 3)
+    assert len(set(picks)) == 3 and set(picks) <= {0, 2, 4, 6, 8}
+    assert picks[0] == random_index(3, "q", [0, 2, 4, 6, 8])
+    assert random_indices(3, "q", [1, 2], 5) == random_indices(3, "q", [1, 2], 2) and random_indices(3, "q", [1], 0) == []
+
+
+def test_keep_ties_keeps_every_distinct_candidate_at_the_top_reward():
+    rewards = [1.0, 0.0, 1.0, 1.0, 0.5]
+    texts = ["a", "b", "c", "a", "d"]  # candidate 3 repeats candidate 0
+    assert select(rewards, texts, SelectConfig(), "p").kept == [0]
+    assert select(rewards, texts, SelectConfig(keep_ties=True), "p").kept == [0, 2]
+    assert select(rewards, texts, SelectConfig(keep_ties=True, top_k=3), "p").kept == [0, 2, 3]
+    control = select(rewards, texts, SelectConfig(keep_ties=True, pick="random"), "p")
+    assert len(control.kept) == 2

@@ -217,12 +217,13 @@ def select_stage(recipe: Recipe, run: RunFolder, quiet: bool = False) -> dict:
     for group in tqdm(groups, desc="select", unit="prompt", disable=quiet):
         selection = select_group(group, cfg)
         selections.append(selection)
-        sft += [exports.sft_record(group[k]["messages"]) for k in selection.top]
+        sft += [exports.sft_record(group[k]["messages"]) for k in selection.kept]
         if selection.pair and cfg.pairs:
             pairs.append(exports.pair_record(group[selection.pair[0]]["messages"], group[selection.pair[1]]["messages"]))
         if selection.no_pair:
             no_pair[selection.no_pair] += 1
-        best = group[selection.best if selection.best is not None else 0]
+        # the exports show what was kept (the random pick in the control arm), else the best
+        best = group[selection.kept[0] if selection.kept else selection.best if selection.best is not None else 0]
         answers.append((best["extra"].get("question_id", best["prompt_id"]), sampled_messages(best)))
         alpaca.append(exports.alpaca_eval_output(best["messages"], best["extra"], model_id, best["category"]))
     exports.write_jsonl(run.path / "sft.jsonl", sft)
@@ -236,10 +237,13 @@ def select_stage(recipe: Recipe, run: RunFolder, quiet: bool = False) -> dict:
     dump_recipe(recipe, run.recipe_path)
     stats = {
         **summarize(groups, selections),
+        "pick": cfg.pick,
+        "kept_prompts": sum(bool(s.kept) for s in selections),
+        "mean_reward_kept": _mean([group[k]["reward"] for group, s in zip(groups, selections) for k in s.kept]),
         "sft_written": len(sft),
         "pairs_written": len(pairs),
         "no_pair": dict(no_pair),
-        "below_min_reward": sum(s.best is not None and not s.top for s in selections),
+        "below_min_reward": sum(s.best is not None and not s.kept for s in selections),
         **_generation_counts(groups),
         "prompt_file": run.state.get("prompts", {}).get("file", {}),
         "timings": _timings(run.state.get("timings", {})),
@@ -262,6 +266,10 @@ def write_model_answers(folder: Path, model_id: str, records: list[dict]) -> Non
     for other in folder.glob("*.jsonl"):
         if other.name != f"{model_id}.jsonl":
             other.unlink()
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
 
 
 def _generation_counts(groups: list[list[dict]]) -> dict:

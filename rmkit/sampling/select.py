@@ -1,4 +1,5 @@
-"""Choosing among one prompt's candidates: best-of-N, top-k, a DPO pair, a random baseline;
+"""Choosing among one prompt's candidates: best-of-N, top-k or all ties, a DPO pair, a random baseline
+(and ``select.pick: random``, the random-pick control that keeps as many random candidates);
 and the run's summary of what selection gained (:func:`summarize`, :func:`format_summary`).
 
 A reward of ``None`` (a candidate the reward model could not score) is never chosen. Ties
@@ -10,6 +11,7 @@ the same whether a run was resumed, sharded or not.
 from __future__ import annotations
 
 import hashlib
+import random
 from pathlib import Path
 from dataclasses import dataclass
 
@@ -28,15 +30,25 @@ def best_index(rewards: list[float | None]) -> int:
 
 
 def random_index(seed: int, prompt_id: str, candidates: list[int]) -> int:
-    digest = hashlib.blake2b(f"{seed}/{prompt_id}".encode(), digest_size=8).digest()
-    return candidates[int.from_bytes(digest, "big") % len(candidates)]
+    return candidates[_prompt_seed(seed, prompt_id) % len(candidates)]
+
+
+def random_indices(seed: int, prompt_id: str, candidates: list[int], k: int) -> list[int]:
+    """``k`` distinct candidates drawn at random; the first is :func:`random_index`'s pick."""
+    first = random_index(seed, prompt_id, candidates)
+    rest = [c for c in candidates if c != first]
+    return [first, *random.Random(_prompt_seed(seed, prompt_id)).sample(rest, min(k, len(candidates)) - 1)] if k else []
+
+
+def _prompt_seed(seed: int, prompt_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(f"{seed}/{prompt_id}".encode(), digest_size=8).digest(), "big")
 
 
 @dataclass
 class Selection:
     best: int | None  # argmax over scored candidates; None when none is scored
     random: int | None  # the matched random pick among the same candidates
-    top: list[int]  # what goes to SFT: up to top_k, best first, each at least min_reward
+    kept: list[int]  # what goes to SFT: up to top_k (and ties) at least min_reward, best first; or as many random ones
     pair: tuple[int, int] | None  # (chosen, rejected) for DPO
     identical: bool  # every candidate is the same text: nothing to choose between
     no_pair: str = ""  # why there is no pair: unscored, single, identical, margin, min_reward
@@ -49,10 +61,15 @@ def select(rewards: list[float | None], texts: list, cfg: SelectConfig, prompt_i
     if not order:
         return Selection(None, None, [], None, identical, "unscored")
     good = [i for i in order if cfg.min_reward is None or rewards[i] >= cfg.min_reward]
+    top = good[: cfg.top_k]
+    if cfg.keep_ties:
+        top += [i for i in good[cfg.top_k :] if rewards[i] == rewards[order[0]] and texts[i] not in {texts[j] for j in top}]
+    # the control keeps as many candidates of the same prompts, drawn from all scored ones
+    kept = top if cfg.pick == "best" else random_indices(cfg.seed, prompt_id, sorted(order), len(top))
     selection = Selection(
         best=order[0],
         random=random_index(cfg.seed, prompt_id, sorted(order)),
-        top=good[: cfg.top_k],
+        kept=kept,
         pair=None,
         identical=identical,
     )
