@@ -44,6 +44,7 @@ VERBS: dict[str, Verb] = {
     "score": Verb(SAMPLING, "score or re-score a run folder's candidates with a reward model", "run_score", "add_run_arguments"),
     "select": Verb(SAMPLING, "SFT data, DPO pairs, exports and stats from a scored run folder", "run_select", "add_run_arguments"),
     "merge": Verb(SAMPLING, "join the run folders of a --shard i/n split", "run_merge", "add_merge_arguments"),
+    "iterate": Verb("rmkit.iterate", "rounds of sample, score, select and sft, each round sampling with the last policy"),
     "compare": Verb("rmkit.compare", "policies on the same held-out prompts: mean score with intervals, paired differences"),
     "sft": Verb("rmkit.sft", "fine-tune the policy on a run's sft.jsonl (TRL SFTTrainer, LoRA or full), merged"),
     "chat": Verb("rmkit.chat", "chat in the terminal; with a reward model each reply is the best of N"),

@@ -217,6 +217,19 @@ class SftConfig:
 
 
 @dataclass
+class IterateConfig:
+    """``rmkit iterate``: rounds of sample → score → select → sft, round k+1 sampling with round k's policy."""
+
+    rounds: int = 2  # sample-score-select-sft rounds
+    mode: Literal["rest_em", "raft"] = "rest_em"  # rest_em: fine-tune the base policy on all data kept so far; raft: continue from the previous round's policy on this round's data
+    output_dir: str = "outputs/iterate"  # round-K/run (the sampling run) and round-K/policy (its fine-tuned policy) for each round
+
+    def __post_init__(self):
+        if self.rounds < 1:
+            raise ConfigError(f"iterate.rounds must be at least 1, got {self.rounds}")
+
+
+@dataclass
 class Recipe:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -226,6 +239,7 @@ class Recipe:
     score: ScoreConfig = field(default_factory=ScoreConfig)
     select: SelectConfig = field(default_factory=SelectConfig)
     sft: SftConfig = field(default_factory=SftConfig)
+    iterate: IterateConfig = field(default_factory=IterateConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
