@@ -159,7 +159,7 @@ class ScorerSpec:
     name: str = ""  # its column in candidates.jsonl (scores.NAME) and stats.json
     weight: float = 1.0  # selection ranks by the weighted sum of all scorers; 0: recorded only
     reward_model: str = ""  # a reward model folder, scored with the score section's settings
-    verifier: Literal["", "ifeval", "ifeval_loose", "math"] = ""  # built-in checks (rmkit.sampling.verifiers)
+    verifier: Literal["", "ifeval", "ifeval_loose", "math", "ifbench"] = ""  # built-in checks (rmkit.sampling.verifiers)
     function: str = ""  # "module:function", called with (prompt record, messages) -> float
 
 

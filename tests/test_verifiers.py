@@ -207,3 +207,18 @@ def test_selection_curves_and_bootstrap():
     assert [r["mean"] for r in oracle] == [0.5, 1.0] and oracle[1]["low"] == oracle[1]["high"] == 1.0
     low, high = bootstrap_interval([0.0, 1.0] * 20, rounds=500)
     assert 0.25 < low < 0.5 < high < 0.75
+
+
+def test_ifbench_verifier_checks_ifbench_constraints():
+    pytest.importorskip("if_verifiable")
+    from rmkit.sampling.verifiers import BUILT_IN
+
+    record = {"instruction_id_list": ["count:keywords_multiple"],
+              "kwargs": [{"keyword1": "kaleidoscope", "keyword2": "nebula", "keyword3": "whisper", "keyword4": "labyrinth",
+                          "keyword5": "paradox"}]}
+    words = "kaleidoscope " + "nebula " * 2 + "whisper " * 3 + "labyrinth " * 5 + "paradox " * 7
+    follows = [{"role": "user", "content": "Write."}, {"role": "assistant", "content": words}]
+    fails = [{"role": "user", "content": "Write."}, {"role": "assistant", "content": "kaleidoscope only"}]
+    assert BUILT_IN["ifbench"](record, follows) == 1.0 and BUILT_IN["ifbench"](record, fails) == 0.0
+    with pytest.raises(ValueError, match="unknown IFBench instruction"):
+        BUILT_IN["ifbench"]({"instruction_id_list": ["nope"], "kwargs": [{}]}, follows)

@@ -8,6 +8,9 @@
   and build their own instruction texts (:func:`build_constraints`). Two of its 25
   checkers, ``change_case:capital_word_frequency`` and ``length_constraints:number_sentences``,
   need NLTK's punkt_tab data, which an offline machine lacks (:data:`NEEDS_NLTK_DATA`).
+- ``ifbench``: the same with IFBench's 58 out-of-distribution constraints (AllenAI's checkers
+  as ``if-verifiable`` packages them, strict); a few call NLTK data too (:data:`NEEDS_NLTK_DATA`
+  names the IFEval ones).
 - ``math``: ``math-verify`` compares the reply's final answer with the record's ``answer``
   (1.0 equal, 0.0 not), so ``1/2``, ``0.5`` and ``$\\frac{1}{2}$`` agree.
 
@@ -28,23 +31,24 @@ from rmkit.errors import ConfigError, MissingDependency
 
 # Checkers that call nltk.sent_tokenize / word_tokenize, whose punkt_tab data is not on PyPI.
 NEEDS_NLTK_DATA = ("change_case:capital_word_frequency", "length_constraints:number_sentences")
-VERIFIERS = ("ifeval", "ifeval_loose", "math")
+VERIFIERS = ("ifeval", "ifeval_loose", "math", "ifbench")
+NAMES = {"ifeval": "IFEval", "ifbench": "IFBench"}
 
 
-def _registry() -> dict:
+def _registry(benchmark: str = "ifeval") -> dict:
     try:
-        from if_verifiable.ifeval.instructions_registry import INSTRUCTION_DICT
+        registry = importlib.import_module(f"if_verifiable.{benchmark}.instructions_registry")
     except ImportError:
-        raise MissingDependency("the ifeval verifiers need if-verifiable: pip install 'rmkit[verify]'") from None
-    return INSTRUCTION_DICT
+        raise MissingDependency(f"the {benchmark} verifiers need if-verifiable: pip install 'rmkit[verify]'") from None
+    return registry.INSTRUCTION_DICT
 
 
 def last_user_text(messages: Conversation) -> str:
     return next(m["content"] for m in reversed(messages) if m["role"] == "user")
 
 
-def ifeval_score(record: dict, messages: Conversation, loose: bool = False) -> float:
-    """Fraction of the record's IFEval instructions the last reply follows."""
+def ifeval_score(record: dict, messages: Conversation, loose: bool = False, benchmark: str = "ifeval") -> float:
+    """Fraction of the record's IFEval (or IFBench) instructions the last reply follows."""
     from if_verifiable.common import evaluate_instructions
 
     ids, kwargs = record.get("instruction_id_list"), record.get("kwargs")
@@ -52,10 +56,10 @@ def ifeval_score(record: dict, messages: Conversation, loose: bool = False) -> f
         raise ValueError("the prompt record has no instruction_id_list")
     if kwargs is None or len(kwargs) != len(ids):
         raise ValueError(f"the prompt record needs kwargs: one mapping per instruction ({len(ids)})")
-    registry = _registry()
+    registry = _registry(benchmark)
     unknown = [i for i in ids if i not in registry]
     if unknown:  # if-verifiable would skip these silently
-        raise ValueError(f"unknown IFEval instruction {unknown[0]!r}")
+        raise ValueError(f"unknown {NAMES[benchmark]} instruction {unknown[0]!r}")
     _, scores = evaluate_instructions(messages[-1]["content"], ids, kwargs, last_user_text(messages), registry)
     return scores.partial_loose if loose else scores.partial_strict
 
@@ -75,6 +79,7 @@ BUILT_IN: dict[str, Callable[[dict, Conversation], float]] = {
     "ifeval": ifeval_score,
     "ifeval_loose": lambda record, messages: ifeval_score(record, messages, loose=True),
     "math": math_score,
+    "ifbench": lambda record, messages: ifeval_score(record, messages, benchmark="ifbench"),
 }
 
 
