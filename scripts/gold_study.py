@@ -181,7 +181,7 @@ def analyse(out: Path, n: int) -> dict:
     result = {
         "heldout": evaluation(out / "heldout", "gold"),
         "proxy": {"heldout_pairwise": pairwise(base_groups), "train_pairs": sum(1 for _ in open(out / "proxy_pairs.jsonl")), "curves": curves},
-        "kept": {arm: {"prompts": s["kept_prompts"], "conversations": s["sft_written"], "mean_gold_kept": s["mean_reward_kept"]}
+        "kept": {arm: {"prompts": s["kept_prompts"], "conversations": s["sft_written"], "mean_selecting_reward": s["mean_reward_kept"]}
                  for arm, s in train_stats.items()},
     }
     if (out / "ifbench" / "base").exists():
@@ -218,7 +218,7 @@ def markdown(result: dict, meta: dict) -> str:
     c = p["curves"]
     for i, row in enumerate(c["proxy_pick_gold"]):
         lines.append(f"| {row['n']} | {ci(row)} | {ci(c['random_pick_gold'][i])} | {ci(c['oracle_gold'][i])} |")
-    kept = ", ".join(f"{arm} {k['conversations']} (mean gold {k['mean_gold_kept']:.3f})" for arm, k in result["kept"].items())
+    kept = ", ".join(f"{arm} {k['conversations']} (mean selecting reward {k['mean_selecting_reward']:.3f})" for arm, k in result["kept"].items())
     lines += ["", f"SFT examples kept on the train prompts: {kept}.", "",
               f"Command: `{meta['command']}`; machine: {meta['machine']}; {meta['minutes']:.0f} min; {meta['date']}."]
     return "\n".join(lines) + "\n"
