@@ -115,7 +115,12 @@ def train_sft(recipe: Recipe, data: Path) -> Path:
         report_to=[],
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer, peft_config=peft_config)
-    result = trainer.train()
+    try:
+        result = trainer.train()
+    finally:  # accelerate keeps the trainer's precision process-wide; a later Accelerator (rmkit train) may want another
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state()
     model = trainer.model.merge_and_unload() if cfg.use_lora else trainer.model
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
