@@ -212,6 +212,7 @@ class SftConfig:
     num_epochs: float = 1.0
     max_steps: int | None = None  # overrides num_epochs
     bf16: bool = False  # bf16 autocast (GPU or a recent CPU)
+    gradient_checkpointing: bool = True  # recompute activations in the backward: less memory, about a third more compute (TRL's default)
     logging_steps: int = 10
     seed: int = 42
 

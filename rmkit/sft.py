@@ -78,7 +78,7 @@ def train_sft(recipe: Recipe, data: Path) -> Path:
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTTrainer
 
     from rmkit.data.templates import use_template
     from rmkit.builtin_models import resolve_model
@@ -97,24 +97,8 @@ def train_sft(recipe: Recipe, data: Path) -> Path:
         peft_config = LoraConfig(
             r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules, task_type="CAUSAL_LM"
         )
-    args = SFTConfig(
-        output_dir=str(out / "trainer"),
-        per_device_train_batch_size=cfg.per_device_batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        learning_rate=cfg.learning_rate,
-        lr_scheduler_type=cfg.lr_scheduler,
-        warmup_steps=cfg.warmup_ratio,  # a float below 1 is a fraction of the steps
-        num_train_epochs=cfg.num_epochs,
-        max_steps=cfg.max_steps if cfg.max_steps is not None else -1,
-        max_length=cfg.max_length,
-        bf16=cfg.bf16,
-        use_cpu=not torch.cuda.is_available(),  # transformers refuses bf16 on a CPU unless told it is one
-        logging_steps=cfg.logging_steps,
-        seed=cfg.seed,
-        save_strategy="no",
-        report_to=[],
-    )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer, peft_config=peft_config)
+    trainer = SFTTrainer(model=model, args=sft_arguments(recipe), train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                         peft_config=peft_config)
     try:
         result = trainer.train()
     finally:  # accelerate keeps the trainer's precision process-wide; a later Accelerator (rmkit train) may want another
@@ -129,6 +113,32 @@ def train_sft(recipe: Recipe, data: Path) -> Path:
                "log": [entry for entry in trainer.state.log_history if "loss" in entry]}
     write_json(out / "sft_summary.json", summary)
     return out
+
+
+def sft_arguments(recipe: Recipe):
+    """TRL's ``SFTConfig`` for the recipe's ``sft`` section."""
+    import torch
+    from trl import SFTConfig
+
+    cfg = recipe.sft
+    return SFTConfig(
+        output_dir=str(Path(cfg.output_dir) / "trainer"),
+        per_device_train_batch_size=cfg.per_device_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=cfg.warmup_ratio,  # a float below 1 is a fraction of the steps
+        num_train_epochs=cfg.num_epochs,
+        max_steps=cfg.max_steps if cfg.max_steps is not None else -1,
+        max_length=cfg.max_length,
+        bf16=cfg.bf16,
+        use_cpu=not torch.cuda.is_available(),  # transformers refuses bf16 on a CPU unless told it is one
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        logging_steps=cfg.logging_steps,
+        seed=cfg.seed,
+        save_strategy="no",
+        report_to=[],
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

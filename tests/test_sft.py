@@ -62,3 +62,14 @@ def test_sft_names_a_missing_data_file(tmp_path, capsys):
     recipe.write_text(f"sample:\n  output_dir: {tmp_path / 'nothing'}\n")
     assert main(["sft", str(recipe)]) == 2
     assert "sft.jsonl does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("checkpointing", [True, False])
+def test_sft_settings_reach_trl(checkpointing):
+    from rmkit.config import load_recipe
+    from rmkit.sft import sft_arguments
+
+    recipe = load_recipe(None, [f"sft.gradient_checkpointing={str(checkpointing).lower()}", "sft.learning_rate=3e-5", "sft.max_steps=7"])
+    args = sft_arguments(recipe)
+    assert args.gradient_checkpointing is checkpointing  # TRL turns it on unless told
+    assert (args.learning_rate, args.max_steps) == (3e-5, 7)
