@@ -222,3 +222,15 @@ def test_ifbench_verifier_checks_ifbench_constraints():
     assert BUILT_IN["ifbench"](record, follows) == 1.0 and BUILT_IN["ifbench"](record, fails) == 0.0
     with pytest.raises(ValueError, match="unknown IFBench instruction"):
         BUILT_IN["ifbench"]({"instruction_id_list": ["nope"], "kwargs": [{}]}, follows)
+
+
+def test_ifbench_checkers_load_without_printing():
+    """if-verifiable's IFBench module tries NLTK downloads on import; offline they printed four error lines."""
+    pytest.importorskip("if_verifiable")
+    import subprocess
+
+    code = ("from rmkit.sampling.verifiers import BUILT_IN; m = [{'role': 'user', 'content': 'Hi'}, {'role': 'assistant', 'content': 'a b'}];"
+            "print(BUILT_IN['ifbench']({'instruction_id_list': ['count:word_count_range'], 'kwargs': [{'min_words': 1, 'max_words': 5}]}, m))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "1.0\n" and "nltk" not in result.stderr

@@ -22,7 +22,10 @@ is counted, so one odd reply never stops a run.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
+import logging
 import random
 from collections.abc import Callable
 
@@ -37,10 +40,24 @@ NAMES = {"ifeval": "IFEval", "ifbench": "IFBench"}
 
 def _registry(benchmark: str = "ifeval") -> dict:
     try:
-        registry = importlib.import_module(f"if_verifiable.{benchmark}.instructions_registry")
+        with _output_to_log():
+            registry = importlib.import_module(f"if_verifiable.{benchmark}.instructions_registry")
     except ImportError:
         raise MissingDependency(f"the {benchmark} verifiers need if-verifiable: pip install 'rmkit[verify]'") from None
     return registry.INSTRUCTION_DICT
+
+
+@contextlib.contextmanager
+def _output_to_log():
+    """IFBench's checkers call ``nltk.download`` on import, which prints four error lines on a
+    machine without network: they go to the log, not the screen."""
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            yield
+    finally:
+        for line in (out.getvalue() + err.getvalue()).splitlines():
+            logging.getLogger(__name__).info("%s", line)
 
 
 def last_user_text(messages: Conversation) -> str:
