@@ -36,6 +36,8 @@ class ModelNotAvailable(MissingDependency):
 
 
 HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")  # "org/name"; a local path has to exist to be one
+# A model folder holds one of these (a tokenizer's folder, the last), or its model/ or adapter/ does (an rmkit training output).
+MODEL_FILES = ("config.json", "adapter_config.json", "tokenizer_config.json")
 
 
 @dataclass(frozen=True)
@@ -158,12 +160,18 @@ def resolve_model(name_or_path: str, label: str = "model") -> str:
 
 def check_model(name_or_path: str, label: str = "model") -> None:
     """Raise :class:`MissingPath` (naming ``label``, e.g. a recipe key) unless ``name_or_path`` is a
-    built-in short name whose package is installed, a local path, or a hub id that can be fetched
-    (offline: one in the Hugging Face cache). Nothing is loaded."""
+    built-in short name whose package is installed, a local model folder (one holding a file of
+    :data:`MODEL_FILES`), or a hub id that can be fetched (offline: one in the Hugging Face cache).
+    Nothing is loaded."""
     if name_or_path in BUILTINS:
         shipped_file(name_or_path)
         return
-    if Path(name_or_path).expanduser().exists():
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        raise MissingPath(f"{label} {name_or_path}: a file, not a model folder (one with config.json, or an rmkit training output)")
+    if path.is_dir():
+        if not any((path / sub / name).is_file() for sub in ("", "model", "adapter") for name in MODEL_FILES):
+            raise MissingPath(f"{label} {name_or_path}: not a model folder (no {', '.join(MODEL_FILES)}, model/ or adapter/ in it)")
         return
     if HUB_ID.fullmatch(name_or_path) and not name_or_path.startswith("."):
         if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("0", "", "false", "no"):

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TextIO
 
+from rmkit.config_cli import positive_int
 from rmkit.conversation import Conversation, message
 
 COMMANDS = {
@@ -284,12 +285,6 @@ def chat_recipe(args: argparse.Namespace, default_recipe=None):
     if recipe.score.reward_model:
         check_model(recipe.score.reward_model, "--reward-model" if args.reward_model else "score.reward_model")
     return recipe
-
-
-def positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return int(text)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -80,8 +80,16 @@ def add_global_flags(parser: argparse.ArgumentParser, default=False) -> None:
     )  # fmt: skip
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser (the verbs' too), whose usage errors (an unknown option, a flag out of
+    range) are one line like every other error, with exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"rmkit: error: {one_line(message)} (`{self.prog} --help` lists the arguments)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rmkit", description="Train reward models and use them for best-of-N sampling.")
+    parser = ArgumentParser(prog="rmkit", description="Train reward models and use them for best-of-N sampling.")
     add_global_flags(parser)
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     for name, verb in VERBS.items():
@@ -132,11 +140,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def one_line(message: str) -> str:
-    """A message's lines joined by "; " (by a space after a colon): one line on the terminal."""
+def one_line(message: str, longest: int = 2000) -> str:
+    """A message's lines joined by "; " (by a space after a colon): one line on the terminal, cut
+    in the middle past ``longest`` characters (a huge value quoted from the input)."""
     text = ""
     for line in filter(None, (part.strip() for part in message.splitlines())):
         text += (" " if text.endswith(":") else "; " if text else "") + line
+    if len(text) > longest:
+        cut = len(text) - longest
+        text = f"{text[: longest - 500]} [... {cut:,} characters left out ...] {text[-500:]}"
     return text
 
 

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import yaml
 
-from rmkit.errors import ConfigError  # noqa: F401  (raised here; imported from here by callers)
+from rmkit.errors import ConfigError, not_utf8  # ConfigError: raised here; imported from here by callers
 
 
 # A float key reads numeric text as the number: YAML 1.1 reads 3e-4 as a string (it wants
@@ -26,6 +26,26 @@ from rmkit.errors import ConfigError  # noqa: F401  (raised here; imported from 
 # The words YAML 1.1 reads as booleans, for keys that take one of them as a string (mixed_precision: no).
 YAML_BOOL_WORDS = {False: ("no", "off", "false"), True: ("yes", "on", "true")}
 NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+# The ranges numeric settings keep to; each rule's words are its message ("must be at least 1, got 0").
+RANGES = {
+    "at least 1": lambda value: value >= 1,
+    "at least 0": lambda value: value >= 0,
+    "above 0": lambda value: value > 0,
+    "in [0, 1)": lambda value: 0 <= value < 1,
+    "in (0, 1]": lambda value: 0 < value <= 1,
+    "in [0, 1]": lambda value: 0 <= value <= 1,
+    "in [-2, 2]": lambda value: -2 <= value <= 2,  # vLLM's presence and frequency penalties
+}
+
+
+def check_range(section: str, config: Any, rule: str, *keys: str) -> None:
+    """Raise :class:`ConfigError` naming ``section.key`` for the first of ``keys`` whose value breaks
+    ``rule`` (a key of :data:`RANGES`); None (unset) passes, and so does a word such as "auto"."""
+    for key in keys:
+        value = getattr(config, key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not RANGES[rule](value):
+            raise ConfigError(f"{section}.{key} must be {rule}, got {value}")
 
 
 @dataclass
@@ -54,6 +74,10 @@ class DataConfig:
     max_examples: int | None = None  # cap on parsed pairs (after the split), for quick runs
     on_error: Literal["raise", "skip"] = "raise"
 
+    def __post_init__(self):
+        check_range("data", self, "in [0, 1)", "eval_fraction")
+        check_range("data", self, "at least 1", "max_length", "max_examples")
+
 
 @dataclass
 class LoraConfig:
@@ -62,6 +86,11 @@ class LoraConfig:
     alpha: int = 32
     dropout: float = 0.0  # LoRA dropout doubles a CPU step (measured: 15 s vs 7.5 s) for little gain in a short run
     target_modules: list[str] | str = "all-linear"
+
+    def __post_init__(self):
+        check_range("lora", self, "at least 1", "r")
+        check_range("lora", self, "above 0", "alpha")
+        check_range("lora", self, "in [0, 1)", "dropout")
 
 
 @dataclass
@@ -87,7 +116,7 @@ class TrainConfig:
     pad_to_multiple_of: int | None = None
     eval_steps: int | None = None  # None: only at the end
     save_steps: int | None = None  # None: no intermediate checkpoints
-    save_total_limit: int = 2
+    save_total_limit: int = 2  # 0: keep every checkpoint
     resume: Literal["auto", "never"] | str = "auto"  # or a checkpoint path
     logging_steps: int = 10  # at least 1
     report_to: list[str] = field(default_factory=list)  # e.g. ["tensorboard"]
@@ -95,11 +124,13 @@ class TrainConfig:
     merge: bool = True  # also write a merged model that plain transformers loads
 
     def __post_init__(self):
-        for key in ("per_device_batch_size", "eval_batch_size", "gradient_accumulation_steps", "logging_steps"):
-            if getattr(self, key) < 1:  # each divides something
-                raise ConfigError(f"train.{key} must be at least 1, got {getattr(self, key)}")
+        counts = ("per_device_batch_size", "eval_batch_size", "gradient_accumulation_steps", "logging_steps")  # each divides something
+        check_range("train", self, "at least 1", *counts, "max_steps", "eval_steps", "save_steps", "pad_to_multiple_of")
         if isinstance(self.tokens_per_backward, int) and self.tokens_per_backward < 1:
             raise ConfigError(f"train.tokens_per_backward must be at least 1, auto or null, got {self.tokens_per_backward}")
+        check_range("train", self, "above 0", "learning_rate", "num_epochs")
+        check_range("train", self, "at least 0", "weight_decay", "max_grad_norm", "center_rewards_coefficient", "save_total_limit")
+        check_range("train", self, "in [0, 1]", "warmup_ratio")
 
 
 # FastChat's MT-bench sampling temperatures by category (fastchat/llm_judge/common.py).
@@ -151,6 +182,19 @@ class SampleConfig:
     enforce_eager: bool = False
     output_dir: str = "runs/sample"  # the run folder (--output overrides)
 
+    def __post_init__(self):
+        counts = ("n", "max_prompts", "max_tokens", "chunk_size", "workers", "batch_size", "max_model_len")
+        check_range("sample", self, "at least 1", *counts, "tensor_parallel_size", "data_parallel_size")
+        check_range("sample", self, "at least 0", "temperature", "top_k")
+        check_range("sample", self, "in (0, 1]", "top_p", "gpu_memory_utilization")
+        check_range("sample", self, "in [0, 1]", "min_p")
+        check_range("sample", self, "above 0", "repetition_penalty")
+        check_range("sample", self, "in [-2, 2]", "presence_penalty", "frequency_penalty")
+        if isinstance(self.category_temperature, dict):
+            for category, value in self.category_temperature.items():
+                if not value >= 0:
+                    raise ConfigError(f"sample.category_temperature.{category} must be at least 0, got {value}")
+
 
 @dataclass
 class ScorerSpec:
@@ -179,6 +223,11 @@ class ScoreConfig:
     gpu_memory_utilization: float = 0.3  # vllm backend on GPU (on CPU the KV cache is sized from need)
     enforce_eager: bool = False  # vllm backend
 
+    def __post_init__(self):
+        check_range("score", self, "at least 1", "max_length", "batch_size")
+        check_range("score", self, "at least 0", "verifier_workers")
+        check_range("score", self, "in (0, 1]", "gpu_memory_utilization")
+
 
 @dataclass
 class SelectConfig:
@@ -193,6 +242,10 @@ class SelectConfig:
     seed: int = 0  # for the random baseline pick
     exports: list[Literal["mt_bench", "alpaca_eval"]] = field(default_factory=list)
     model_id: str | None = None  # name in the exports; default: the policy's name + "-bo{n}"
+
+    def __post_init__(self):
+        check_range("select", self, "at least 1", "top_k")
+        check_range("select", self, "at least 0", "min_margin")
 
 
 @dataclass
@@ -216,6 +269,12 @@ class SftConfig:
     logging_steps: int = 10
     seed: int = 42
 
+    def __post_init__(self):
+        counts = ("max_length", "per_device_batch_size", "gradient_accumulation_steps", "max_steps", "logging_steps")
+        check_range("sft", self, "at least 1", *counts)
+        check_range("sft", self, "above 0", "learning_rate", "num_epochs")
+        check_range("sft", self, "in [0, 1]", "warmup_ratio")
+
 
 @dataclass
 class IterateConfig:
@@ -226,8 +285,7 @@ class IterateConfig:
     output_dir: str = "outputs/iterate"  # round-K/run (the sampling run) and round-K/policy (its fine-tuned policy) for each round
 
     def __post_init__(self):
-        if self.rounds < 1:
-            raise ConfigError(f"iterate.rounds must be at least 1, got {self.rounds}")
+        check_range("iterate", self, "at least 1", "rounds")
 
 
 @dataclass
@@ -314,8 +372,47 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError(f"override {text!r} is not of the form section.key=value")
     key, raw = text.split("=", 1)
-    value = yaml.safe_load(raw) if raw.strip() else ""
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {text!r}: the value of {key.strip()} is not valid YAML ({yaml_problem(err)})") from None
     return key.strip().split("."), value
+
+
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """What is wrong, from a YAML error: its problem, else its first line (a reader error)."""
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    if "constructor for the tag" in problem:  # safe_load builds no Python objects
+        problem += "; a recipe is plain YAML, without !!python or other tags"
+    return problem
+
+
+def read_recipe_file(path: str | Path) -> dict:
+    """A recipe file's raw sections; :class:`ConfigError` names the file (and line) when it is not a
+    UTF-8 YAML mapping."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"recipe {path} does not exist")
+    if path.is_dir():
+        raise ConfigError(f"recipe {path} is a folder: give the recipe's YAML file")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line, reason = not_utf8(data, err)
+        raise ConfigError(f"recipe {path}, line {line}: {reason}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark, context = getattr(err, "problem_mark", None), getattr(err, "context_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        if isinstance(err, yaml.reader.ReaderError):  # a character YAML refuses, found by its position
+            where = f", line {text.count(chr(10), 0, err.position) + 1}"
+        opened = f" ({err.context} at line {context.line + 1}, column {context.column + 1})" if context and err.context else ""
+        raise ConfigError(f"recipe {path}{where}: not valid YAML: {yaml_problem(err)}{opened}") from None
+    if not isinstance(raw, dict | None):
+        raise ConfigError(f"recipe {path}: expected a mapping of sections (train:, sample:, ...), got a {type(raw).__name__}")
+    return raw or {}
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
@@ -332,14 +429,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
 
 def load_recipe(path: str | Path | None, overrides: list[str] = (), cls: type = Recipe) -> Any:
     """Load a recipe YAML (or just defaults when ``path`` is None) and apply overrides."""
-    raw: dict = {}
-    if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise ConfigError(f"recipe {path} does not exist")
-        raw = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(raw, dict):
-            raise ConfigError(f"recipe {path}: expected a mapping of sections")
+    raw = read_recipe_file(path) if path is not None else {}
     raw = apply_overrides(raw, list(overrides))
     try:
         return _build(cls, raw, "")

@@ -19,7 +19,7 @@ import typing
 from pathlib import Path
 from typing import Literal
 
-from rmkit.config import Recipe, load_recipe
+from rmkit.config import Recipe, load_recipe, read_recipe_file
 from rmkit.errors import ConfigError
 
 OVERRIDE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+=")
@@ -47,7 +47,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, keys: tuple[str, ...] 
             default=None,
             metavar=name.upper(),
             help=f"{text}{'; ' if text else ''}recipe key {key} (default: {'unset' if default in ('', None) else default})",
-            **_argparse_type(typing.get_type_hints(cls)[name], key),
+            **_argparse_type(typing.get_type_hints(cls)[name], key, cls),
         )
     if overrides:
         parser.add_argument("overrides", nargs="*", metavar="section.key=value", help="recipe overrides, e.g. score.batch_size=4")
@@ -55,14 +55,37 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, keys: tuple[str, ...] 
         parser.set_defaults(overrides=[])
 
 
-def _argparse_type(annotation, key: str) -> dict:
+def _argparse_type(annotation, key: str, cls: type) -> dict:
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
     if typing.get_origin(annotation) is Literal:
         return {"choices": list(typing.get_args(annotation))}
     if annotation in (int, float, str):
-        return {"type": annotation}
+        return {"type": _checked(annotation, cls, key.split(".")[1])}
     raise TypeError(f"{key}: no command-line flag for a {annotation} setting; use the override {key}=VALUE")
+
+
+def _checked(convert: type, cls: type, name: str):
+    """argparse's type for a flag: the text converted, then checked as its recipe key is (the
+    config dataclass's ranges), so ``--batch-size 0`` fails as ``score.batch_size=0`` does."""
+
+    def parse(text: str):
+        value = convert(text)
+        try:
+            cls(**{name: value})
+        except ConfigError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+        return value
+
+    parse.__name__ = convert.__name__  # argparse names it in "invalid int value: 'x'"
+    return parse
+
+
+def positive_int(text: str) -> int:
+    """argparse's type for a count: a whole number of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
 
 
 def split_overrides(values: list[str]) -> tuple[list[str], list[str]]:
@@ -80,12 +103,10 @@ def recipe_from_args(args: argparse.Namespace, keys: tuple[str, ...] = (), overr
 
 def is_set(args: argparse.Namespace, key: str, overrides: list[str]) -> bool:
     """Whether the user gave ``key`` (``score.max_length``): by its flag, an override or the ``--recipe`` file."""
-    import yaml
-
     section, name = key.split(".")
     if getattr(args, key, None) is not None or any(o.split("=", 1)[0].strip() == key for o in [*overrides, *args.overrides]):
         return True
-    return bool(args.recipe) and name in ((yaml.safe_load(Path(args.recipe).read_text()) or {}).get(section) or {})
+    return bool(args.recipe) and name in (read_recipe_file(args.recipe).get(section) or {})
 
 
 # ----------------------------------------------------------------------------- rmkit config show

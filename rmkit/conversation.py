@@ -142,7 +142,20 @@ def validate_conversation(messages: object, *, source: str = "", field_name: str
         for key in ("name", "tool_call_id") if role == "tool" else ():
             if isinstance(msg.get(key), str):
                 out[-1][key] = msg[key]
+    check_turn_order(out, source, field_name)
     return out
+
+
+def check_turn_order(messages: Conversation, source: str, field_name: str, indexed: bool = True) -> None:
+    """Raise :class:`RecordError` (kind "order", which ``on_error: skip`` counts) where a user or an
+    assistant turn follows one of its own role: turns alternate (tool results come between an
+    assistant's calls and its next reply). ``indexed``: the field is a message list, else one text."""
+    for i in range(1, len(messages)):
+        role = messages[i]["role"]
+        if role in ("user", "assistant") and messages[i - 1]["role"] == role:
+            where = f"{field_name}[{i}]" if indexed else field_name
+            reason = f"two {role} turns in a row (turns {i} and {i + 1} of {len(messages)}): user and assistant turns must alternate"
+            raise RecordError(reason, source=source, field=where, kind="order")
 
 
 def parse_tool_call(call: object, source: str, where: str) -> dict:

@@ -43,6 +43,13 @@ class MissingDependency(UserError, ImportError):
     """An optional package that this command needs and that is not installed."""
 
 
+def not_utf8(data: bytes, err: UnicodeDecodeError) -> tuple[int, str]:
+    """Where ``data`` stops being UTF-8, as ``(1-based line, the reason to print)``."""
+    line = data.count(b"\n", 0, err.start) + 1
+    column = err.start - data.rfind(b"\n", 0, err.start)
+    return line, f"not UTF-8 text (byte 0x{data[err.start]:02x} at column {column}): save the file as UTF-8"
+
+
 def user_message(err: BaseException, hints: dict[str, str] | None = None) -> str | None:
     """The one line to print for ``err`` if it is the user's to fix, else None (a bug: show the traceback).
 

@@ -188,6 +188,8 @@ def evaluate(
             score = dataclasses.replace(score, max_length=run_data.max_length)
     else:
         pairs = load_pairs(data, format, on_error, report, split)
+        if not pairs:
+            raise DataError(f"{data}: no pairs in it ({report.summary()})")
     pairs = subsample(pairs, max_pairs, seed)
     model, tokenizer = load_scoring_model(score)
     started = time.perf_counter()
@@ -211,7 +213,7 @@ SCORE_FLAGS = ("score.batch_size", "score.max_length", "score.dtype")
 
 
 def add_arguments(parser) -> None:
-    from rmkit.config_cli import add_recipe_arguments
+    from rmkit.config_cli import add_recipe_arguments, positive_int
 
     parser.add_argument("reward_model", help="an rmkit training output folder, its model/ or adapter/, or a HF classifier")
     parser.add_argument(
@@ -221,7 +223,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--heldout", action="store_true", help="instead of DATA: the pairs the training run REWARD_MODEL held out, at its data.max_length unless score.max_length is given")
     parser.add_argument("--format", choices=["auto", *PAIR_FORMATS], default="auto", help="pair format (default: auto)")
     parser.add_argument("--split", default="test", help="the split of a hub dataset, or of a folder's files by name (default: test)")
-    parser.add_argument("--max-pairs", type=int, default=None, help="score a seeded random sample of this many pairs")
+    parser.add_argument("--max-pairs", type=positive_int, default=None, help="score a seeded random sample of this many pairs")
     parser.add_argument("--seed", type=int, default=0, help="for --max-pairs (default: 0)")
     parser.add_argument("--on-error", choices=["raise", "skip"], default="raise", help="bad records: stop, or skip and count")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")

@@ -24,23 +24,28 @@ class MetricsLog:
         if step is None or not self.path.exists():
             self.path.unlink(missing_ok=True)
             return
-        lines, kept = self.path.read_text(errors="replace").splitlines(), []
-        for number, line in enumerate(lines, 1):
-            try:
-                record = json.loads(line)
-            except ValueError:
-                if number == len(lines):  # the torn tail of an interrupted write
-                    break
-                raise RecordError("damaged line with lines after it; not an interrupted write", source=f"{self.path}:{number}") from None
-            if record["step"] <= step:
-                kept.append(line)
-        write_atomic(self.path, "".join(line + "\n" for line in kept))
+        kept = [record for record in read_metrics(self.path) if record["step"] <= step]
+        write_atomic(self.path, "".join(json.dumps(record) + "\n" for record in kept))
 
     def write(self, step: int, metrics: dict) -> None:
         self.accelerator.log(metrics, step=step)
         if self.accelerator.is_main_process:
             with self.path.open("a") as f:
                 f.write(json.dumps({"step": step, **metrics}) + "\n")
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """The records of a ``metrics.jsonl``, less a torn last line (a run interrupted, or still
+    writing); a damaged line with lines after it is a :class:`RecordError`."""
+    lines, records = path.read_text(errors="replace").splitlines(), []
+    for number, line in enumerate(lines, 1):
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            if number == len(lines):  # the torn tail of an interrupted write
+                break
+            raise RecordError("damaged line with lines after it; not an interrupted write", source=f"{path}:{number}") from None
+    return records
 
 
 def tracker_config(recipe: Recipe) -> dict:

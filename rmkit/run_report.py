@@ -49,11 +49,6 @@ def read_candidates(run_dir: Path) -> list[ScoredCandidate]:
     return [_candidate(line) for group in RunFolder(run_dir).groups() for line in group if line["reward"] is not None]
 
 
-def _jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 def _json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
@@ -148,7 +143,9 @@ def _sampling_sections(run_dir: Path, out: Path) -> list[tuple[str, str]]:
 
 
 def _training_sections(run_dir: Path, out: Path) -> list[tuple[str, str]]:
-    metrics = _jsonl(run_dir / "metrics.jsonl")
+    from rmkit.metrics_log import read_metrics
+
+    metrics = read_metrics(run_dir / "metrics.jsonl")
     summary = _json(run_dir / "summary.json")
     sections = [("Training summary", _table(summary))] if summary else []
     for name, keys in (("loss", ["loss", "eval_loss"]), ("accuracy", ["eval_accuracy"])):

@@ -87,6 +87,91 @@ def test_counts_that_divide_must_be_at_least_one(key):
         load_recipe(None, [f"train.{key}=0"])
 
 
+# A value out of range for every numeric key that has a range; the keys without one are listed below.
+OUT_OF_RANGE = {
+    "data.eval_fraction": 1, "data.max_length": 0, "data.max_examples": 0,
+    "lora.r": 0, "lora.alpha": 0, "lora.dropout": 1,
+    "train.per_device_batch_size": 0, "train.eval_batch_size": 0, "train.gradient_accumulation_steps": 0,
+    "train.learning_rate": 0, "train.weight_decay": -0.1, "train.warmup_ratio": 1.5, "train.num_epochs": 0, "train.max_steps": 0,
+    "train.max_grad_norm": -1, "train.center_rewards_coefficient": -0.01, "train.tokens_per_backward": 0,
+    "train.pad_to_multiple_of": 0, "train.eval_steps": 0, "train.save_steps": 0, "train.save_total_limit": -1, "train.logging_steps": 0,
+    "sample.max_prompts": 0, "sample.n": 0, "sample.temperature": -0.1, "sample.top_p": 0, "sample.top_k": -1, "sample.min_p": 1.5,
+    "sample.max_tokens": 0, "sample.repetition_penalty": 0, "sample.presence_penalty": 2.5, "sample.frequency_penalty": -3,
+    "sample.chunk_size": 0, "sample.workers": 0, "sample.batch_size": 0, "sample.max_model_len": 0, "sample.tensor_parallel_size": 0,
+    "sample.data_parallel_size": 0, "sample.gpu_memory_utilization": 0,
+    "score.verifier_workers": -1, "score.max_length": 0, "score.batch_size": 0, "score.gpu_memory_utilization": 1.5,
+    "select.top_k": 0, "select.min_margin": -1,
+    "sft.max_length": 0, "sft.per_device_batch_size": 0, "sft.gradient_accumulation_steps": 0, "sft.learning_rate": -1e-4,
+    "sft.warmup_ratio": 2, "sft.num_epochs": 0, "sft.max_steps": 0, "sft.logging_steps": 0,
+    "iterate.rounds": 0,
+}
+UNBOUNDED = {"data.seed", "train.seed", "sample.seed", "select.seed", "select.min_reward", "sft.seed"}  # any number will do
+
+
+def numeric_keys() -> list[str]:
+    """``section.key`` of every recipe setting that takes a number."""
+    import dataclasses
+    import types
+    import typing
+
+    from rmkit.config_cli import SECTIONS
+
+    keys = []
+    for section, cls in SECTIONS.items():
+        for field in dataclasses.fields(cls):
+            hint = typing.get_type_hints(cls)[field.name]
+            union = typing.get_origin(hint) in (typing.Union, types.UnionType)  # int | None, not list[int]
+            if hint in (int, float) or union and {int, float} & set(typing.get_args(hint)):
+                keys.append(f"{section}.{field.name}")
+    return keys
+
+
+def test_every_numeric_key_has_a_range_or_is_listed_as_unbounded():
+    assert set(numeric_keys()) == set(OUT_OF_RANGE) | UNBOUNDED
+    load_recipe(None)  # the defaults are in range
+
+
+@pytest.mark.parametrize("key", OUT_OF_RANGE)
+def test_a_number_out_of_range_names_its_key(key):
+    with pytest.raises(ConfigError, match=rf"^recipe: {key} must be (at least|above|in) .*, got {OUT_OF_RANGE[key]}"):
+        load_recipe(None, [f"{key}={OUT_OF_RANGE[key]}"])
+
+
+def test_a_bad_category_temperature_and_nan_are_refused():
+    with pytest.raises(ConfigError, match=r"sample\.category_temperature\.math must be at least 0, got -1"):
+        load_recipe(None, ["sample.category_temperature={math: -1}"])
+    with pytest.raises(ConfigError, match=r"train\.learning_rate must be above 0, got nan"):
+        load_recipe(None, ["train.learning_rate=.nan"])
+
+
+# A recipe file with one fault each, and the start of the one line that names it.
+BAD_RECIPE_FILES = [
+    (b"train:\n  output_dir: caf\xe9\n", r"recipe .*recipe\.yaml, line 2: not UTF-8 text \(byte 0xe9 at column 18\)"),
+    (b"train:\n  max_steps: [1, 2\nsample:\n  n: 4\n",
+     r"recipe .*, line 3, column 7: not valid YAML: expected ',' or '\]', but got ':' \(while parsing a flow sequence at line 2, column 14\)"),
+    (b"train: !!python/object/apply:os.system ['echo hi']\n", r"recipe .*, line 1, column 8: not valid YAML: could not determine a "
+     r"constructor for the tag 'tag:yaml.org,2002:python/object/apply:os.system'; a recipe is plain YAML, without !!python"),
+    (b"sample:\n  n: 4\n  stop: [\x00]\n", r"recipe .*, line 3: not valid YAML: unacceptable character #x0000"),
+    (b"- train\n", r"recipe .*: expected a mapping of sections \(train:, sample:, ...\), got a list"),
+    (b"train:\n  - 1\n", r".*recipe\.yaml: train: expected a mapping, got \[1\]"),
+]
+
+
+@pytest.mark.parametrize("text, message", BAD_RECIPE_FILES)
+def test_a_bad_recipe_file_is_named_with_its_line(tmp_path, text, message):
+    path = tmp_path / "recipe.yaml"
+    path.write_bytes(text)
+    with pytest.raises(ConfigError, match=f"^{message}"):
+        load_recipe(path)
+
+
+def test_a_folder_or_a_bad_override_value_is_named(tmp_path):
+    with pytest.raises(ConfigError, match=r"is a folder: give the recipe's YAML file"):
+        load_recipe(tmp_path)
+    with pytest.raises(ConfigError, match=r"override 'train\.max_steps=\[1': the value of train\.max_steps is not valid YAML"):
+        load_recipe(None, ["train.max_steps=[1"])
+
+
 # ----------------------------------------------------------------------------- the recipe on the command line
 
 

@@ -157,6 +157,8 @@ def test_eval_needs_data_or_a_training_run(tiny_llama, tmp_path, capsys):
     recipe = Recipe()
     recipe.data.path = "moved/pairs.jsonl"
     dump_recipe(recipe, tmp_path / "recipe.yaml")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")  # a training run's folder: its model, and the data it read are gone
     assert main(["eval", str(tmp_path), "--heldout"]) == 2
     assert re.search(r"recipe\.yaml: .*moved/pairs\.jsonl.*relative to where training ran", capsys.readouterr().err)
 

@@ -192,6 +192,17 @@ BAD_RECORDS = [
         "conversations[0].from",
         "'from' must be one of",
     ),
+    # turns out of order: user and assistant turns alternate
+    ({"prompt": [user("Hi"), user("Again")], "chosen": "a", "rejected": "b"}, "order", "prompt[1]", "two user turns in a row"),
+    (
+        {"chosen": "\n\nHuman: a\n\nAssistant: b\n\nAssistant: c\n\nHuman: d" + "\n\nAssistant: x", "rejected": "\n\nHuman: a"
+         "\n\nAssistant: b\n\nAssistant: c\n\nHuman: d\n\nAssistant: y"},
+        "order", "chosen", "two assistant turns in a row (turns 2 and 3 of 4)",
+    ),
+    (
+        {"conversations": [{"from": "human", "value": "a"}, {"from": "human", "value": "b"}], "chosen": "x", "rejected": "y"},
+        "order", "conversations[1]", "two user turns in a row",
+    ),
 ]
 
 
@@ -215,7 +226,7 @@ def test_on_error_skip_counts_each_kind(tmp_path):
     pairs = load_pairs(str(path), on_error="skip", report=report)
     assert [p.source for p in pairs] == [f"{path}:1", f"{path}:{len(records)}"]
     assert (report.read, report.kept) == (len(records), 2)
-    assert report.skipped == Counter({"missing": 3, "type": 3, "empty": 2, "identical": 2, "invalid": 3})
+    assert report.skipped == Counter({"missing": 3, "type": 3, "empty": 2, "identical": 2, "invalid": 3, "order": 3})
 
 
 def test_on_error_skip_skips_broken_json_and_non_objects(tmp_path):
@@ -273,12 +284,13 @@ def test_hh_rlhf_test_split_real_data():
         load_pairs(str(root))  # only test files: never trained on by accident
     report = DataReport()
     pairs = load_pairs(str(root), on_error="skip", report=report, split="test")
-    assert (report.read, report.kept, report.skipped) == (8552, 8516, Counter({"identical": 36}))
+    # 11 transcripts have two Assistant turns in a row (a "Human:" inside a turn, a reply split in two)
+    assert (report.read, report.kept, report.skipped) == (8552, 8505, Counter({"identical": 36, "order": 11}))
     assert report.files == [str(root / subset / "test.jsonl.gz") for subset in (
         "harmless-base", "helpful-base", "helpful-online", "helpful-rejection-sampled")]
     assert Counter(p.subset for p in pairs) == {
-        "harmless-base": 2312,
-        "helpful-base": 2354 - 2,
+        "harmless-base": 2312 - 4,
+        "helpful-base": 2354 - 2 - 7,
         "helpful-online": 1137 - 2,
         "helpful-rejection-sampled": 2749 - 32,
     }

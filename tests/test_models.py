@@ -34,6 +34,7 @@ def smollm2(tmp_path_factory) -> Path:
 
 
 def test_other_names_pass_through(tmp_path, monkeypatch):
+    (tmp_path / "config.json").write_text("{}")
     assert builtin_models.resolve_model(str(tmp_path)) == str(tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # a hub id may be downloaded
     assert builtin_models.resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -45,6 +46,20 @@ def test_a_missing_model_is_named_before_anything_loads(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(MissingPath, match="org/no-such-model: no such folder, nor a hub model in the cache"):
         builtin_models.resolve_model("org/no-such-model")
+
+
+def test_a_file_or_a_folder_without_a_model_is_named_before_anything_loads(tmp_path):
+    """A model path that was a file ended in two OSError tracebacks from transformers."""
+    (tmp_path / "model.safetensors").write_text("weights")
+    with pytest.raises(MissingPath, match=r"^model\.name_or_path .*model\.safetensors: a file, not a model folder"):
+        builtin_models.resolve_model(str(tmp_path / "model.safetensors"), "model.name_or_path")
+    with pytest.raises(MissingPath, match=r"^sample\.policy .*: not a model folder \(no config\.json, adapter_config\.json"):
+        builtin_models.check_model(str(tmp_path), "sample.policy")
+    for found in ("model/config.json", "adapter/adapter_config.json", "tokenizer_config.json"):  # an rmkit output; a tokenizer
+        (tmp_path / found).parent.mkdir(exist_ok=True)
+        (tmp_path / found).write_text("{}")
+        builtin_models.check_model(str(tmp_path))
+        (tmp_path / found).unlink()
 
 
 def test_cache_dir_follows_rmkit_cache(monkeypatch, tmp_path):

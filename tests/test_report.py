@@ -12,6 +12,7 @@ import pytest
 
 from rmkit.best_of_n import best_of_n_curve, best_of_n_table, expected_max, kl_bound, report_ns
 from rmkit.config import SelectConfig
+from rmkit.errors import RecordError
 from rmkit.exports import write_json
 from rmkit.run_report import write_report
 from rmkit.sampling.runs import CandidateLog
@@ -148,6 +149,20 @@ def test_training_report(tmp_path):
     assert_pngs(tmp_path / "report", ["loss.png", "accuracy.png"])
     assert len(embedded_images(page)) == 2
     assert "Training summary" in page and "Best-of-N" not in page
+
+
+def test_a_training_run_still_writing_is_reported_without_its_torn_last_line(tmp_path):
+    """`rmkit report` read metrics.jsonl line by line with json.loads: a line cut short by a
+    running or killed training ended in a JSONDecodeError traceback."""
+    write_training_run(tmp_path)
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 110, "loss": 0.1')
+    page = write_report(tmp_path).read_text()
+    assert len(embedded_images(page)) == 2
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('\n{"step": 120, "loss": 0.1}\n')  # a damaged line with lines after it is named
+    with pytest.raises(RecordError, match=r"metrics\.jsonl:13: damaged line with lines after it"):
+        write_report(tmp_path)
 
 
 def test_report_of_a_folder_with_both_runs_via_the_command(tmp_path, capsys):

@@ -5,6 +5,7 @@ import pytest
 
 from rmkit.config import ConfigError
 from rmkit.conversation import RecordError
+from rmkit.errors import DataError
 from rmkit.data.sources import file_stem, read_records, split_files, split_heldout, subset_of
 
 
@@ -163,6 +164,43 @@ def test_bad_lines_can_be_yielded_and_reading_goes_on(tmp_path):
     read = list(read_records(str(path), errors="yield"))
     assert [source for _, source in read] == [f"{path}:{n}" for n in (1, 2, 3, 4)]
     assert [r.kind if isinstance(r, RecordError) else r for r, _ in read] == [{"a": 1}, "invalid_json", "type", {"a": 4}]
+
+
+def test_a_line_that_is_not_utf8_is_named_by_its_line_and_reading_goes_on(tmp_path):
+    lines = b'{"a": 1}\n{"a": "caf\xe9"}\n{"a": "\xc3\xa9"}\n'  # a Latin-1 byte on line 2; UTF-8 on line 3
+    plain, packed, text = tmp_path / "latin1.jsonl", tmp_path / "latin1.jsonl.gz", tmp_path / "latin1.txt"
+    plain.write_bytes(lines)
+    packed.write_bytes(gzip.compress(lines))
+    text.write_bytes(lines)
+    for path in (plain, packed, text):
+        with pytest.raises(RecordError, match=r"latin1\.\w+(\.gz)?:2: not UTF-8 text \(byte 0xe9 at column 11\)") as info:
+            list(read_records(str(path)))
+        assert info.value.kind == "encoding"
+        read = list(read_records(str(path), errors="yield"))
+        assert [source for _, source in read] == [f"{path}:{n}" for n in (1, 2, 3)]
+        assert isinstance(read[1][0], RecordError) and read[2][0] in ({"a": "é"}, {"text": '{"a": "é"}'})
+
+
+def test_a_json_file_that_is_not_utf8_names_the_line_and_cannot_be_skipped(tmp_path):
+    path = tmp_path / "outputs.json"
+    path.write_bytes(b'[\n  {"a": 1},\n  {"a": "caf\xe9"}\n]\n')
+    with pytest.raises(DataError, match=r"outputs\.json:3: not UTF-8 text .*no record of it can be read"):
+        list(read_records(str(path), errors="yield"))
+
+
+def test_a_damaged_gzip_or_parquet_file_is_named(tmp_path):
+    pytest.importorskip("pyarrow")
+    path = tmp_path / "pairs.jsonl.gz"
+    path.write_text('{"a": 1}\n')  # not compressed
+    with pytest.raises(DataError, match=r"pairs\.jsonl\.gz: not a readable gzip file"):
+        list(read_records(str(path)))
+    path.write_bytes(gzip.compress(b'{"a": 1}\n{"a": 2}\n' * 100)[:-30])  # cut short
+    with pytest.raises(DataError, match=r"pairs\.jsonl\.gz: not a readable gzip file"):
+        list(read_records(str(path)))
+    path = tmp_path / "pairs.parquet"
+    path.write_text("not parquet")
+    with pytest.raises(DataError, match=r"pairs\.parquet: not a readable parquet file"):
+        list(read_records(str(path)))
 
 
 def test_a_record_must_be_an_object(tmp_path):

@@ -14,6 +14,7 @@ from rmkit.conversation import (
     Conversation,
     Message,
     RecordError,
+    check_turn_order,
     message,
     parse_json,
     parse_tool_call,
@@ -66,7 +67,9 @@ def transcript(text: str, source: str, field: str) -> Conversation:
     parts = TURN_MARK.split(text)
     if parts[0] or len(parts) == 1:
         raise RecordError("a transcript must start with '\\n\\nHuman:'", source=source, field=field)
-    return [message(TRANSCRIPT_ROLES[role], strip_space(content)) for role, content in zip(parts[1::2], parts[2::2])]
+    messages = [message(TRANSCRIPT_ROLES[role], strip_space(content)) for role, content in zip(parts[1::2], parts[2::2])]
+    check_turn_order(messages, source, field, indexed=False)
+    return messages
 
 
 def strip_space(text: str) -> str:

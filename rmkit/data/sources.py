@@ -8,16 +8,18 @@ read for one split, told by its file and folder names as the datasets library te
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import gzip
 import json
 import random
 import re
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 from rmkit.conversation import RecordError
-from rmkit.errors import ConfigError, DataError
+from rmkit.errors import ConfigError, DataError, not_utf8
 
 # Text formats may be gzipped; ".jsonl.gz" is how HH-RLHF ships.
 TEXT_KINDS = ("jsonl", "json", "txt")
@@ -171,23 +173,41 @@ def _file_records(file: Path) -> Iterator[tuple[dict | RecordError, str]]:
     elif kind == "json":
         yield from _json_records(file)
     elif kind == "jsonl":
-        with _open_text(file) as lines:
-            yield from _jsonl_records(file, lines)
+        yield from _jsonl_records(file, _lines(file))
     else:
         yield from _text_records(file)
 
 
-def _open_text(file: Path):
-    if file.name.endswith(".gz"):
-        return gzip.open(file, "rt", encoding="utf-8")
-    return open(file, encoding="utf-8")
+@contextlib.contextmanager
+def _open_bytes(file: Path):
+    """The file opened for reading bytes, a .gz decompressed; one that is not gzip (or is cut
+    short) is a DataError naming the file. Each line is decoded on its own, so a byte that is
+    not UTF-8 is told by its line."""
+    try:
+        with gzip.open(file, "rb") if file.name.endswith(".gz") else open(file, "rb") as f:
+            yield f
+    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+        raise DataError(f"{file}: not a readable gzip file ({err or type(err).__name__})") from None
+
+
+def _lines(file: Path) -> Iterator[tuple[int, str | RecordError]]:
+    """``(1-based line number, text)`` of each line; a line that is not UTF-8 comes as its RecordError."""
+    with _open_bytes(file) as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                yield lineno, RecordError(not_utf8(raw, err)[1], source=f"{file}:{lineno}", kind="encoding")
 
 
 def _jsonl_records(file: Path, lines) -> Iterator[tuple[dict | RecordError, str]]:
-    for lineno, line in enumerate(lines, 1):
+    for lineno, line in lines:
+        source = f"{file}:{lineno}"
+        if isinstance(line, RecordError):
+            yield line, source
+            continue
         if not line.strip():
             continue
-        source = f"{file}:{lineno}"
         try:
             record = json.loads(line)
         except json.JSONDecodeError as err:
@@ -198,12 +218,17 @@ def _jsonl_records(file: Path, lines) -> Iterator[tuple[dict | RecordError, str]
 
 def _json_records(file: Path) -> Iterator[tuple[dict | RecordError, str]]:
     """A JSON list of objects, one object, or (despite the suffix) one object per line."""
-    with _open_text(file) as f:
-        text = f.read()
+    with _open_bytes(file) as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line, reason = not_utf8(raw, err)
+        raise DataError(f"{file}:{line}: {reason} (a .json file is one value: no record of it can be read)") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError:
-        yield from _jsonl_records(file, text.splitlines())  # names the first bad line
+        yield from _jsonl_records(file, enumerate(text.splitlines(), 1))  # names the first bad line
         return
     if isinstance(data, list):
         for index, record in enumerate(data):
@@ -213,19 +238,25 @@ def _json_records(file: Path) -> Iterator[tuple[dict | RecordError, str]]:
         yield _object(data, f"{file}:1"), f"{file}:1"
 
 
-def _text_records(file: Path) -> Iterator[tuple[dict, str]]:
+def _text_records(file: Path) -> Iterator[tuple[dict | RecordError, str]]:
     """One ``{"text": line}`` record per non-empty line."""
-    with _open_text(file) as lines:
-        for lineno, line in enumerate(lines, 1):
-            if line.strip():
-                yield {"text": line.rstrip("\r\n")}, f"{file}:{lineno}"
+    for lineno, line in _lines(file):
+        if isinstance(line, RecordError):
+            yield line, f"{file}:{lineno}"
+        elif line.strip():
+            yield {"text": line.rstrip("\r\n")}, f"{file}:{lineno}"
 
 
 def _parquet_records(file: Path) -> Iterator[tuple[dict, str]]:
+    import pyarrow
     import pyarrow.parquet as pq
 
+    try:
+        parquet = pq.ParquetFile(file)
+    except pyarrow.ArrowException as err:
+        raise DataError(f"{file}: not a readable parquet file ({err})") from None
     index = 0
-    for batch in pq.ParquetFile(file).iter_batches():
+    for batch in parquet.iter_batches():
         for record in batch.to_pylist():
             yield record, f"{file}:#{index}"
             index += 1

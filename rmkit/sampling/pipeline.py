@@ -326,14 +326,9 @@ class Timed:
 def validate(recipe: Recipe, scoring: bool, ray_address: str | None = None) -> None:
     from rmkit.sampling.generate import temperature
 
-    cfg = recipe.sample
-    for key in ("n", "chunk_size", "batch_size", "max_tokens", "workers"):
-        if getattr(cfg, key) is not None and getattr(cfg, key) < 1:
-            raise ConfigError(f"sample.{key} must be at least 1, got {getattr(cfg, key)}")
+    cfg = recipe.sample  # its ranges are checked as it is read (SampleConfig)
     if ray_address and cfg.executor != "ray":
         raise ConfigError(f"--ray-address {ray_address} goes with sample.executor=ray (the recipe has {cfg.executor!r})")
-    if recipe.select.top_k < 1:
-        raise ConfigError(f"select.top_k must be at least 1, got {recipe.select.top_k}")
     temperature(cfg, "")  # an unknown preset name fails here, not after the engine started
     if cfg.data_parallel_size > 1:  # vLLM's offline engine refuses data parallelism in one process
         raise ConfigError(

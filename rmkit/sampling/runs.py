@@ -155,7 +155,10 @@ class RunFolder:
         self.state_path = self.path / "run.json"
         self.candidates = self.path / "candidates.jsonl"
         self.rescoring = self.path / "candidates.rescoring.jsonl"  # a re-score in progress
-        self.state: dict = json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
+        try:
+            self.state: dict = json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
+        except ValueError as err:  # not JSON, or not UTF-8: written by something other than rmkit
+            raise DataError(f"{self.state_path} is damaged ({err}): start the run over (--overwrite), or restore the file") from None
 
     def exists(self) -> bool:
         return self.state_path.exists()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rmkit import logs
 from rmkit.config import Recipe, load_recipe
-from rmkit.errors import ConfigError
+from rmkit.errors import ConfigError, MissingPath
 from rmkit.folder_lock import folder_lock
 
 
@@ -125,6 +125,8 @@ def resolve_target(args: argparse.Namespace) -> tuple[Recipe, Path]:
     if target.is_dir():
         if output:
             raise ConfigError("--output goes with a recipe; a run folder is its own output")
+        if not (target / "recipe.yaml").is_file():
+            raise MissingPath(f"{target} is not a run folder (no recipe.yaml): give a run folder or a recipe")
         return load_recipe(target / "recipe.yaml", args.overrides), target
     recipe = load_recipe(target, args.overrides)
     shard = parse_shard(getattr(args, "shard", None))
