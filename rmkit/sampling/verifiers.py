@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import importlib
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from rmkit.conversation import Conversation
 from rmkit.errors import ConfigError, MissingDependency
@@ -119,8 +119,13 @@ class VerifierPool:
         self.workers, self.executor = workers, None
 
     def run(self, items: list[tuple[str, dict, Conversation]]) -> list[tuple[float, str | None]]:
+        return list(self.submit(items))
+
+    def submit(self, items: list[tuple[str, dict, Conversation]]) -> Iterator[tuple[float, str | None]]:
+        """The results of ``items`` in order, as they are read. The pool starts checking at once, so
+        the caller can score with a reward model meanwhile; in this process a check runs when read."""
         if self.workers < 1 or len(items) < 2:
-            return _checked_items(items)
+            return map(_checked, *zip(*items)) if items else iter(())
         if self.executor is None:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
@@ -128,7 +133,7 @@ class VerifierPool:
             self.executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
         size = -(-len(items) // (4 * self.workers))
         chunks = [items[i : i + size] for i in range(0, len(items), size)]
-        return [result for chunk in self.executor.map(_checked_items, chunks) for result in chunk]
+        return (result for chunk in self.executor.map(_checked_items, chunks) for result in chunk)
 
     def close(self) -> None:
         if self.executor is not None:
