@@ -234,14 +234,15 @@ class ServeConfig:
     """``rmkit serve``: the score section as an HTTP reward service for online RL (OpenRLHF, verl, ...)."""
 
     batching: bool = True  # gather the conversations of concurrent requests into one scoring call; false: each request alone
-    max_batch_wait: float = 0.01  # seconds a batch waits for more requests once its first arrived (0: only those already queued)
+    max_batch_wait: float = 0.01  # seconds a call short of score.batch_size conversations waits for more requests (0: none)
+    max_batch_conversations: int = 256  # a scoring call takes waiting requests up to this many conversations (less padding)
     max_request_bytes: int = 8_388_608  # a larger request body is refused (413)
     max_conversations: int = 1024  # conversations (queries, inputs) per request; more are refused (413)
 
     def __post_init__(self):
         if self.max_batch_wait < 0:
             raise ConfigError(f"serve.max_batch_wait must be 0 or more seconds, got {self.max_batch_wait}")
-        for key in ("max_request_bytes", "max_conversations"):
+        for key in ("max_batch_conversations", "max_request_bytes", "max_conversations"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"serve.{key} must be at least 1, got {getattr(self, key)}")
 

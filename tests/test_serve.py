@@ -132,10 +132,10 @@ def conversation_with(reply: str) -> list[dict]:
 
 
 @pytest.mark.parametrize("batching", [True, False])
-def test_waiting_requests_are_scored_together_up_to_the_batch_size(batching):
+def test_waiting_requests_are_scored_together_up_to_the_most_a_call_takes(batching):
     async def main():
         calls = []
-        batcher = Batcher(fake_scorer(calls), batch_size=4, max_wait=0.0, batching=batching)
+        batcher = Batcher(fake_scorer(calls), batch_size=2, max_wait=0.0, batching=batching, most=5)
         batcher.start()
         replies = ["a", "bb", "ccc", "dddd", "eeeee", "ffffff"]
         results = await asyncio.gather(*(batcher.score([conversation_with(r)], [{}]) for r in replies))
@@ -144,7 +144,27 @@ def test_waiting_requests_are_scored_together_up_to_the_batch_size(batching):
 
     calls, results = asyncio.run(main())
     assert [r[0]["reward"] for r in results] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]  # each request gets its own results back
-    assert calls == ([4, 2] if batching else [1] * 6)
+    assert calls == ([5, 1] if batching else [1] * 6)  # every waiting request joins, up to five conversations
+
+
+@pytest.mark.parametrize("batch_size, calls", [(2, [2]), (1, [1, 1])])
+def test_a_call_short_of_the_batch_size_waits_for_more(batch_size, calls):
+    """A second request 0.05 s after the first joins it when the call waits (up to 30 s) to fill score.batch_size."""
+
+    async def main():
+        made = []
+        batcher = Batcher(fake_scorer(made), batch_size=batch_size, max_wait=30.0)
+        batcher.start()
+
+        async def later():
+            await asyncio.sleep(0.05)
+            return await batcher.score([conversation_with("b")], [{}])
+
+        await asyncio.gather(batcher.score([conversation_with("a")], [{}]), later())
+        await batcher.close()
+        return made
+
+    assert asyncio.run(main()) == calls
 
 
 def test_a_failed_batch_fails_its_requests_and_the_next_batch_is_scored():
@@ -438,7 +458,7 @@ def test_the_readme_reward_function_for_verl_scores_through_the_server(service, 
 @pytest.mark.slow
 def test_concurrent_requests_are_scored_in_one_batch(service, policy_tokenizer, monkeypatch):
     """Eight OpenRLHF rollouts at once, one query per request as OpenRLHF sends them: two scoring calls of
-    score.batch_size=4 requests (a batch waits up to 30 s to fill); batching off, eight calls of one."""
+    four (a call waits up to 30 s to fill score.batch_size=4 and takes at most four); batching off, eight calls of one."""
     agent = load_openrlhf_agent(monkeypatch)
     replies = ["yes", "no", "The sea is blue.", "Paris.", "one two three", "a small robot", "thanks", "good"]
     questions = {f"Question {i}: what is one plus {i}?": reply for i, reply in enumerate(replies)}
@@ -446,7 +466,7 @@ def test_concurrent_requests_are_scored_in_one_batch(service, policy_tokenizer, 
     alone = offline(service, [[message("user", q), message("assistant", r)] for q, r in questions.items()], [label_record(labels[q]) for q in questions])
     assert service.recipe.score.batch_size == 4
     for batching, size in ((True, 4), (False, 1)):
-        with running(service, batching=batching, max_batch_wait=30.0) as url:
+        with running(service, batching=batching, max_batch_wait=30.0, max_batch_conversations=4) as url:
             outputs = openrlhf_rollouts(agent, url, policy_tokenizer, questions, labels)
             assert metric(url, "rmkit_serve_batch_requests_count") == 8 / size
             assert metric(url, "rmkit_serve_batch_requests_bucket", le=str(float(size))) == 8 / size  # every call this size:
@@ -485,6 +505,17 @@ def test_bad_input_gets_a_4xx_naming_the_field_and_the_server_goes_on(server, se
     assert httpx.get(f"{server}/health").json() == {"status": "ok"}
     assert post(f"{server}/score", {"conversations": [good]}).status_code == 200
     assert metric(server, "rmkit_serve_requests_total", route="/score", status="413") == 3
+
+
+@pytest.mark.slow
+def test_a_route_whose_template_did_not_load_answers_503_with_the_reason(service):
+    import dataclasses
+
+    off = dataclasses.replace(service, query_shape=None, off={"/get_reward": "the policy's chat template did not load: no such model"})
+    with running(off) as url:
+        answer = post(f"{url}/get_reward", {"query": ["text"]})
+        assert (answer.status_code, answer.json()["error"]["message"]) == (503, "the policy's chat template did not load: no such model")
+        assert post(f"{url}/score", {"conversations": [[message("user", "2+2?"), message("assistant", "4")]]}).status_code == 200
 
 
 @pytest.mark.slow

@@ -134,7 +134,11 @@ def stop_strings(tokenizer, template_name: str) -> list[str]:
 # ----------------------------------------------------------------------------- reading a rendering back
 
 # Probe contents: plain words that no template rewrites (trims, capitalises) and no text holds.
-PROBES = {"system": "rmkitprobesystem", "user": ("rmkitprobeuserone", "rmkitprobeusertwo"), "assistant": ("rmkitprobereplyone", "rmkitprobereplytwo")}
+PROBES = {
+    "system": "rmkitprobesystem",
+    "user": ("rmkitprobeuserone", "rmkitprobeusertwo"),
+    "assistant": ("rmkitprobereplyone", "rmkitprobereplytwo"),
+}
 
 
 @dataclass(frozen=True)
@@ -184,8 +188,9 @@ def template_shape(tokenizer) -> TemplateShape:
         system_start, system_end = None, ""
     pad = tokenizer.pad_token if tokenizer.pad_token and tokenizer.pad_token != tokenizer.eos_token else None
     return TemplateShape(
-        start, system_start, system_end, user_end, prompt_end, assistant_end, final_end, tokenizer.eos_token, tokenizer.bos_token, pad
-    )
+        start, system_start, system_end, user_end, prompt_end, assistant_end, final_end,
+        tokenizer.eos_token, tokenizer.bos_token, pad,
+    )  # fmt: skip
 
 
 def parse_rendered(shape: TemplateShape, text: str) -> Conversation:

@@ -69,12 +69,15 @@ class Service:
         cut (offline scoring would drop its oldest turns and score what is left)."""
         limit, total = self.recipe.score.max_length, 0
         for n, (name, model) in enumerate(self.scorers.models.items()):
-            special = self.special.setdefault(name, SpecialTokens.of(model.tokenizer))
+            if name not in self.special:
+                self.special[name] = SpecialTokens.of(model.tokenizer)
+            special = self.special[name]
             for i, conversation in enumerate(items.conversations):
                 length = len(encode_conversation(model.tokenizer, conversation, sys.maxsize, special))
                 if length > limit:
                     where = f" as reward model {name!r} reads it" if len(self.scorers.models) > 1 else ""
-                    raise RecordError(f"{length} tokens{where}, longer than score.max_length={limit}", field=f"{items.field}[{i}]")
+                    message = f"{length} tokens{where}, longer than score.max_length={limit}"
+                    raise RecordError(message, field=f"{items.field}[{i}]")
                 total += length if n == 0 else 0
         return total
 
@@ -103,13 +106,14 @@ def load_service(recipe: Recipe, scorers=None) -> Service:
         off["/classify"] = f"/classify inputs are read back with the reward model's chat template: {err}"
     if input_shape is None and "/classify" not in off:
         off["/classify"] = off["/get_reward"]
-    name = recipe.score.scorers[0].reward_model if recipe.score.scorers and models else recipe.score.reward_model
-    return Service(recipe, scorers, query_shape, input_shape, name or "rmkit", off)
+    name = next((spec.reward_model for spec in scorers.specs if spec.reward_model), "rmkit")
+    return Service(recipe, scorers, query_shape, input_shape, name, off)
 
 
 def error_body(status: int, message: str, param: str | None = None) -> dict:
-    kind = {401: "authentication_error", 413: "request_too_large", 503: "unavailable"}.get(status, "invalid_request_error")
-    return {"error": {"message": message, "type": kind if status < 500 or status == 503 else "internal_error", "param": param, "code": status}}
+    kinds = {401: "authentication_error", 413: "request_too_large", 500: "internal_error", 503: "unavailable"}
+    kind = kinds.get(status, "invalid_request_error")
+    return {"error": {"message": message, "type": kind, "param": param, "code": status}}
 
 
 def error_response(status: int, message: str, param: str | None = None, headers: dict | None = None) -> JSONResponse:
@@ -158,7 +162,8 @@ class Gate:
         if self.api_key is not None and scope["path"] not in OPEN_ROUTES:
             given = headers.get(b"authorization", b"").decode("latin-1")
             if not secrets.compare_digest(given.encode(), f"Bearer {self.api_key}".encode()):
-                return error_response(401, "a valid API key is needed: send the header 'Authorization: Bearer KEY'", headers={"WWW-Authenticate": "Bearer"})
+                message = "a valid API key is needed: send the header 'Authorization: Bearer KEY'"
+                return error_response(401, message, headers={"WWW-Authenticate": "Bearer"})
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
             return self.too_large(int(length))
@@ -189,7 +194,10 @@ def build_app(service: Service, api_key: str | None = None) -> FastAPI:
     """The app; ``api_key``: the bearer token every route but /health needs (None: none needed)."""
     serve, score = service.recipe.serve, service.recipe.score
     metrics = Metrics(service.names)
-    batcher = Batcher(service.scorers, score.batch_size, serve.max_batch_wait, serve.batching, metrics.observe_batch)
+    batcher = Batcher(
+        service.scorers, score.batch_size, serve.max_batch_wait, serve.batching, metrics.observe_batch,
+        serve.max_batch_conversations,
+    )  # fmt: skip
 
     @asynccontextmanager
     async def lifespan(app):

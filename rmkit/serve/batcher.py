@@ -1,12 +1,14 @@
 """Dynamic batching: the conversations of concurrent requests scored in one call.
 
-Each request queues its conversations and waits. One task takes the first waiting request,
-then more, until ``score.batch_size`` conversations are gathered or ``serve.max_batch_wait``
-has passed since the first, and scores them all in one call of the recipe's scorers
-(:class:`rmkit.sampling.score.ScorerSet`) on one worker thread: the reward models in
-length-sorted forwards of ``score.batch_size``, the verifiers in their processes meanwhile,
-exactly as ``rmkit score`` does. While a batch is scored the next one gathers, so under load
-batches fill without waiting. ``serve.batching: false`` scores each request on its own.
+Each request queues its conversations and waits. One task takes the first waiting request and
+every other one already waiting, then, while it holds fewer than ``score.batch_size``
+conversations, waits up to ``serve.max_batch_wait`` for more; it scores them all in one call
+of the recipe's scorers (:class:`rmkit.sampling.score.ScorerSet`) on one worker thread: the
+reward models in length-sorted forwards of ``score.batch_size``, the verifiers in their
+processes meanwhile, exactly as ``rmkit score`` does. While a call runs the next one gathers,
+so under load calls fill without waiting. A call takes at most ``serve.max_batch_conversations``
+(it stops taking requests there): the more conversations sorted together, the less padding
+in each forward (docs/benchmarks.md). ``serve.batching: false`` scores each request on its own.
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ class Waiting:
 class Batcher:
     """Call :meth:`start` in the server's event loop, then ``await score(...)`` from any request."""
 
-    def __init__(self, score: Score, batch_size: int, max_wait: float, batching: bool = True, observe: Observe | None = None):
-        self.score_all, self.batch_size, self.max_wait, self.batching = score, batch_size, max_wait, batching
+    def __init__(
+        self, score: Score, batch_size: int, max_wait: float, batching: bool = True, observe: Observe | None = None, most: int = 256
+    ):
+        self.score_all, self.batch_size, self.max_wait, self.batching, self.most = score, batch_size, max_wait, batching, most
         self.observe = observe or (lambda requests, conversations, seconds: None)
         self.queue: asyncio.Queue[Waiting] | None = None
         self.task: asyncio.Task | None = None
@@ -57,16 +61,16 @@ class Batcher:
         return await waiting.future
 
     async def _gather(self) -> list[Waiting]:
-        """The first waiting request and, with batching, those that join it in time."""
+        """The first waiting request and, with batching, those waiting with it or joining in time."""
         group = [await self.queue.get()]
         size = len(group[0].conversations)
         deadline = asyncio.get_running_loop().time() + self.max_wait
-        while self.batching and size < self.batch_size:
+        while self.batching and size < self.most:
             try:
                 waiting = self.queue.get_nowait()
             except asyncio.QueueEmpty:
                 left = deadline - asyncio.get_running_loop().time()
-                if left <= 0:
+                if size >= self.batch_size or left <= 0:
                     break
                 try:
                     waiting = await asyncio.wait_for(self.queue.get(), left)

@@ -19,12 +19,18 @@ class Metrics:
         self.registry = CollectorRegistry()
         kw = {"registry": self.registry}
         self.requests = Counter("rmkit_serve_requests", "HTTP requests by route and status code", ["route", "status"], **kw)
-        self.latency = Histogram("rmkit_serve_request_seconds", "seconds from request to response, by route", ["route"], buckets=LATENCY_BUCKETS, **kw)
-        self.batch_conversations = Histogram("rmkit_serve_batch_conversations", "conversations per scoring call", buckets=SIZE_BUCKETS, **kw)
+        self.latency = Histogram(
+            "rmkit_serve_request_seconds", "seconds from request to response, by route", ["route"], buckets=LATENCY_BUCKETS, **kw
+        )
+        self.batch_conversations = Histogram(
+            "rmkit_serve_batch_conversations", "conversations per scoring call", buckets=SIZE_BUCKETS, **kw
+        )
         self.batch_requests = Histogram("rmkit_serve_batch_requests", "requests per scoring call", buckets=SIZE_BUCKETS, **kw)
         self.batch_seconds = Histogram("rmkit_serve_batch_seconds", "seconds per scoring call", buckets=LATENCY_BUCKETS, **kw)
         self.conversations = Counter("rmkit_serve_conversations", "conversations scored", **kw)
-        self.failures = Counter("rmkit_serve_scorer_failures", "conversations a verifier or function failed on, by scorer", ["scorer"], **kw)
+        self.failures = Counter(
+            "rmkit_serve_scorer_failures", "conversations a verifier or function failed on, by scorer", ["scorer"], **kw
+        )
         for name in scorer_names:
             self.failures.labels(name)  # every scorer shows, at 0 until it fails
 

@@ -46,7 +46,7 @@ class ClassifyRequest(BaseModel):
 
     model: str | None = None
     input: Any = Field(description="a conversation rendered with the reward model's chat template, or a list of them")
-    use_activation: bool | None = Field(None, description="ignored: probs hold the raw reward, as vLLM gives it for a regression head")
+    use_activation: bool | None = Field(None, description="ignored: probs hold the raw reward, as vLLM's for a regression head")
 
 
 class ScoreRequest(BaseModel):
@@ -106,7 +106,8 @@ def score_items(request: ScoreRequest) -> Items:
     for i, messages in enumerate(request.conversations):
         conversation = validate_conversation(messages, field_name=f"conversations[{i}]")
         if conversation[-1]["role"] != "assistant":
-            raise RecordError("the last message must be the assistant reply to score", field=f"conversations[{i}][{len(messages) - 1}]")
+            last = f"conversations[{i}][{len(messages) - 1}]"
+            raise RecordError("the last message must be the assistant reply to score", field=last)
         conversations.append(conversation)
     records = request.records if request.records is not None else [{} for _ in conversations]
     if len(records) != len(conversations):
@@ -143,7 +144,8 @@ def classify_response(results: list[dict], model: str, tokens: int) -> dict:
             item["errors"] = result["errors"]
         data.append(item)
     usage = {"prompt_tokens": tokens, "total_tokens": tokens}
-    return {"id": f"classify-{uuid.uuid4().hex}", "object": "list", "created": int(time.time()), "model": model, "data": data, "usage": usage}
+    answer_id = f"classify-{uuid.uuid4().hex}"
+    return {"id": answer_id, "object": "list", "created": int(time.time()), "model": model, "data": data, "usage": usage}
 
 
 def score_response(results: list[dict]) -> dict:

@@ -32,13 +32,13 @@ DEFAULT_PORT = 5000  # OpenRLHF's serve_rm's, so a trainer's http://localhost:50
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("recipe", metavar="RECIPE", help="a recipe YAML: its score section is served (and sample.policy's chat template reads OpenRLHF's queries)")
-    parser.add_argument("overrides", nargs="*", metavar="section.key=value", help="recipe overrides, e.g. score.reward_model=outputs/rm serve.max_batch_wait=0.02")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only; any other needs --api-key)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0: a free one, printed at start)")
+    parser.add_argument("recipe", metavar="RECIPE", help="a recipe YAML: its score section is served")
+    parser.add_argument("overrides", nargs="*", metavar="section.key=value", help="recipe overrides, e.g. score.batch_size=32")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; any other needs --api-key)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0: a free one, printed)")
     parser.add_argument(
         "--api-key", default=os.environ.get("RMKIT_API_KEY"),
-        help="the bearer token every route but /health needs (default: $RMKIT_API_KEY); needed with a --host other than this machine",
+        help="the bearer token every route but /health needs (default: $RMKIT_API_KEY); needed beyond 127.0.0.1",
     )  # fmt: skip
 
 
@@ -72,7 +72,7 @@ def banner(service, host: str, port: int, api_key: str | None) -> str:
     lines = [
         f"rmkit serve: {url} (Ctrl-C stops){'; API key required' if api_key else ''}",
         f"  reward = {' + '.join(scorers)}",
-        f"  OpenRLHF: --reward.remote_url {url}/get_reward" + (f"  (off: {service.off['/get_reward']})" if "/get_reward" in service.off else ""),
+        f"  OpenRLHF: --reward.remote_url {url}/get_reward" + (f" (off: {off})" if (off := service.off.get("/get_reward")) else ""),
         f"  vLLM-style: POST {url}/classify; metrics: {url}/metrics; API page: {url}/docs",
         f"  try: curl -s {url}/score{auth} -H 'Content-Type: application/json' -d {shlex.quote(example)}",
     ]
@@ -90,9 +90,10 @@ def run(args: argparse.Namespace) -> int:
 
         from rmkit.serve.app import build_app, load_service
     except ModuleNotFoundError as err:
-        if err.name.split(".")[0] not in ("fastapi", "uvicorn", "prometheus_client", "pydantic", "starlette"):
+        package = (err.name or "").split(".")[0]
+        if package not in ("fastapi", "uvicorn", "prometheus_client", "pydantic", "starlette"):
             raise
-        raise MissingDependency(f"rmkit serve needs {err.name.split('.')[0]}: pip install 'rmkit[serve]'") from err
+        raise MissingDependency(f"rmkit serve needs {package}: pip install 'rmkit[serve]'") from err
     recipe = load_recipe(args.recipe, args.overrides)
     check_access(args.host, args.api_key)
     scorer_specs(recipe.score)  # a recipe without scorers fails before anything loads
