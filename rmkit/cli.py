@@ -49,6 +49,7 @@ VERBS: dict[str, Verb] = {
     "sft": Verb("rmkit.sft", "fine-tune the policy on a run's sft.jsonl (TRL SFTTrainer, LoRA or full), merged"),
     "chat": Verb("rmkit.chat", "chat in the terminal; with a reward model each reply is the best of N"),
     "ui": Verb("rmkit.ui", "web app: best-of-N chat and a viewer for sample-and-score runs"),
+    "serve": Verb("rmkit.serve.verb", "HTTP reward service of a recipe's scorers: OpenRLHF /get_reward, vLLM-style /classify, /score"),
     "config": Verb("rmkit.config_cli", "show a recipe's settings (or the defaults), each with its help"),
 }
 
@@ -68,6 +69,7 @@ HINTS: dict[str, dict[str, str]] = {
     "leaderboard": {"memory": "--batch-size or --max-length"},
     "chat": {"memory": "sample.max_model_len or --n"},
     "ui": {"memory": "sample.max_model_len or --n"},
+    "serve": {"memory": "score.batch_size or score.max_length"},
 }
 
 

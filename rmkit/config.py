@@ -2,8 +2,8 @@
 
 Every entry point reads the same :class:`Recipe`; each uses the sections it owns
 (``rmkit.train``: model, data, lora, train; ``rmkit sample-and-score``: sample, score,
-select). Unknown keys and wrong types fail with a message that names the key and lists
-the valid ones.
+select; ``rmkit serve``: score, serve). Unknown keys and wrong types fail with a message that
+names the key and lists the valid ones.
 """
 
 from __future__ import annotations
@@ -289,6 +289,24 @@ class IterateConfig:
 
 
 @dataclass
+class ServeConfig:
+    """``rmkit serve``: the score section as an HTTP reward service for online RL (OpenRLHF, verl, ...)."""
+
+    batching: bool = True  # gather the conversations of concurrent requests into one scoring call; false: each request alone
+    max_batch_wait: float = 0.01  # seconds a call short of score.batch_size conversations waits for more requests (0: none)
+    max_batch_conversations: int = 256  # a scoring call takes waiting requests up to this many conversations (less padding)
+    max_request_bytes: int = 8_388_608  # a larger request body is refused (413)
+    max_conversations: int = 1024  # conversations (queries, inputs) per request; more are refused (413)
+
+    def __post_init__(self):
+        if self.max_batch_wait < 0:
+            raise ConfigError(f"serve.max_batch_wait must be 0 or more seconds, got {self.max_batch_wait}")
+        for key in ("max_batch_conversations", "max_request_bytes", "max_conversations"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"serve.{key} must be at least 1, got {getattr(self, key)}")
+
+
+@dataclass
 class Recipe:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -299,6 +317,7 @@ class Recipe:
     select: SelectConfig = field(default_factory=SelectConfig)
     sft: SftConfig = field(default_factory=SftConfig)
     iterate: IterateConfig = field(default_factory=IterateConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

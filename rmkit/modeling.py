@@ -130,9 +130,11 @@ def _from_pretrained(path: str, tokenizer, dtype: str, trust_remote_code: bool =
         from accelerate import PartialState
 
         kwargs = {"quantization_config": quantization, "device_map": {"": PartialState().local_process_index}}
+    # problem_type "regression" says the one output is a score, not a class: saved in config.json, it makes
+    # vLLM's pooling runner (runner="pooling", /classify) return the raw logit rather than its sigmoid.
     model, loading = AutoModelForSequenceClassification.from_pretrained(
-        path, num_labels=1, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code, use_safetensors=True,
-        output_loading_info=True, **kwargs,
+        path, num_labels=1, problem_type="regression", dtype=DTYPES[dtype], trust_remote_code=trust_remote_code,
+        use_safetensors=True, output_loading_info=True, **kwargs,
     )  # fmt: skip
     fit_to_tokenizer(model, tokenizer)
     head = head_name(model)

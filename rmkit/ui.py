@@ -61,13 +61,17 @@ def login(host: str, auth: str | None) -> tuple[str, str] | None:
         if not (user and colon and password):
             raise ConfigError("--auth: expected USER:PASSWORD")
         return user, password
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name
-        loopback = False
-    if not loopback:
+    if not is_loopback(host):
         raise ConfigError(f"--host {host} serves the app beyond this machine: give --auth USER:PASSWORD (or set RMKIT_UI_AUTH)")
     return None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine only (localhost, 127.0.0.1, ::1): what serves without a log-in or key."""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name
+        return False
 
 
 def check_root(run_dir: str) -> None:

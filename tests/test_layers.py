@@ -17,12 +17,16 @@ LAYERS = [
     ["rmkit.modeling", "rmkit.exports", "rmkit.reward_loss", "rmkit.metrics_log"],
     ["rmkit.sampling.*", "rmkit.checkpoints"],  # stages and their engines; checkpoints share their settings fingerprint
     ["rmkit.best_of_n", "rmkit.report_plots", "rmkit.run_report", "rmkit.evaluate", "rmkit.leaderboard", "rmkit.compare"],
-    ["rmkit.train", "rmkit.sft", "rmkit.iterate", "rmkit.chat", "rmkit.run_viewer", "rmkit.ui_app", "rmkit.ui", "rmkit.sampling.verbs", "rmkit.cli"],  # commands and the app's parts
+    ["rmkit.train", "rmkit.sft", "rmkit.iterate", "rmkit.chat", "rmkit.run_viewer", "rmkit.ui_app", "rmkit.ui", "rmkit.sampling.verbs",
+     "rmkit.serve", "rmkit.serve.*", "rmkit.cli"],  # commands and the app's parts
 ]
 
 # Imported only inside the verbs that need them (rmkit/cli.py), so `rmkit --help` and a typo
 # answer at once, and a machine without a GPU stack can still list the verbs.
-HEAVY = ("torch", "transformers", "vllm", "ray", "gradio", "accelerate", "peft", "trl", "datasets", "matplotlib", "numpy")
+HEAVY = (
+    "torch", "transformers", "vllm", "ray", "gradio", "accelerate", "peft", "trl", "datasets", "matplotlib", "numpy",
+    "fastapi", "uvicorn", "prometheus_client",
+)
 
 HELP_EVERY_VERB = """
 import contextlib, io, json, sys

@@ -244,6 +244,18 @@ def test_lora_trains_and_saves_the_score_head(tiny_llama, tmp_path):
         torch.testing.assert_close(score(reloaded, reloaded_tokenizer, ids), trained, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("lora", [True, False])
+def test_a_saved_reward_model_says_its_one_output_is_a_regression_score(tiny_llama, tmp_path, lora):
+    """config.json carries problem_type "regression": vLLM's pooling runner then returns the raw logit, not its sigmoid."""
+    import json
+
+    cfg = ModelConfig(name_or_path=str(tiny_llama))
+    tokenizer = load_tokenizer(cfg)
+    save_reward_model(build_reward_model(cfg, LoraConfig(enabled=lora, r=4), tokenizer), tokenizer, tmp_path / "out")
+    config = json.loads((tmp_path / "out" / "model" / "config.json").read_text())
+    assert config["problem_type"] == "regression" and len(config["id2label"]) == 1
+
+
 def test_adapter_reload_grows_the_base_for_an_added_pad(eos_padded_llama, tmp_path):
     cfg = ModelConfig(name_or_path=str(eos_padded_llama))
     tokenizer = load_tokenizer(cfg)

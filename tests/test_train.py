@@ -225,6 +225,8 @@ def test_output_folder(trained):
     assert json.loads((output_dir / "summary.json").read_text()) == summary
     assert load_recipe(output_dir / "recipe.yaml") == recipe
     assert sorted(p.name for p in (output_dir / "checkpoints").iterdir()) == ["step-30", "step-40"]  # save_total_limit 2
+    # a regression score, so vLLM's pooling runner returns the raw logit (tests/test_serve.py runs it)
+    assert json.loads((output_dir / "model" / "config.json").read_text())["problem_type"] == "regression"
 
 
 def test_saved_model_reproduces_the_final_eval(trained):

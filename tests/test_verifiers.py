@@ -187,6 +187,20 @@ def test_verifier_pool_matches_the_main_process():
         pool.close()
 
 
+@pytest.mark.slow
+def test_verifiers_called_from_another_thread_check_in_a_process():
+    """math-verify times its parsing with signal.alarm, main thread only: from rmkit serve's scoring thread the checks go to a process."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    items = [("math", {"answer": "1/2"}, conversation("The answer is $\\frac{1}{2}$."))]
+    pool = VerifierPool(0)
+    try:
+        with ThreadPoolExecutor(1) as thread:
+            assert thread.submit(pool.run, items).result() == pool.run(items) == [(1.0, None)]
+    finally:
+        pool.close()
+
+
 def test_expected_at_best_is_the_mean_over_all_subsets():
     keys, values = [0.3, 0.9, 0.1, 0.9, 0.5], [1.0, 0.0, 0.5, 1.0, 0.25]
     for k in range(1, 6):

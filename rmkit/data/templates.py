@@ -16,6 +16,7 @@ the assistant's text, and each tool result as a user turn inside ``<tool_respons
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from rmkit.conversation import Conversation, Message, message, tools_of, without_tools
 from rmkit.errors import ConfigError
@@ -128,3 +129,110 @@ def stop_strings(tokenizer, template_name: str) -> list[str]:
     if template_name in STOP_STRINGS:
         return list(STOP_STRINGS[template_name])
     return [tokenizer.eos_token] if tokenizer.eos_token else []
+
+
+# ----------------------------------------------------------------------------- reading a rendering back
+
+# Probe contents: plain words that no template rewrites (trims, capitalises) and no text holds.
+PROBES = {
+    "system": "rmkitprobesystem",
+    "user": ("rmkitprobeuserone", "rmkitprobeusertwo"),
+    "assistant": ("rmkitprobereplyone", "rmkitprobereplytwo"),
+}
+
+
+@dataclass(frozen=True)
+class TemplateShape:
+    """What a chat template writes around the messages of a conversation of alternating user and
+    assistant turns, read off renderings of probe conversations (:func:`template_shape`)."""
+
+    start: str  # before the first user message when there is no system message (any default system prompt included)
+    system_start: str | None  # before a system message; None: the template drops system messages
+    system_end: str  # between the system message and the first user message
+    user_end: str  # between a user message and the reply to it
+    prompt_end: str  # what the generation prompt writes after the last user message: user_end or its start ("ASSISTANT:")
+    assistant_end: str  # between a reply and the next user message
+    final_end: str  # after the last reply
+    eos: str | None  # the tokenizer's end of sequence, which a generated reply ends with instead of final_end
+    bos: str | None  # the tokenizer's start of sequence, which clients may leave off (verl does)
+    pad: str | None  # a pad token distinct from EOS, which a decoded batch may carry on either side
+
+
+def _between(text: str, probes: list[str]) -> list[str]:
+    """The pieces of ``text`` before, between and after ``probes``, each found once and in order; ValueError if not."""
+    pieces, rest = [], text
+    for probe in probes:
+        if rest.count(probe) != 1:
+            raise ValueError(f"the template does not write {probe!r} once")
+        before, rest = rest.split(probe)
+        pieces.append(before)
+    return [*pieces, rest]
+
+
+def template_shape(tokenizer) -> TemplateShape:
+    """The shape of the tokenizer's (resolved) chat template; ConfigError when it renders
+    alternating turns in a way that cannot be read back (turns that differ by position)."""
+    (u1, u2), (a1, a2), s = PROBES["user"], PROBES["assistant"], PROBES["system"]
+    turns = [message("user", u1), message("assistant", a1), message("user", u2), message("assistant", a2)]
+    try:
+        start, user_end, assistant_end, user_end_2, final_end = _between(render(tokenizer, turns), [u1, a1, u2, a2])
+        prompt = render(tokenizer, turns[:1], add_generation_prompt=True)
+    except Exception as err:  # a template that raises on plain alternating turns
+        raise ConfigError(f"the chat template cannot be read back: {err}") from None
+    prompt_end = prompt.removeprefix(start + u1)
+    if user_end_2 != user_end or not prompt.startswith(start + u1) or not user_end.startswith(prompt_end):
+        raise ConfigError("the chat template cannot be read back: it writes the same turn differently by position")
+    try:
+        system_start, system_end, _ = _between(render(tokenizer, [message("system", s), *turns[:2]]), [s, u1])
+    except Exception:  # a template that drops or refuses a system message
+        system_start, system_end = None, ""
+    pad = tokenizer.pad_token if tokenizer.pad_token and tokenizer.pad_token != tokenizer.eos_token else None
+    return TemplateShape(
+        start, system_start, system_end, user_end, prompt_end, assistant_end, final_end,
+        tokenizer.eos_token, tokenizer.bos_token, pad,
+    )  # fmt: skip
+
+
+def parse_rendered(shape: TemplateShape, text: str) -> Conversation:
+    """The conversation that ``text`` is a rendering of: an optional system message, then user
+    messages and replies in turn, ending with a reply. The reply may end with the template's end
+    of turn, with the EOS that generation stopped on, or with nothing (cut by a length limit);
+    pad tokens around the text and a left-off BOS are allowed. ValueError says where the text
+    leaves the template."""
+    if shape.pad:
+        while text.startswith(shape.pad):
+            text = text[len(shape.pad) :]
+        while text.endswith(shape.pad):
+            text = text[: -len(shape.pad)]
+    if shape.bos and shape.start.startswith(shape.bos) and not text.startswith(shape.bos):
+        text = shape.bos + text
+    messages: Conversation = []
+    if text.startswith(shape.start):
+        at = len(shape.start)
+    elif shape.system_start is not None and text.startswith(shape.system_start):
+        end = text.find(shape.system_end, len(shape.system_start))
+        if end < 0:
+            raise ValueError(f"the system message does not end with {shape.system_end!r}")
+        messages.append(message("system", text[len(shape.system_start) : end]))
+        at = end + len(shape.system_end)
+    else:
+        raise ValueError(f"it does not start as the chat template starts a conversation ({shape.start[:40]!r})")
+    role = "user"
+    while True:
+        end_of_turn = shape.user_end if role == "user" else shape.assistant_end
+        end = text.find(end_of_turn, at)
+        if end < 0 and role == "user" and shape.prompt_end != shape.user_end:  # the last user turn, then a generated reply
+            end_of_turn = shape.prompt_end
+            end = text.find(end_of_turn, at)
+        if end < 0:
+            break
+        messages.append(message(role, text[at:end]))
+        at, role = end + len(end_of_turn), "assistant" if role == "user" else "user"
+    if role != "assistant":
+        raise ValueError(f"it does not end with a reply: no {shape.prompt_end!r} after the last user message")
+    reply = text[at:]
+    for end in (shape.final_end, shape.eos):
+        if end and reply.endswith(end):
+            reply = reply[: -len(end)]
+            break
+    return [*messages, message("assistant", reply)]

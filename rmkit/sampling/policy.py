@@ -27,17 +27,14 @@ def load_policy(cfg: SampleConfig, sequences: int | None = None, backend: Backen
 
     ``sequences``: how many the caller generates at once, which sizes vLLM's KV cache on CPU.
     """
-    from transformers import AutoTokenizer, GenerationConfig
+    from transformers import GenerationConfig
 
-    from rmkit.data.templates import use_template
     from rmkit.builtin_models import resolve_model
     from rmkit.sampling.backends import load_backend
     from rmkit.sampling.generate import make_policy
 
     model_path = resolve_model(cfg.policy, "sample.policy")
-    tokenizer_label = "sample.tokenizer" if cfg.tokenizer else "sample.policy"
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model(cfg.tokenizer or cfg.policy, tokenizer_label))
-    template = use_template(tokenizer, cfg.chat_template, cfg.force_chat_template)
+    tokenizer, template = load_policy_tokenizer(cfg)
     try:
         eos = GenerationConfig.from_pretrained(model_path).eos_token_id
     except OSError:  # no generation_config.json
@@ -45,3 +42,15 @@ def load_policy(cfg: SampleConfig, sequences: int | None = None, backend: Backen
     eos_ids = [eos] if isinstance(eos, int) else list(eos or [])
     backend = backend or load_backend(cfg, model_path, tokenizer, sequences)
     return LoadedPolicy(backend, make_policy(tokenizer, template, cfg, backend.max_model_len, eos_ids), model_path)
+
+
+def load_policy_tokenizer(cfg: SampleConfig):
+    """``(tokenizer, template name)``: the policy's tokenizer with its chat template resolved, as it prompts the policy."""
+    from transformers import AutoTokenizer
+
+    from rmkit.builtin_models import resolve_model
+    from rmkit.data.templates import use_template
+
+    label = "sample.tokenizer" if cfg.tokenizer else "sample.policy"
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(cfg.tokenizer or cfg.policy, label))
+    return tokenizer, use_template(tokenizer, cfg.chat_template, cfg.force_chat_template)

@@ -188,11 +188,12 @@ class ScorerSet:
 
     def __call__(self, conversations: list[Conversation], records: list[dict]) -> list[dict]:
         results = [{"reward": None, "scores": {}, "errors": {}} for _ in conversations]
+        verifiers = [spec for spec in self.specs if spec.verifier]
+        # The verifiers' processes check while the reward models score.
+        checked = self.pool.submit([(s.verifier, r, c) for s in verifiers for r, c in zip(records, conversations)])
         for name, model in self.models.items():
             for result, value in zip(results, model(conversations)):
                 result["scores"][name] = value
-        verifiers = [spec for spec in self.specs if spec.verifier]
-        checked = iter(self.pool.run([(s.verifier, r, c) for s in verifiers for r, c in zip(records, conversations)]))
         for spec in verifiers:
             for result in results:
                 result["scores"][spec.name], error = next(checked)

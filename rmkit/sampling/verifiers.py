@@ -27,7 +27,8 @@ import importlib
 import io
 import logging
 import random
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 
 from rmkit.conversation import Conversation
 from rmkit.errors import ConfigError, MissingDependency
@@ -129,23 +130,33 @@ class VerifierPool:
     """Runs built-in verifiers, in ``workers`` spawned processes (0: in this process).
 
     Spawned, not forked: the parent may hold vLLM or torch threads that a fork would copy
-    half-way through.
+    half-way through. Called from any thread but the main one (``rmkit serve`` scores in a
+    worker thread), the checks always go to a process: math-verify times its parsing with
+    ``signal.alarm``, which only a main thread may set.
     """
 
     def __init__(self, workers: int):
         self.workers, self.executor = workers, None
 
     def run(self, items: list[tuple[str, dict, Conversation]]) -> list[tuple[float, str | None]]:
-        if self.workers < 1 or len(items) < 2:
-            return _checked_items(items)
+        return list(self.submit(items))
+
+    def submit(self, items: list[tuple[str, dict, Conversation]]) -> Iterator[tuple[float, str | None]]:
+        """The results of ``items`` in order, as they are read. The pool starts checking at once, so
+        the caller can score with a reward model meanwhile; in this process a check runs when read."""
+        if not items:
+            return iter(())
+        if (self.workers < 1 or len(items) < 2) and threading.current_thread() is threading.main_thread():
+            return map(_checked, *zip(*items))
+        workers = max(self.workers, 1)
         if self.executor is None:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            self.executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
-        size = -(-len(items) // (4 * self.workers))
+            self.executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        size = -(-len(items) // (4 * workers))
         chunks = [items[i : i + size] for i in range(0, len(items), size)]
-        return [result for chunk in self.executor.map(_checked_items, chunks) for result in chunk]
+        return (result for chunk in self.executor.map(_checked_items, chunks) for result in chunk)
 
     def close(self) -> None:
         if self.executor is not None:
