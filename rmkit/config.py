@@ -299,11 +299,8 @@ class ServeConfig:
     max_conversations: int = 1024  # conversations (queries, inputs) per request; more are refused (413)
 
     def __post_init__(self):
-        if self.max_batch_wait < 0:
-            raise ConfigError(f"serve.max_batch_wait must be 0 or more seconds, got {self.max_batch_wait}")
-        for key in ("max_batch_conversations", "max_request_bytes", "max_conversations"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"serve.{key} must be at least 1, got {getattr(self, key)}")
+        check_range("serve", self, "at least 0", "max_batch_wait")
+        check_range("serve", self, "at least 1", "max_batch_conversations", "max_request_bytes", "max_conversations")
 
 
 @dataclass

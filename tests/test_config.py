@@ -104,6 +104,7 @@ OUT_OF_RANGE = {
     "sft.max_length": 0, "sft.per_device_batch_size": 0, "sft.gradient_accumulation_steps": 0, "sft.learning_rate": -1e-4,
     "sft.warmup_ratio": 2, "sft.num_epochs": 0, "sft.max_steps": 0, "sft.logging_steps": 0,
     "iterate.rounds": 0,
+    "serve.max_batch_wait": -0.5, "serve.max_batch_conversations": 0, "serve.max_request_bytes": 0, "serve.max_conversations": 0,
 }
 UNBOUNDED = {"data.seed", "train.seed", "sample.seed", "select.seed", "select.min_reward", "sft.seed"}  # any number will do
 

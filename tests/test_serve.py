@@ -191,7 +191,7 @@ def test_hosts_beyond_this_machine_need_an_api_key():
 
 
 def test_serve_settings_are_checked():
-    with pytest.raises(ConfigError, match="serve.max_batch_wait must be 0 or more seconds"):
+    with pytest.raises(ConfigError, match="serve.max_batch_wait must be at least 0, got -1"):
         ServeConfig(max_batch_wait=-1)
     with pytest.raises(ConfigError, match="serve.max_conversations must be at least 1"):
         load_recipe(None, ["serve.max_conversations=0"])
