@@ -341,7 +341,14 @@ CASES = {
     "config-unknown-action": ("config", "edit", "argument action: invalid choice: 'edit'"),
     "ui-host-without-auth": ("ui", "--host 0.0.0.0 --no-chat", "--host 0.0.0.0 serves the app beyond this machine"),
     "ui-auth-without-password": ("ui", "--auth admin --no-chat", "--auth: expected USER:PASSWORD"),
-    # --- rmkit serve (issue 21): its rows go here once the verb exists
+    # --- rmkit serve: each fails before a model loads or a port is bound
+    "serve-missing-recipe": ("serve", "nowhere.yaml", "recipe nowhere.yaml does not exist"),
+    "serve-unknown-key": ("serve", "recipe.yaml serve.bogus=1", "unknown key serve.bogus in section 'serve'"),
+    "serve-negative-wait": ("serve", "recipe.yaml serve.max_batch_wait=-1", "serve.max_batch_wait must be at least 0, got -1"),
+    "serve-no-scorer": ("serve", "recipe.yaml score.reward_model=", "score.reward_model is not set"),
+    "serve-host-without-api-key": ("serve", "recipe.yaml --host 0.0.0.0", "--host 0.0.0.0 serves rewards beyond this machine"),
+    "serve-port-out-of-range": ("serve", "recipe.yaml --port 70000", "argument --port: expected a port from 0 to 65535, got '70000'"),
+    "serve-negative-port": ("serve", "recipe.yaml --port=-5", "argument --port: expected a port from 0 to 65535, got '-5'"),
 }
 
 

@@ -35,11 +35,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recipe", metavar="RECIPE", help="a recipe YAML: its score section is served")
     parser.add_argument("overrides", nargs="*", metavar="section.key=value", help="recipe overrides, e.g. score.batch_size=32")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; any other needs --api-key)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0: a free one, printed)")
+    parser.add_argument("--port", type=port_number, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0: a free one, printed)")
     parser.add_argument(
         "--api-key", default=os.environ.get("RMKIT_API_KEY"),
         help="the bearer token every route but /health needs (default: $RMKIT_API_KEY); needed beyond 127.0.0.1",
     )  # fmt: skip
+
+
+def port_number(text: str) -> int:
+    """argparse's type for a port: 0 (a free one) to 65535."""
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
+    return int(text)
 
 
 def check_access(host: str, api_key: str | None) -> None:
