@@ -174,7 +174,7 @@ class Responder:
         Without a reward model one reply is streamed to ``on_text``; with one, ``n``
         candidates are sampled together and ranked.
         """
-        from rmkit.sampling.generate import encode_prompt
+        from rmkit.data.encode import encode_prompt
 
         encoded = encode_prompt(self.policy.tokenizer, conversation, self.policy.budget)
         params = self._params(sum(m["role"] == "user" for m in conversation))

@@ -15,9 +15,9 @@ import pytest
 from rmkit import cli
 from rmkit.config import ConfigError, SampleConfig, ScoreConfig, load_recipe
 from rmkit.conversation import RecordError, message
+from rmkit.data.encode import encode_prompt
 from rmkit.sampling.backends import GenParams, TransformersBackend
 from rmkit.sampling.candidates import through_turn
-from rmkit.sampling.generate import encode_prompt
 from rmkit.sampling.pipeline import sample_and_score, score_stage, select_stage
 from rmkit.sampling.runs import RunFolder
 from rmkit.sampling.score import TransformersScorer, score_conversations

@@ -10,7 +10,8 @@
 
 All requests of a turn, over every prompt of the batch, go to the backend in one call.
 A prompt longer than ``max_model_len - max_tokens`` loses its oldest turns first (never
-the system message, never the current user turn), then tokens from the left; both are
+the system message, never the current user turn), then tokens from the left
+(:func:`rmkit.data.encode.encode_prompt`, as training shortens a prompt); both are
 counted in the turn's record.
 
 Each candidate is one record of ``candidates.jsonl``, shaped as
@@ -25,7 +26,8 @@ from dataclasses import dataclass
 
 from rmkit.config import CATEGORY_TEMPERATURES, ConfigError, SampleConfig
 from rmkit.conversation import Conversation, Prompt, message, turn_message
-from rmkit.data.templates import render, stop_strings
+from rmkit.data.encode import EncodedPrompt, encode_prompt
+from rmkit.data.templates import stop_strings
 from rmkit.sampling.backends import Backend, Completion, GenParams
 from rmkit.sampling.candidates import new_candidates, prompt_record
 from rmkit.sampling.select import best_index, mark_selected
@@ -72,34 +74,6 @@ def request_seed(seed: int, prompt_id: str, turn: int, trajectory: int = 0) -> i
     """A seed fixed by the prompt and its place, never by batch order (resume, shards)."""
     digest = hashlib.blake2b(f"{seed}/{prompt_id}/{turn}/{trajectory}".encode(), digest_size=4).digest()
     return int.from_bytes(digest, "big") >> 1  # leaves room for the + k of n > 1
-
-
-@dataclass
-class Encoded:
-    ids: list[int]
-    dropped_turns: int  # oldest exchanges left out to fit
-    cut_tokens: int  # then tokens cut from the left
-
-
-def encode_prompt(tokenizer, messages: Conversation, budget: int) -> Encoded:
-    """Render ``messages`` (ending with a user turn) for generation, within ``budget`` tokens."""
-    system = messages[:1] if messages[0]["role"] == "system" else []
-    rest = messages[len(system) :]
-    dropped = 0
-    ids = _ids(tokenizer, [*system, *rest])
-    while len(ids) > budget:
-        later_users = [i for i, m in enumerate(rest) if m["role"] == "user" and i > 0]
-        if not later_users:
-            break
-        rest, dropped = rest[later_users[0] :], dropped + 1
-        ids = _ids(tokenizer, [*system, *rest])
-    cut = max(0, len(ids) - budget)
-    return Encoded(ids[cut:], dropped, cut)
-
-
-def _ids(tokenizer, messages: Conversation) -> list[int]:
-    # The template writes any BOS itself; the tokenizer must not add a second one.
-    return tokenizer(render(tokenizer, messages, add_generation_prompt=True), add_special_tokens=False)["input_ids"]
 
 
 def sample_prompts(
@@ -171,7 +145,7 @@ def _generate(requests, turn: int, backend: Backend, policy: Policy, cfg: Sample
     return list(zip(contexts, encoded, completions))
 
 
-def _add_turn(line: dict, context: Conversation, encoded: Encoded, completion: Completion) -> None:
+def _add_turn(line: dict, context: Conversation, encoded: EncodedPrompt, completion: Completion) -> None:
     reply = completion.text.strip()
     line["messages"] = [*context, message("assistant", reply)]
     line["turns"].append(
