@@ -1,6 +1,7 @@
 """The training loop end to end, on the tiny Llama and a learnable synthetic preference task."""
 
 import json
+import math
 import os
 import random
 import subprocess
@@ -23,6 +24,7 @@ from rmkit.data.sources import split_heldout
 from rmkit.modeling import compute_rewards, build_reward_model, load_tokenizer, load_trained_reward_model
 from rmkit.checkpoints import Progress, checkpoint_dirs, save_checkpoint
 from rmkit.data.loaders import FullBatches
+from rmkit.evaluate import pairwise_metrics
 from rmkit.metrics_log import MetricsLog
 from rmkit.reward_loss import bradley_terry_loss, pair_metrics, pair_rewards, training_loss
 from rmkit.train import accumulation_group_size, train, train_step
@@ -106,6 +108,15 @@ def test_pair_metrics_count_ties_as_half():
     assert metrics["eval_accuracy"] == pytest.approx(0.5)
     assert metrics["eval_margin"] == pytest.approx(0.0)
     assert metrics["eval_reward_mean"] == pytest.approx(1.0)
+
+
+def test_training_and_rmkit_eval_measure_the_reward_spread_alike():
+    """Training's eval_reward_std was torch's sample std (n - 1), rmkit eval's the population one."""
+    chosen, rejected = [1.0, 2.0, 0.0], [0.0, 2.0, 1.0]
+    metrics = pair_metrics(torch.tensor(chosen), torch.tensor(rejected))
+    spread = math.sqrt(sum((r - 1.0) ** 2 for r in chosen + rejected) / 6)  # mean 1, over all six rewards
+    assert metrics["eval_reward_std"] == pytest.approx(spread)
+    assert pairwise_metrics(chosen, rejected, ["a"] * 3)["overall"]["reward_spread"] == pytest.approx(spread)
 
 
 def test_full_batches_are_full_and_cover_every_example():
