@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rmkit.config import CATEGORY_TEMPERATURES, ConfigError, SampleConfig
-from rmkit.conversation import Conversation, Prompt, message, turn_message
+from rmkit.conversation import Conversation, Prompt, reply_message, turn_message
 from rmkit.data.encode import EncodedPrompt, encode_prompt
 from rmkit.data.templates import stop_strings
 from rmkit.sampling.backends import Backend, Completion, GenParams
@@ -147,7 +147,7 @@ def _generate(requests, turn: int, backend: Backend, policy: Policy, cfg: Sample
 
 def _add_turn(line: dict, context: Conversation, encoded: EncodedPrompt, completion: Completion) -> None:
     reply = completion.text.strip()
-    line["messages"] = [*context, message("assistant", reply)]
+    line["messages"] = [*context, reply_message(reply)]
     line["turns"].append(
         {
             "reply": reply,
