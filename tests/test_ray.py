@@ -18,7 +18,8 @@ from rmkit import cli
 from rmkit.config import ConfigError, SampleConfig, load_recipe
 from rmkit.errors import MissingDependency
 from rmkit.sampling import pipeline
-from rmkit.sampling.pipeline import ChunkSampler, sample_and_score, validate
+from rmkit.sampling.chunk_sampler import ChunkSampler
+from rmkit.sampling.pipeline import sample_and_score, validate
 from rmkit.sampling.ray_executor import RayWorkers, WorkersLost, placement
 from rmkit.sampling.runs import CandidateLog
 from tests.conftest import REPO
@@ -210,4 +211,5 @@ def test_ray_options_are_checked_before_anything_starts(monkeypatch):
         validate(load_recipe(None, ["sample.executor=ray", "sample.workers=0", "score.reward_model=rm"]), scoring=True)
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     with pytest.raises(MissingDependency, match=r'needs Ray: pip install "rmkit\[ray\]"'):
-        RayWorkers(load_recipe(None, ["sample.executor=ray"]), True, 1).__enter__()
+        recipe = load_recipe(None, ["sample.executor=ray"])
+        RayWorkers(ChunkSampler, (recipe, True, 1), recipe.sample).__enter__()
