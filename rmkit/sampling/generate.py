@@ -32,8 +32,9 @@ from rmkit.sampling.backends import Backend, Completion, GenParams
 from rmkit.sampling.candidates import new_candidates, prompt_record
 from rmkit.sampling.select import best_index, mark_selected
 
-Scorer = Callable[[list[Conversation]], list[float | None]]  # a reward model
-
+# What scores a turn's replies (a rmkit.sampling.score.ScorerSet): the conversations and their
+# prompt records in, per conversation {"reward", "scores", "errors"?} out.
+TurnScorer = Callable[[list[Conversation], list[dict]], list[dict]]
 
 
 @dataclass
@@ -77,7 +78,7 @@ def request_seed(seed: int, prompt_id: str, turn: int, trajectory: int = 0) -> i
 
 
 def sample_prompts(
-    prompts: list[Prompt], backend: Backend, policy: Policy, cfg: SampleConfig, score: Scorer | None = None
+    prompts: list[Prompt], backend: Backend, policy: Policy, cfg: SampleConfig, score: TurnScorer | None = None
 ) -> list[list[dict]]:
     """Sample every turn of every prompt: per prompt, its ``n`` candidate lines.
 
@@ -161,7 +162,7 @@ def _add_turn(line: dict, context: Conversation, encoded: EncodedPrompt, complet
     )
 
 
-def _keep_best(active: list[tuple[Prompt, list[dict]]], turn: int, score: Scorer) -> None:
+def _keep_best(active: list[tuple[Prompt, list[dict]]], turn: int, score: TurnScorer) -> None:
     """Score this turn's replies; the best one is continued (or, on the last turn, final)."""
     lines_now = [line for _, lines in active for line in lines]
     results = iter(score([line["messages"] for line in lines_now], [prompt_record(line) for line in lines_now]))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from rmkit.config import ConfigError, ScoreConfig, ScorerSpec
@@ -23,7 +24,6 @@ from rmkit.data.encode import SpecialTokens, TooLong, encode_conversation
 from rmkit.data.report import DataReport
 from rmkit.logs import engine_output, vllm_args
 from rmkit.sampling.candidates import prompt_record, through_turn
-from rmkit.sampling.generate import Scorer
 from rmkit.sampling.select import mark_selected
 
 
@@ -129,7 +129,11 @@ class VllmScorer:
         return [None if ids is None else next(values) for ids in sequences]
 
 
-def load_scorer(cfg: ScoreConfig, label: str = "score.reward_model") -> Scorer:
+# A reward model ready to score (TransformersScorer, VllmScorer): one reward per conversation, None when too long.
+RewardModel = Callable[[list[Conversation]], list[float | None]]
+
+
+def load_scorer(cfg: ScoreConfig, label: str = "score.reward_model") -> RewardModel:
     """The reward model ``cfg`` names, on its backend; ``label`` names the setting in errors."""
     from rmkit.builtin_models import check_model
 
