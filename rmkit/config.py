@@ -316,14 +316,13 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return _coerce(value, arg, key)
-            except ConfigError as err:
-                errors.append(str(err))
+            except ConfigError:
+                pass  # try the next type; none fits: the error below names the union
         raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
     if origin is Literal:
         if isinstance(value, bool):  # YAML 1.1 reads no/off/yes/on as booleans: give back the word the key takes

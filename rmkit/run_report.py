@@ -18,6 +18,7 @@ from pathlib import Path
 
 from rmkit.best_of_n import best_of_n_curve, best_of_n_table, scorer_curves
 from rmkit.conversation import message_text
+from rmkit.errors import MissingPath
 from rmkit.exports import write_atomic, write_json
 from rmkit.report_plots import plot_best_of_n, plot_categories, plot_metrics, plot_reward_histogram, plot_scorer_curves
 from rmkit.sampling.candidates import CandidateRecord
@@ -159,7 +160,7 @@ def write_report(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     sampling, training = (run_dir / "candidates.jsonl").exists(), (run_dir / "metrics.jsonl").exists()
     if not (sampling or training):
-        raise FileNotFoundError(f"{run_dir}: no candidates.jsonl (sampling run) or metrics.jsonl (training run)")
+        raise MissingPath(f"{run_dir}: no candidates.jsonl (sampling run) or metrics.jsonl (training run)")
     out = run_dir / "report"
     out.mkdir(exist_ok=True)
     sections = (_sampling_sections(run_dir, out) if sampling else []) + (_training_sections(run_dir, out) if training else [])

@@ -12,7 +12,7 @@ import pytest
 
 from rmkit.best_of_n import best_of_n_curve, best_of_n_table, expected_max, kl_bound, report_ns
 from rmkit.config import SelectConfig
-from rmkit.errors import RecordError
+from rmkit.errors import MissingPath, RecordError
 from rmkit.exports import write_json
 from rmkit.run_report import write_report
 from rmkit.sampling.runs import CandidateLog
@@ -176,7 +176,7 @@ def test_report_of_a_folder_with_both_runs_via_the_command(tmp_path, capsys):
 
 
 def test_folder_without_runs_is_an_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no candidates.jsonl"):
+    with pytest.raises(MissingPath, match="no candidates.jsonl"):
         write_report(tmp_path)
 
 
