@@ -4,28 +4,15 @@ import pytest
 
 from rmkit.config import ConfigError, SampleConfig
 from rmkit.conversation import Prompt, message
-from rmkit.sampling.backends import Completion
 from rmkit.sampling.candidates import through_turn
 from rmkit.sampling.generate import make_policy, request_seed, sample_prompts, temperature
+from tests.fakes import FakeBackend
 from tests.tiny import build_tokenizer
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
     return build_tokenizer()
-
-
-class FakeBackend:
-    """Replies ``s<seed + k>``; records every call."""
-
-    max_model_len = 1024
-
-    def __init__(self):
-        self.calls = []
-
-    def generate(self, prompts, params, n):
-        self.calls.append((prompts, params, n))
-        return [[Completion(f"s{p.seed + k}", 3, "stop") for k in range(n)] for p in params]
 
 
 def two_turn(pid, category="writing"):

@@ -23,7 +23,6 @@ from rmkit.sampling.pipeline import sample_and_score, validate
 from rmkit.sampling.ray_executor import RayWorkers, WorkersLost, placement
 from rmkit.sampling.runs import CandidateLog
 from tests.conftest import REPO
-from tests.test_sampling_e2e import build_reward_model
 
 N, MAX_TOKENS = 2, 6
 QUESTIONS = [
@@ -58,11 +57,6 @@ def prompts(tmp_path_factory):
     rows = [{"question_id": 100 + i, "category": c, "turns": turns} for i, (c, turns) in enumerate(QUESTIONS)]
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return path
-
-
-@pytest.fixture(scope="module")
-def reward_model(tiny_llama, tmp_path_factory):
-    return build_reward_model(tiny_llama, tmp_path_factory.mktemp("rm"), seed=1)
 
 
 def make_recipe(prompts, tiny_llama, reward_model, *overrides):
