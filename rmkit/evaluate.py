@@ -29,7 +29,7 @@ from rmkit.config import DataConfig, ScoreConfig
 from rmkit.conversation import PreferencePair, message_text
 from rmkit.errors import ConfigError, DataError, MissingPath
 from rmkit.data.formats import PAIR_FORMATS, load_pair_split, load_pairs
-from rmkit.data.report import DataReport
+from rmkit.data.data_report import DataReport
 from rmkit.reward_loss import preference_metrics
 
 CHANCE = 0.5

@@ -38,7 +38,7 @@ from rmkit.checkpoints import (
 )
 from rmkit.config import ConfigError, Recipe, TrainConfig, dump_recipe, load_recipe
 from rmkit.data.loaders import load_datasets, make_loaders
-from rmkit.data.report import DataReport
+from rmkit.data.data_report import DataReport
 from rmkit.exports import write_json
 from rmkit.folder_lock import folder_lock
 from rmkit.metrics_log import MetricsLog, tracker_config
@@ -293,7 +293,7 @@ def plan_memory(recipe: Recipe, model, train_set: list[dict], single_process: bo
     (DDP, FSDP and DeepSpeed sync at every backward) and frozen weights keep their dtype
     (sharding engines want one dtype across a layer's parameters).
     """
-    from rmkit.data.sampler import pair_length
+    from rmkit.data.batching import pair_length
     from rmkit.modeling import activation_bytes_per_token, enable_checkpointing, weight_bytes
 
     per_token, weights = activation_bytes_per_token(model), weight_bytes(model)

@@ -32,7 +32,7 @@ def measure(args, variant: str) -> str:
 
     from rmkit.config import load_recipe
     from rmkit.data.loaders import load_datasets, make_loaders
-    from rmkit.data.report import DataReport
+    from rmkit.data.data_report import DataReport
     from rmkit.modeling import build_reward_model, enable_checkpointing, load_tokenizer, store_frozen_weights_in
     from rmkit.reward_loss import batch_tokens, loss_and_backward
 

@@ -5,6 +5,7 @@ import pytest
 
 from rmkit.config import ConfigError
 from rmkit.conversation import RecordError, reply_message
+from rmkit.data.data_report import DataReport
 from rmkit.data.formats import (
     detect_pair_format,
     detect_prompt_format,
@@ -15,7 +16,6 @@ from rmkit.data.formats import (
     parse_prompt,
 )
 from rmkit.data.records import reply_of
-from rmkit.data.report import DataReport
 from tests.conftest import shared_data
 
 SRC = "pairs.jsonl:7"

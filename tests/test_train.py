@@ -19,7 +19,7 @@ from rmkit.conversation import RecordError
 from rmkit.data.collator import RewardDataCollatorWithPadding
 from rmkit.data.encode import encode_pairs
 from rmkit.data.formats import load_pairs
-from rmkit.data.sampler import LengthGroupedBatchSampler
+from rmkit.data.batching import LengthGroupedBatchSampler
 from rmkit.data.sources import split_heldout
 from rmkit.modeling import compute_rewards, build_reward_model, load_tokenizer, load_trained_reward_model
 from rmkit.checkpoints import Progress, checkpoint_dirs, save_checkpoint

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rmkit.conversation import Conversation, PreferencePair
-from rmkit.data.report import DataReport
+from rmkit.data.data_report import DataReport
 from rmkit.data.templates import render
 from rmkit.errors import ConfigError
 

@@ -27,6 +27,7 @@ from rmkit.conversation import (
     turn_message,
     validate_conversation,
 )
+from rmkit.data.data_report import DataReport
 from rmkit.data.records import (
     TURN_MARK,
     nonempty_reply,
@@ -40,7 +41,6 @@ from rmkit.data.records import (
     transcript,
     with_system_and_tools,
 )
-from rmkit.data.report import DataReport
 from rmkit.data.sources import file_stem, split_heldout, subset_of
 from rmkit.errors import ConfigError
 

@@ -22,7 +22,7 @@ from rmkit.conversation import (
     validate_conversation,
     with_tools,
 )
-from rmkit.data.report import DataReport
+from rmkit.data.data_report import DataReport
 from rmkit.data.sources import read_records
 from rmkit.errors import ConfigError, DataError
 

@@ -261,8 +261,8 @@ def validate(recipe: Recipe, scoring: bool, ray_address: str | None = None) -> N
 
 
 def load_run_prompts(cfg: SampleConfig):
+    from rmkit.data.data_report import DataReport
     from rmkit.data.formats import load_prompts
-    from rmkit.data.report import DataReport
 
     if not cfg.prompts:
         raise ConfigError("sample.prompts is not set: give a prompt file (sample.prompts=PATH)")

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from rmkit.config import ConfigError, ScoreConfig, ScorerSpec
 from rmkit.conversation import Conversation
+from rmkit.data.data_report import DataReport
 from rmkit.data.encode import SpecialTokens, TooLong, encode_conversation
-from rmkit.data.report import DataReport
 from rmkit.logs import engine_output, vllm_args
 from rmkit.sampling.candidates import prompt_record, through_turn
 from rmkit.sampling.select import mark_selected
