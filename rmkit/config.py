@@ -211,7 +211,7 @@ class ScorerSpec:
 class ScoreConfig:
     """``rmkit score``: candidates → rewards from reward models, verifiers and Python functions."""
 
-    reward_model: str = ""  # an rmkit training output (merged, or adapter + base) or a HF checkpoint
+    reward_model: str = ""  # an rmkit training output (merged, or adapter + base) or a Hugging Face classifier
     scorers: list[ScorerSpec] = field(default_factory=list)  # several scorers; else reward_model alone
     verifier_workers: int = 2  # processes for the built-in verifiers; 0: in the main process
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # of the reward model's weights

@@ -87,17 +87,17 @@ class TransformersScorer:
 
 
 class VllmScorer:
-    """The same scores from vLLM's pooling runner (a merged model folder or HF checkpoint)."""
+    """The same scores from vLLM's pooling runner (a merged model folder or a Hugging Face classifier)."""
 
     def __init__(self, cfg: ScoreConfig):
         from vllm import LLM
         from vllm.platforms import current_platform
 
-        from rmkit.modeling import checkpoint_folder, load_tokenizer, reward_model_config
+        from rmkit.modeling import load_tokenizer, reward_model_config, reward_model_folder
         from rmkit.sampling.cpu_threads import engine_cores
         from rmkit.sampling.kv_cache import engine_memory_args, kv_shape
 
-        folder = str(checkpoint_folder(cfg.reward_model))
+        folder = str(reward_model_folder(cfg.reward_model))
         if Path(folder, "adapter_config.json").exists():
             raise ConfigError(f"score.backend=vllm needs a merged model; {folder} holds a LoRA adapter only")
         self.tokenizer = load_tokenizer(reward_model_config(folder, False, cfg.chat_template, cfg.force_chat_template))
