@@ -21,7 +21,7 @@ from functools import partial
 from typing import TextIO
 
 from rmkit.config_cli import positive_int
-from rmkit.conversation import Conversation, message
+from rmkit.conversation import Conversation, message, reply_message, turn_message
 
 COMMANDS = {
     "/reset": "forget the conversation (the system prompt stays)",
@@ -81,8 +81,8 @@ class ChatSession:
         The turn is added only once ``respond`` returns, so an interrupted generation
         leaves the conversation as it was.
         """
-        reply = respond([*self.conversation(), message("user", text)], self.n if self.ranked else 1)
-        self.messages = [*self.messages, message("user", text), message("assistant", reply.best.text)]
+        reply = respond([*self.conversation(), turn_message(text)], self.n if self.ranked else 1)
+        self.messages = [*self.messages, turn_message(text), reply_message(reply.best.text)]
         self.last = reply
         return reply
 
@@ -174,7 +174,7 @@ class Responder:
         Without a reward model one reply is streamed to ``on_text``; with one, ``n``
         candidates are sampled together and ranked.
         """
-        from rmkit.sampling.generate import encode_prompt
+        from rmkit.data.encode import encode_prompt
 
         encoded = encode_prompt(self.policy.tokenizer, conversation, self.policy.budget)
         params = self._params(sum(m["role"] == "user" for m in conversation))
@@ -184,7 +184,7 @@ class Responder:
             completions = self.backend.generate([encoded.ids], [params], n)[0]
         texts = [c.text.strip() for c in completions]
         # The reward model reads the whole conversation, within its own max_length.
-        rewards = self.scorer([[*conversation, message("assistant", t)] for t in texts]) if self.scorer else [None]
+        rewards = self.scorer([[*conversation, reply_message(t)] for t in texts]) if self.scorer else [None]
         return Reply(rank_candidates(texts, rewards), encoded.dropped_turns, encoded.cut_tokens)
 
     def _params(self, turn: int):

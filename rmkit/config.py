@@ -211,7 +211,7 @@ class ScorerSpec:
 class ScoreConfig:
     """``rmkit score``: candidates → rewards from reward models, verifiers and Python functions."""
 
-    reward_model: str = ""  # an rmkit training output (merged, or adapter + base) or a HF checkpoint
+    reward_model: str = ""  # an rmkit training output (merged, or adapter + base) or a Hugging Face classifier
     scorers: list[ScorerSpec] = field(default_factory=list)  # several scorers; else reward_model alone
     verifier_workers: int = 2  # processes for the built-in verifiers; 0: in the main process
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # of the reward model's weights
@@ -332,14 +332,13 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return _coerce(value, arg, key)
-            except ConfigError as err:
-                errors.append(str(err))
+            except ConfigError:
+                pass  # try the next type; none fits: the error below names the union
         raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
     if origin is Literal:
         if isinstance(value, bool):  # YAML 1.1 reads no/off/yes/on as booleans: give back the word the key takes

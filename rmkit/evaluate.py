@@ -9,8 +9,9 @@ flags ``--batch-size``, ``--max-length``, ``--dtype`` are shorthands for its key
 
 Per subset (``PreferencePair.subset``: the file stem, or its folder for split-named files)
 and overall: pairwise accuracy (r_chosen > r_rejected; a tie counts half), the mean margin
-r_chosen - r_rejected, and the reward spread (standard deviation of every reward, chosen
-and rejected: near zero means the model barely tells replies apart). Overall is pooled
+r_chosen - r_rejected, the mean reward and the reward spread (standard deviation of every
+reward, chosen and rejected: near zero means the model barely tells replies apart), as
+training's held-out metrics are (:func:`rmkit.reward_loss.preference_metrics`). Overall is pooled
 over all pairs, i.e. the count-weighted mean of the subsets. Beside the model, two
 baselines: the longer reply (in characters) wins, and chance (0.5).
 """
@@ -20,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -29,7 +29,8 @@ from rmkit.config import DataConfig, ScoreConfig
 from rmkit.conversation import PreferencePair, message_text
 from rmkit.errors import ConfigError, DataError, MissingPath
 from rmkit.data.formats import PAIR_FORMATS, load_pair_split, load_pairs
-from rmkit.data.report import DataReport
+from rmkit.data.data_report import DataReport
+from rmkit.reward_loss import preference_metrics
 
 CHANCE = 0.5
 COLUMNS = [  # (key, title, format)
@@ -45,17 +46,6 @@ COLUMNS = [  # (key, title, format)
 # ----------------------------------------------------------------------------- metrics
 
 
-def group_metrics(chosen: list[float], rejected: list[float]) -> dict:
-    """Accuracy (ties half), mean margin and reward spread of one group of pairs."""
-    wins = sum(1.0 if c > r else 0.5 if c == r else 0.0 for c, r in zip(chosen, rejected))
-    return {
-        "pairs": len(chosen),
-        "accuracy": wins / len(chosen),
-        "mean_margin": statistics.fmean(c - r for c, r in zip(chosen, rejected)),
-        "reward_spread": statistics.pstdev([*chosen, *rejected]),
-    }
-
-
 def pairwise_metrics(chosen_rewards: list[float], rejected_rewards: list[float], subsets: list[str]) -> dict:
     """``{"overall": metrics, "subsets": {name: metrics}}``, subsets in order of first appearance."""
     if not chosen_rewards or not len(chosen_rewards) == len(rejected_rewards) == len(subsets):
@@ -64,9 +54,9 @@ def pairwise_metrics(chosen_rewards: list[float], rejected_rewards: list[float],
     for i, subset in enumerate(subsets):
         members.setdefault(subset, []).append(i)
     return {
-        "overall": group_metrics(chosen_rewards, rejected_rewards),
+        "overall": preference_metrics(chosen_rewards, rejected_rewards),
         "subsets": {
-            name: group_metrics([chosen_rewards[i] for i in idx], [rejected_rewards[i] for i in idx])
+            name: preference_metrics([chosen_rewards[i] for i in idx], [rejected_rewards[i] for i in idx])
             for name, idx in members.items()
         },
     }

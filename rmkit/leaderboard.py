@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rmkit.conversation import Conversation, RecordError, message
+from rmkit.conversation import Conversation, RecordError, reply_message, turn_message
 from rmkit.errors import ConfigError, DataError
 from rmkit.data.formats import load_prompts, parse_prompt
 from rmkit.data.sources import file_stem, read_records
@@ -67,7 +67,7 @@ def read_answers(path: str | Path, questions: dict[str, list[str]] | None = None
 def _alpaca_eval_answer(record: dict, default_model: str, source: str) -> Answer:
     instruction = parse_prompt(record, source, "alpaca_eval").turns[0]  # with the optional input
     output = _text(record.get("output"), source, "output")
-    conversation = [message("user", instruction), message("assistant", output)]
+    conversation = [turn_message(instruction), reply_message(output)]
     return Answer(instruction, record.get("generator") or default_model, conversation, len(output))
 
 
@@ -84,7 +84,7 @@ def _fastchat_answer(record: dict, questions: dict[str, list[str]] | None, defau
         raise RecordError(reason, source=source, field="choices[0].turns")
     conversation = []
     for user, assistant in zip(asked, replies):
-        conversation += [message("user", user), message("assistant", _text(assistant, source, "choices[0].turns"))]
+        conversation += [turn_message(user), reply_message(_text(assistant, source, "choices[0].turns"))]
     return Answer(qid, record.get("model_id") or default_model, conversation, sum(map(len, replies)))
 
 

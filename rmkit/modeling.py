@@ -121,8 +121,8 @@ def _quantization_config(cfg: ModelConfig):
 
 
 def _from_pretrained(path: str, tokenizer, dtype: str, trust_remote_code: bool = False, quantization=None):
-    """A one-output sequence classifier from a causal-LM, encoder or classifier checkpoint, and
-    whether its score head is new (the checkpoint has none: transformers initialised it)."""
+    """A one-output sequence classifier from a causal-LM, encoder or classifier model, and
+    whether its score head is new (the model has none: transformers initialised it)."""
     from transformers import AutoModelForSequenceClassification
 
     kwargs = {}
@@ -182,18 +182,18 @@ def build_reward_model(cfg: ModelConfig, lora: LoraConfig | None, tokenizer):
     if new_head:  # the expected case when training from a causal LM or an encoder
         note(f"new score head initialised on {cfg.name_or_path}")
     model.config.use_cache = False  # no generation; a cache only costs memory in training
-    checkpointing = cfg.gradient_checkpointing is True  # "auto" is decided by the trainer, which knows the batches
-    if checkpointing and quantization is None:
-        enable_checkpointing(model)
+    gradient_checkpointing = cfg.gradient_checkpointing is True  # "auto" is decided by the trainer, which knows the batches
+    if gradient_checkpointing and quantization is None:
+        enable_gradient_checkpointing(model)
     if lora is not None and lora.enabled:
         base_name = _adapter_base_name(cfg.name_or_path)
-        model = add_lora(model, lora, base_name, quantization is not None, checkpointing)
+        model = add_lora(model, lora, base_name, quantization is not None, gradient_checkpointing)
     elif quantization is not None:
         raise ConfigError("a 4/8-bit model can only be trained with LoRA (lora.enabled: true)")
     return model
 
 
-def enable_checkpointing(model) -> None:
+def enable_gradient_checkpointing(model) -> None:
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
@@ -309,7 +309,7 @@ def _load_adapter(adapter_dir: Path, tokenizer, dtype: str, trust_remote_code: b
     return PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
 
 
-def checkpoint_folder(path: str | Path, label: str = "reward model") -> Path:
+def reward_model_folder(path: str | Path, label: str = "reward model") -> Path:
     """An rmkit output folder's ``model/`` (else ``adapter/``), or ``path`` itself (a short name resolved).
 
     A local folder that holds neither is refused, naming ``label``.
@@ -342,13 +342,13 @@ def load_trained_reward_model(
     chat_template: str = "chatml",
     force_chat_template: bool = False,
 ):
-    """``(model, tokenizer)`` for scoring, from an rmkit training output or any HF classifier checkpoint.
+    """``(model, tokenizer)`` for scoring, from an rmkit training output or any Hugging Face classifier.
 
     An rmkit folder carries its tokenizer (chat template, pad token); ``adapter/`` alone is
     loaded on its base model and merged. ``chat_template`` is used when the tokenizer has
     none (or always, with ``force_chat_template``). The model is returned in eval mode.
     """
-    folder = checkpoint_folder(path)
+    folder = reward_model_folder(path)
     tokenizer = load_tokenizer(reward_model_config(str(folder), trust_remote_code, chat_template, force_chat_template))
     if (folder / "adapter_config.json").exists():
         model = _load_adapter(folder, tokenizer, dtype, trust_remote_code)

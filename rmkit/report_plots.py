@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from rmkit.best_of_n import kl_bound, report_ns
-
-if TYPE_CHECKING:
-    from rmkit.run_report import ScoredCandidate
 
 
 def _figure(width: float = 6.4, height: float = 4.0):
@@ -18,12 +13,11 @@ def _figure(width: float = 6.4, height: float = 4.0):
     return fig, fig.add_subplot()
 
 
-def plot_reward_histogram(candidates: list[ScoredCandidate]):
+def plot_reward_histogram(rewards: list[float], selected: list[float]):
+    """Every scored candidate's reward, and the selected ones' (the best of each prompt)."""
     import numpy as np
 
     fig, ax = _figure()
-    rewards = [c.reward for c in candidates]
-    selected = [c.reward for c in candidates if c.selected]
     bins = np.histogram_bin_edges(rewards, bins=min(40, max(10, len(rewards) // 5)))
     # Densities, so the N-times-smaller selected set is comparable in shape.
     ax.hist(rewards, bins=bins, density=True, alpha=0.55, label=f"all candidates (n={len(rewards)})")

@@ -5,6 +5,7 @@ the forwards that give its rewards (grouped by length); the held-out metrics. Wh
 from __future__ import annotations
 
 import math
+import statistics
 from typing import TYPE_CHECKING
 
 # torch is imported where used, so `rmkit --help` stays fast.
@@ -79,19 +80,32 @@ def training_loss(chosen, rejected, margin=None, center_rewards_coefficient: flo
     return loss
 
 
-def pair_metrics(chosen: torch.Tensor, rejected: torch.Tensor, margin: torch.Tensor | None = None) -> dict:
-    """Held-out loss, pairwise accuracy (a tie counts half), mean margin, reward mean and std."""
-    import torch
+def preference_metrics(chosen: list[float], rejected: list[float]) -> dict:
+    """How rewards order pairs: ``accuracy`` (r_chosen > r_rejected, a tie counts half), ``mean_margin``
+    (of r_chosen - r_rejected), and the ``reward_mean`` and ``reward_spread`` of every reward, chosen and rejected."""
+    rewards = [*chosen, *rejected]
+    wins = sum(1.0 if c > r else 0.5 if c == r else 0.0 for c, r in zip(chosen, rejected))
+    return {
+        "pairs": len(chosen),
+        "accuracy": wins / len(chosen),
+        "mean_margin": statistics.fmean(c - r for c, r in zip(chosen, rejected)),
+        "reward_mean": statistics.fmean(rewards),
+        # The population standard deviation (no n - 1): it describes these very rewards, every one
+        # of the set, rather than estimating a wider population's spread; one pair has a spread too.
+        "reward_spread": statistics.pstdev(rewards),
+    }
 
+
+def pair_metrics(chosen: torch.Tensor, rejected: torch.Tensor, margin: torch.Tensor | None = None) -> dict:
+    """The held-out loss and :func:`preference_metrics`, under the ``eval_*`` names training logs."""
     chosen, rejected = chosen.double(), rejected.double()
-    rewards = torch.cat([chosen, rejected])
-    wins = (chosen > rejected).double() + 0.5 * (chosen == rejected).double()
+    metrics = preference_metrics(chosen.tolist(), rejected.tolist())
     return {
         "eval_loss": bradley_terry_loss(chosen, rejected, None if margin is None else margin.double()).item(),
-        "eval_accuracy": wins.mean().item(),
-        "eval_margin": (chosen - rejected).mean().item(),
-        "eval_reward_mean": rewards.mean().item(),
-        "eval_reward_std": rewards.std().item(),
+        "eval_accuracy": metrics["accuracy"],
+        "eval_margin": metrics["mean_margin"],
+        "eval_reward_mean": metrics["reward_mean"],
+        "eval_reward_std": metrics["reward_spread"],
     }
 
 

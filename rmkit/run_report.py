@@ -14,13 +14,14 @@ import base64
 import html
 import io
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 from rmkit.best_of_n import best_of_n_curve, best_of_n_table, scorer_curves
-from rmkit.conversation import Conversation, message_text
+from rmkit.conversation import message_text
+from rmkit.errors import MissingPath
 from rmkit.exports import write_atomic, write_json
 from rmkit.report_plots import plot_best_of_n, plot_categories, plot_metrics, plot_reward_histogram, plot_scorer_curves
+from rmkit.sampling.candidates import CandidateRecord
 
 N_EXAMPLES = 3  # highest- and lowest-scored candidates shown on the page
 
@@ -28,35 +29,21 @@ N_EXAMPLES = 3  # highest- and lowest-scored candidates shown on the page
 # --- reading run folders ---------------------------------------------------------------
 
 
-@dataclass
-class ScoredCandidate:
-    prompt_id: str
-    category: str
-    reward: float
-    conversation: Conversation  # the prompt and this candidate's replies
-    selected: bool  # the best of its prompt's N
-
-
-def _candidate(line: dict) -> ScoredCandidate:
-    """One ``candidates.jsonl`` line (layout in rmkit.sampling.generate); the one place that knows it."""
-    return ScoredCandidate(str(line["prompt_id"]), line["category"], line["reward"], line["messages"], line["selected"])
-
-
-def read_candidates(run_dir: Path) -> list[ScoredCandidate]:
+def read_candidates(run_dir: Path) -> list[CandidateRecord]:
     """The scored candidates of a run folder, read as the sampler reads its own log."""
     from rmkit.sampling.runs import RunFolder
 
-    return [_candidate(line) for group in RunFolder(run_dir).groups() for line in group if line["reward"] is not None]
+    return [line for group in RunFolder(run_dir).groups() for line in group if line["reward"] is not None]
 
 
 def _json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
-def rewards_by_prompt(candidates: list[ScoredCandidate]) -> list[list[float]]:
+def rewards_by_prompt(candidates: list[CandidateRecord]) -> list[list[float]]:
     groups: dict[str, list[float]] = {}
     for c in candidates:
-        groups.setdefault(c.prompt_id, []).append(c.reward)
+        groups.setdefault(c["prompt_id"], []).append(c["reward"])
     return list(groups.values())
 
 
@@ -97,13 +84,13 @@ def _value(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _example(c: ScoredCandidate) -> str:
+def _example(c: CandidateRecord) -> str:
     turns = "".join(
         f'<div class="{html.escape(m["role"])}"><b>{html.escape(m["role"])}</b><pre>{html.escape(message_text(m))}</pre></div>'
-        for m in c.conversation
+        for m in c["messages"]
     )
-    where = f"prompt {c.prompt_id}" + (f" ({c.category})" if c.category else "")
-    return f'<div class="example"><p>reward <b>{c.reward:.4f}</b> · {html.escape(where)}</p>{turns}</div>'
+    where = f"prompt {c['prompt_id']}" + (f" ({c['category']})" if c.get("category") else "")
+    return f'<div class="example"><p>reward <b>{c["reward"]:.4f}</b> · {html.escape(where)}</p>{turns}</div>'
 
 
 def _sampling_sections(run_dir: Path, out: Path) -> list[tuple[str, str]]:
@@ -118,11 +105,12 @@ def _sampling_sections(run_dir: Path, out: Path) -> list[tuple[str, str]]:
     curve = best_of_n_curve(per_prompt, max(map(len, per_prompt)))
     table = best_of_n_table(curve)
     write_json(out / "best_of_n.json", table)
-    ranked = sorted(candidates, key=lambda c: c.reward, reverse=True)
+    ranked = sorted(candidates, key=lambda c: c["reward"], reverse=True)
+    rewards, selected = [c["reward"] for c in candidates], [c["reward"] for c in candidates if c["selected"]]
     sections = [
         ("Sampling summary", (f'<p class="stale"><b>Stale:</b> {html.escape(stale)}</p>' if stale else "")
          + _table({k: v for k, v in stats.items() if not isinstance(v, (dict, list))})),
-        ("Rewards", _embed(plot_reward_histogram(candidates), out / "reward_histogram.png")),
+        ("Rewards", _embed(plot_reward_histogram(rewards, selected), out / "reward_histogram.png")),
         ("Best-of-N", _embed(plot_best_of_n(curve), out / "best_of_n.png") + _rows(table)),
     ]
     groups = RunFolder(run_dir).groups()
@@ -172,7 +160,7 @@ def write_report(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     sampling, training = (run_dir / "candidates.jsonl").exists(), (run_dir / "metrics.jsonl").exists()
     if not (sampling or training):
-        raise FileNotFoundError(f"{run_dir}: no candidates.jsonl (sampling run) or metrics.jsonl (training run)")
+        raise MissingPath(f"{run_dir}: no candidates.jsonl (sampling run) or metrics.jsonl (training run)")
     out = run_dir / "report"
     out.mkdir(exist_ok=True)
     sections = (_sampling_sections(run_dir, out) if sampling else []) + (_training_sections(run_dir, out) if training else [])

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from rmkit.config import Recipe, load_recipe
 from rmkit.conversation import Conversation, validate_conversation
-from rmkit.errors import DataError, MissingPath, RecordError
+from rmkit.errors import ConfigError, DataError, MissingPath, RecordError
 from rmkit.exports import write_json
 
 
@@ -36,7 +36,11 @@ def assistant_spans(tokenizer, messages: Conversation) -> tuple[str, list[tuple[
             continue
         before, through = render(tokenizer, messages[:i], add_generation_prompt=True), render(tokenizer, messages[: i + 1])
         if not (through.startswith(before) and text.startswith(through)):
-            raise ValueError("the chat template does not render each reply after the conversation before it")
+            raise ConfigError(
+                "sample.chat_template: the policy's chat template does not render each reply after the conversation before it "
+                "(it rewrites earlier turns), so the replies to learn cannot be marked; train with a registry template "
+                "instead: sample.chat_template=chatml sample.force_chat_template=true (or llama-3, vicuna, plain)"
+            )
         spans.append((len(before), len(through)))
     return text, spans
 

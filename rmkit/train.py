@@ -38,7 +38,7 @@ from rmkit.checkpoints import (
 )
 from rmkit.config import ConfigError, Recipe, TrainConfig, dump_recipe, load_recipe
 from rmkit.data.loaders import load_datasets, make_loaders
-from rmkit.data.report import DataReport
+from rmkit.data.data_report import DataReport
 from rmkit.exports import write_json
 from rmkit.folder_lock import folder_lock
 from rmkit.metrics_log import MetricsLog, tracker_config
@@ -283,18 +283,18 @@ def train(recipe: Recipe, overwrite: bool = False) -> dict:
 
 def plan_memory(recipe: Recipe, model, train_set: list[dict], single_process: bool) -> dict:
     """How many tokens each backward takes (``train.tokens_per_backward``), whether to
-    checkpoint activations (``model.gradient_checkpointing``) and the dtype frozen weights are
+    recompute activations (``model.gradient_checkpointing``) and the dtype frozen weights are
     kept in; what was chosen and why.
 
     ``auto`` holds activations to about the weights' size: the batch's pairs go backward in
-    runs that fit it, and checkpointing (one more forward: with LoRA, which computes no weight
+    runs that fit it, and gradient checkpointing (one more forward: with LoRA, which computes no weight
     gradients for the base, half again the compute) turns on only when a run still would
     not, i.e. when one pair alone is too long. Across processes a batch is not split
     (DDP, FSDP and DeepSpeed sync at every backward) and frozen weights keep their dtype
     (sharding engines want one dtype across a layer's parameters).
     """
-    from rmkit.data.sampler import pair_length
-    from rmkit.modeling import activation_bytes_per_token, enable_checkpointing, weight_bytes
+    from rmkit.data.batching import pair_length
+    from rmkit.modeling import activation_bytes_per_token, enable_gradient_checkpointing, weight_bytes
 
     per_token, weights = activation_bytes_per_token(model), weight_bytes(model)
     longest_pair = 2 * max(pair_length(e) for e in train_set)  # both sides at the longer one's length
@@ -318,7 +318,7 @@ def plan_memory(recipe: Recipe, model, train_set: list[dict], single_process: bo
         why = (f"auto: a backward's estimated activations ({largest_run:,} tokens) {largest_run * per_token / 2**20:,.0f} MiB "
                f"{'>' if on else '<='} weights {weights / 2**20:,.0f} MiB")
         if on:
-            enable_checkpointing(model)
+            enable_gradient_checkpointing(model)
     frozen = store_frozen_weights(model, recipe.train.mixed_precision) if single_process else "as loaded"
     return {"tokens_per_backward": run_tokens, "tokens_per_backward_why": run_why,
             "gradient_checkpointing": on, "gradient_checkpointing_why": why, "frozen_weights_dtype": frozen}

@@ -110,7 +110,7 @@ def markdown(args, results: dict[str, list[dict]], loads: tuple[str, str]) -> st
 
 def bench_scoring(args):
     from rmkit.data.formats import load_pairs
-    from rmkit.data.report import DataReport
+    from rmkit.data.data_report import DataReport
     from rmkit.modeling import load_trained_reward_model
     from rmkit.builtin_models import resolve_model
     from rmkit.sampling.score import encode_all, score_ids

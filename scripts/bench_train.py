@@ -34,6 +34,7 @@ def prepare(args, workdir: Path) -> None:
     from rmkit.data.encode import SpecialTokens, TooLong, encode_conversation
     from rmkit.data.formats import load_pairs
     from rmkit.data.sources import split_heldout
+    from rmkit.exports import pair_record
     from rmkit.modeling import load_tokenizer
 
     tokenizer = load_tokenizer(ModelConfig(name_or_path=args.model, pad_token=args.pad_token))
@@ -53,8 +54,7 @@ def prepare(args, workdir: Path) -> None:
             return False
 
     def record(pair) -> dict:
-        return {"prompt": pair.prompt, "chosen": [{"role": "assistant", "content": pair.chosen}],
-                "rejected": [{"role": "assistant", "content": pair.rejected}]}
+        return pair_record(pair.chosen_conversation(), pair.rejected_conversation())
 
     needed = args.steps * args.batch_size
     train = list(itertools.islice(filter(fits, train), needed))

@@ -32,8 +32,8 @@ def measure(args, variant: str) -> str:
 
     from rmkit.config import load_recipe
     from rmkit.data.loaders import load_datasets, make_loaders
-    from rmkit.data.report import DataReport
-    from rmkit.modeling import build_reward_model, enable_checkpointing, load_tokenizer, store_frozen_weights_in
+    from rmkit.data.data_report import DataReport
+    from rmkit.modeling import build_reward_model, enable_gradient_checkpointing, load_tokenizer, store_frozen_weights_in
     from rmkit.reward_loss import batch_tokens, loss_and_backward
 
     words = variant.split("-")
@@ -48,7 +48,7 @@ def measure(args, variant: str) -> str:
     batches = [batch for _, batch in zip(range(args.batches), loader)]
     model = build_reward_model(recipe.model, recipe.lora, tokenizer).train()
     if "ckpt" in words:
-        enable_checkpointing(model)
+        enable_gradient_checkpointing(model)
     if "bf16" in words:
         store_frozen_weights_in(model, torch.bfloat16)
     seconds = real = padded = 0.0

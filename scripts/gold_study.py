@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from rmkit.best_of_n import scores_by_prompt, selection_curve  # noqa: E402
 from rmkit.compare import compare  # noqa: E402
+from rmkit.conversation import reply_message  # noqa: E402
 from rmkit.exports import pair_record, write_json, write_jsonl  # noqa: E402
 from rmkit.sampling.runs import RunFolder  # noqa: E402
 from rmkit.sampling.verifiers import build_constraints  # noqa: E402
@@ -105,7 +106,7 @@ def ifbench_prompts(limit: int | None) -> tuple[list[dict], int]:
                   "instruction_id_list": row["instruction_id_list"],
                   "kwargs": [{k: v for k, v in kw.items() if v is not None} for kw in row["kwargs"]]}
         try:  # a checker that cannot run here raises on any reply
-            BUILT_IN["ifbench"](record, [*record["messages"], {"role": "assistant", "content": "A reply. Another one."}])
+            BUILT_IN["ifbench"](record, [*record["messages"], reply_message("A reply. Another one.")])
         except Exception:
             continue
         kept.append(record)

@@ -16,8 +16,13 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from collections import Counter
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rmkit.conversation import message, reply_message, turn_message  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "rmkit" / "demo_data"
 SEED = 1234
@@ -402,14 +407,6 @@ RUDE_CLOSES = [
 SINGLE_TURN_KINDS = ("wrong", "off_topic", "rude", "refusal", "vague", "truncated", "repetitive")
 
 
-def user(text: str) -> dict:
-    return {"role": "user", "content": text}
-
-
-def assistant(text: str) -> dict:
-    return {"role": "assistant", "content": text}
-
-
 def ask(rng: random.Random, question: str) -> str:
     opener = rng.choice(OPENERS)
     if opener.endswith("but "):  # "Sorry if this is basic, but how ..."
@@ -448,8 +445,8 @@ def record(prompt: list[dict], chosen: str, rejected: str, kind: str, category: 
     assert chosen != rejected, (prompt, chosen)
     return {
         "prompt": prompt,
-        "chosen": [assistant(chosen)],
-        "rejected": [assistant(rejected)],
+        "chosen": [reply_message(chosen)],
+        "rejected": [reply_message(rejected)],
         "rejected_kind": kind,
         "category": category,
     }
@@ -459,9 +456,9 @@ def single_turn_pairs(rng: random.Random, topic: tuple, per_topic: int) -> list[
     category, question, answer, _, _ = topic
     out = []
     for kind in rng.sample(SINGLE_TURN_KINDS, per_topic):
-        prompt = [user(ask(rng, question))]
+        prompt = [turn_message(ask(rng, question))]
         if rng.random() < 0.15:
-            prompt.insert(0, {"role": "system", "content": rng.choice(SYSTEMS)})
+            prompt.insert(0, message("system", rng.choice(SYSTEMS)))
         out.append(record(prompt, answer, worse_reply(rng, kind, topic, TOPICS), kind, category))
     return out
 
@@ -469,7 +466,7 @@ def single_turn_pairs(rng: random.Random, topic: tuple, per_topic: int) -> list[
 def summary_pair(rng: random.Random, topic: tuple) -> dict:
     """A follow-up asks for one sentence; the rejected reply ignores or refuses that."""
     category, question, answer, short, _ = topic
-    prompt = [user(ask(rng, question)), assistant(answer), user(rng.choice(SUMMARY_REQUESTS))]
+    prompt = [turn_message(ask(rng, question)), reply_message(answer), turn_message(rng.choice(SUMMARY_REQUESTS))]
     if rng.random() < 0.6:
         kind, rejected = "ignores_instruction", answer
     else:
@@ -479,12 +476,12 @@ def summary_pair(rng: random.Random, topic: tuple) -> dict:
 
 def new_question_pair(rng: random.Random, topic: tuple, earlier: tuple) -> dict:
     """A second, unrelated question; the rejected reply answers the first one again."""
-    prompt = [user(ask(rng, earlier[1])), assistant(earlier[2]), user(f"Thanks! Another question: {topic[1]}")]
+    prompt = [turn_message(ask(rng, earlier[1])), reply_message(earlier[2]), turn_message(f"Thanks! Another question: {topic[1]}")]
     return record(prompt, topic[2], earlier[2], "answers_previous", topic[0])
 
 
 def thanks_pair(rng: random.Random, topic: tuple) -> dict:
-    prompt = [user(ask(rng, topic[1])), assistant(topic[2]), user(rng.choice(THANKS))]
+    prompt = [turn_message(ask(rng, topic[1])), reply_message(topic[2]), turn_message(rng.choice(THANKS))]
     return record(prompt, rng.choice(WELCOMES), rng.choice(RUDE_CLOSES), "rude", topic[0])
 
 

@@ -27,6 +27,14 @@ def tiny_llama(tmp_path_factory) -> Path:
     return build_tiny_llama(tmp_path_factory.mktemp("tiny_llama"))
 
 
+@pytest.fixture(scope="session")
+def reward_model(tiny_llama, tmp_path_factory) -> Path:
+    """An untrained 1-label classifier on the tiny LM, with its own template (plain)."""
+    from tests.tiny import build_tiny_reward_model
+
+    return build_tiny_reward_model(tiny_llama, tmp_path_factory.mktemp("rm"), seed=1)
+
+
 def shutdown_vllm(llm) -> None:
     """Shut a test's vLLM engine down now, while pytest still captures its output.
 

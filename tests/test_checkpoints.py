@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 from rmkit.checkpoints import STATE_FILE, Progress, damage, find_resume_checkpoint
 from rmkit.config import ConfigError
 from rmkit.train import train
-from tests.test_train import final_eval, recipe_for, synthetic_pairs, write_jsonl
+from tests.fakes import final_eval, recipe_for, synthetic_pairs, write_jsonl
 
 
 def fake_checkpoint(output_dir, step):

@@ -3,7 +3,7 @@ import math
 import torch
 
 from rmkit.data.collator import RewardDataCollatorWithPadding, backward_runs, forward_groups, padded_width
-from rmkit.data.sampler import LengthGroupedBatchSampler, pair_length
+from rmkit.data.batching import LengthGroupedBatchSampler, pair_length
 
 EXAMPLES = [
     {"input_ids_chosen": [5, 6, 7], "input_ids_rejected": [5, 8]},

@@ -1,9 +1,11 @@
 import importlib.util
 import json
+import re
 from collections import Counter
 
 from rmkit.config import load_recipe
 from rmkit.data.formats import load_pairs, load_prompts
+from rmkit.evaluate import length_baseline
 from rmkit.builtin_models import BUILTINS
 from tests.conftest import REPO
 
@@ -53,6 +55,27 @@ def test_committed_demo_data_is_what_the_script_writes():
     assert [json.loads(line) for line in (DEMO / "prompts.jsonl").open()] == script.prompt_records()
 
 
-def test_demo_data_is_labelled():
+def test_the_demo_readme_tells_the_truth_about_the_data():
+    """Every number the README gives is the data's, so it cannot drift from a regenerated file."""
     readme = (DEMO / "README.md").read_text()
-    assert "demo data" in readme.lower() and "make_demo_data.py" in readme
+    assert "This is demo data, written for rmkit" in readme and "scripts/make_demo_data.py" in readme
+    pairs = load_pairs(str(DEMO / "preferences.jsonl"), on_error="raise")
+    assert number(readme, r"`preferences\.jsonl`: (\d+) preference pairs") == len(pairs)
+    kinds = Counter(json.loads(line)["rejected_kind"] for line in (DEMO / "preferences.jsonl").open())
+    assert {kind: int(n) for kind, n in re.findall(r"^\| `(\w+)` \| (\d+) \|", readme, re.M)} == kinds
+    user_turns = [sum(m["role"] == "user" for m in p.prompt) for p in pairs]
+    assert number(readme, r"(\d+) pairs are multi-turn") == sum(turns > 1 for turns in user_turns)
+    single_turn = [p for p, turns in zip(pairs, user_turns) if turns == 1]
+    assert "about one single-turn\npair in six has a system message" in readme
+    assert round(len(single_turn) / sum(p.prompt[0]["role"] == "system" for p in single_turn)) == 6
+    assert number(readme, r"right on only (\d+)% of the pairs") == round(100 * length_baseline(pairs)["overall"])
+    prompts = load_prompts(str(DEMO / "prompts.jsonl"), on_error="raise")
+    assert number(readme, r"`prompts\.jsonl`: (\d+) two-turn prompts") == len(prompts)
+    listed = re.search(r"in seven categories: ([\w, \n]+)\.", readme).group(1)
+    assert sorted(re.split(r",\s*", listed)) == sorted({p.category for p in prompts}) and len({p.category for p in prompts}) == 7
+
+
+def number(text: str, pattern: str) -> int:
+    match = re.search(pattern, text)
+    assert match, pattern
+    return int(match.group(1))

@@ -3,8 +3,8 @@
 import pytest
 
 from rmkit.conversation import PreferencePair, message
-from rmkit.data.encode import SpecialTokens, TooLong, encode_conversation, encode_pairs
-from rmkit.data.report import DataReport
+from rmkit.data.encode import SpecialTokens, TooLong, encode_conversation, encode_pairs, encode_prompt
+from rmkit.data.data_report import DataReport
 from rmkit.data.templates import TEMPLATES, render, resolve_template, stop_strings, use_template
 from tests.tiny import build_tokenizer
 
@@ -82,6 +82,42 @@ def test_prompt_cut_from_the_left_when_one_turn_is_too_long(tokenizer):
     assert len(ids) == 30
     assert decode(tokenizer, ids).endswith("yes<|im_end|>\n")
     assert report.truncated == {"prompt_left": 1}
+
+
+def test_a_prompt_loses_its_oldest_turn_first_then_tokens_from_the_left(tokenizer):
+    system = message("system", "be brief")
+    messages = [system, message("user", "old one " * 20), message("assistant", "old reply " * 20), message("user", "current")]
+    full = encode_prompt(tokenizer, messages, budget=10_000)
+    assert full.dropped_turns == 0 and full.cut_tokens == 0
+    short = encode_prompt(tokenizer, [system, messages[-1]], budget=10_000)
+    trimmed = encode_prompt(tokenizer, messages, budget=len(short.ids) + 5)
+    assert trimmed.ids == short.ids  # system kept, current user turn kept, the old exchange gone
+    assert (trimmed.dropped_turns, trimmed.cut_tokens) == (1, 0)
+    cut = encode_prompt(tokenizer, messages, budget=len(short.ids) - 4)
+    assert cut.ids == short.ids[4:] and (cut.dropped_turns, cut.cut_tokens) == (1, 4)
+
+
+def test_training_and_sampling_shorten_a_prompt_alike(tokenizer):
+    """One shortening: a scored conversation's prompt is exactly what sampling sends at that budget."""
+    msgs = conversation(
+        [("one two three four five six seven eight", "nine ten"), ("red green blue", "cat dog"), ("Tell me a story.", None)],
+        "Once upon a time.",
+        system="Be brief.",
+    )
+    whole = encode_conversation(tokenizer, msgs, 10_000)
+    reply = whole[len(encode_prompt(tokenizer, msgs[:-1], 10_000).ids) :]
+    assert tokenizer.decode(reply) == "Once upon a time.<|im_end|>\n"
+    for max_length in range(len(reply), len(whole) + 1):
+        prompt = encode_prompt(tokenizer, msgs[:-1], max_length - len(reply))
+        assert encode_conversation(tokenizer, msgs, max_length) == prompt.ids + reply, max_length
+
+
+def test_a_leading_assistant_message_is_the_oldest_turn(tokenizer):
+    greeting = [message("assistant", "Hello! Ask me anything about the weather today."), message("user", "Is it raining?")]
+    whole = encode_prompt(tokenizer, greeting, 10_000)
+    alone = encode_prompt(tokenizer, greeting[1:], 10_000)
+    shortened = encode_prompt(tokenizer, greeting, len(whole.ids) - 1)
+    assert (shortened.ids, shortened.dropped_turns, shortened.cut_tokens) == (alone.ids, 1, 0)
 
 
 def test_reply_that_does_not_fit_raises(tokenizer):

@@ -91,6 +91,8 @@ class Inputs:
         self.write("latin1_outputs.json", ["[", f'{{"instruction": "{LATIN1}", "output": "Hello", "generator": "m"}}', "]"])
         self.write("sft_order.jsonl", [json.dumps({"messages": prompt("user", "user", "assistant")})])
         self.write("sft_no_reply.jsonl", [json.dumps({"messages": prompt("user")})])
+        self.write("sft_two_turns.jsonl", [json.dumps({"messages": prompt("user", "assistant", "user", "assistant")})])
+        self.rewriting_policy(tiny_llama)
         self.file_model = self.write("model.bin", ["not a model"])
         (root / "not_a_run").mkdir()
         (root / "trained").mkdir()  # a training output whose metrics.jsonl is damaged in the middle
@@ -120,6 +122,19 @@ class Inputs:
         (self.root / "damaged_run" / "candidates.jsonl").write_text("\n".join([lines[0], '{"prompt_id": "1", "n"', *lines[1:]]) + "\n")
         shutil.copytree(self.run, self.root / "damaged_state")
         (self.root / "damaged_state" / "run.json").write_text('{"fingerprint": ')
+
+    def rewriting_policy(self, tiny_llama: Path) -> None:
+        """A policy whose chat template rewrites earlier replies (as templates that drop past reasoning do)."""
+        from transformers import AutoTokenizer
+
+        shutil.copytree(tiny_llama, self.root / "rewriting_policy")
+        tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+        tokenizer.chat_template = (
+            "{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
+            "{% if m['role'] == 'assistant' and not loop.last %}(an earlier reply){% else %}{{ m['content'] }}{% endif %}"
+            "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+        )
+        tokenizer.save_pretrained(self.root / "rewriting_policy")
 
     def write(self, name: str, lines: list[str]) -> str:
         path = self.root / name
@@ -225,6 +240,10 @@ CASES = {
     ),
     "sft-turns-out-of-order": ("sft", "recipe.yaml sft.data=sft_order.jsonl", "sft_order.jsonl:1, field 'messages[1]'"),
     "sft-no-reply": ("sft", "recipe.yaml sft.data=sft_no_reply.jsonl", "sft_no_reply.jsonl:1, field 'messages'"),
+    "sft-template-rewrites-earlier-replies": (
+        "sft", "recipe.yaml sft.data=sft_two_turns.jsonl sample.policy=rewriting_policy",
+        "sample.chat_template: the policy's chat template does not render each reply after the conversation before it",
+    ),
     "eval-message-without-content": ("eval", "$model bad_missing.jsonl", "bad_missing.jsonl:11, field 'prompt[0].content'"),
     "eval-identical-replies": ("eval", "$model bad_identical.jsonl", "bad_identical.jsonl:11, field 'rejected'"),
     "train-empty-reply": ("train", "recipe.yaml data.path=bad_empty.jsonl", "bad_empty.jsonl:11, field 'chosen'"),
@@ -255,6 +274,10 @@ CASES = {
     "ui-damaged-run": ("ui", "damaged_run --no-chat", "damaged_run is malformed"),
     # --- path faults: missing, a file for a folder, a folder for a file, not a model, not a run
     "train-missing-data": ("train", "recipe.yaml data.path=nowhere.jsonl", "no such file: nowhere.jsonl"),
+    "train-data-glob-matches-nothing": ("train", "recipe.yaml 'data.path=nowhere/*.jsonl'", "no data files match nowhere/*.jsonl"),
+    "eval-data-neither-local-nor-hub": (
+        "eval", "$model no-such-org/no-such-pairs", "'no-such-org/no-such-pairs' is neither a local file, folder or glob nor"
+    ),
     "eval-missing-data": ("eval", "$model nowhere.jsonl", "no such file: nowhere.jsonl"),
     "sample-and-score-missing-prompts": (
         "sample-and-score", "recipe.yaml sample.prompts=nowhere.jsonl", "no such file: nowhere.jsonl"

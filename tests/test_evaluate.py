@@ -19,7 +19,8 @@ def test_pairwise_metrics_by_hand():
     # a: a win and a tie; b: a loss and a win
     metrics = pairwise_metrics([2.0, 1.0, 0.0, 3.0], [1.0, 1.0, 1.0, 0.0], ["a", "a", "b", "b"])
     a, b, overall = metrics["subsets"]["a"], metrics["subsets"]["b"], metrics["overall"]
-    assert a == pytest.approx({"pairs": 2, "accuracy": 0.75, "mean_margin": 0.5, "reward_spread": math.sqrt(0.1875)})
+    # a's rewards 2, 1, 1, 1: mean 1.25, population variance (0.5625 + 3 * 0.0625) / 4
+    assert a == pytest.approx({"pairs": 2, "accuracy": 0.75, "mean_margin": 0.5, "reward_mean": 1.25, "reward_spread": math.sqrt(0.1875)})
     assert b["accuracy"] == 0.5 and b["mean_margin"] == 1.0
     # overall = the count-weighted mean of the subsets
     assert overall["pairs"] == 4
@@ -83,7 +84,7 @@ def test_eval_command_json(tiny_llama, tmp_path, capsys):
     assert result["pairs_dropped_too_long"] == 1
     assert result["subsets"]["facts"]["pairs"] == 1 and result["subsets"]["greetings"]["pairs"] == 2
     overall = result["overall"]
-    assert set(overall) == {"pairs", "accuracy", "mean_margin", "reward_spread", "length_baseline", "chance"}
+    assert set(overall) == {"pairs", "accuracy", "mean_margin", "reward_mean", "reward_spread", "length_baseline", "chance"}
     assert overall["pairs"] == 3 and overall["chance"] == 0.5
     assert overall["length_baseline"] == 1.0  # every kept chosen reply is the longer one
     assert 0.0 <= overall["accuracy"] <= 1.0 and overall["reward_spread"] >= 0.0

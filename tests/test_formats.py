@@ -4,7 +4,8 @@ from collections import Counter
 import pytest
 
 from rmkit.config import ConfigError
-from rmkit.conversation import RecordError
+from rmkit.conversation import RecordError, reply_message
+from rmkit.data.data_report import DataReport
 from rmkit.data.formats import (
     detect_pair_format,
     detect_prompt_format,
@@ -14,7 +15,7 @@ from rmkit.data.formats import (
     parse_pair,
     parse_prompt,
 )
-from rmkit.data.report import DataReport
+from rmkit.data.records import reply_of
 from tests.conftest import shared_data
 
 SRC = "pairs.jsonl:7"
@@ -26,6 +27,15 @@ def user(text):
 
 def assistant(text):
     return {"role": "assistant", "content": text}
+
+
+def test_a_reply_and_its_assistant_message_convert_both_ways():
+    call = {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": {}}}]}
+    assert reply_message("Paris.") == assistant("Paris.") and reply_message(call) is call
+    for reply in ("Paris.", call):
+        assert reply_of(reply_message(reply), SRC, "chosen") == reply
+    with pytest.raises(RecordError, match="field 'chosen': the reply is empty"):
+        reply_of(assistant("  "), SRC, "chosen")
 
 
 def system(text):

@@ -4,28 +4,15 @@ import pytest
 
 from rmkit.config import ConfigError, SampleConfig
 from rmkit.conversation import Prompt, message
-from rmkit.sampling.backends import Completion
 from rmkit.sampling.candidates import through_turn
-from rmkit.sampling.generate import encode_prompt, make_policy, request_seed, sample_prompts, temperature
+from rmkit.sampling.generate import make_policy, request_seed, sample_prompts, temperature
+from tests.fakes import FakeBackend
 from tests.tiny import build_tokenizer
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
     return build_tokenizer()
-
-
-class FakeBackend:
-    """Replies ``s<seed + k>``; records every call."""
-
-    max_model_len = 1024
-
-    def __init__(self):
-        self.calls = []
-
-    def generate(self, prompts, params, n):
-        self.calls.append((prompts, params, n))
-        return [[Completion(f"s{p.seed + k}", 3, "stop") for k in range(n)] for p in params]
 
 
 def two_turn(pid, category="writing"):
@@ -107,19 +94,6 @@ def test_per_turn_best_continues_from_the_best_reply(tokenizer):
 def test_per_turn_best_needs_a_scorer(tokenizer):
     with pytest.raises(ValueError, match="reward model"):
         run([two_turn("a")], tokenizer, per_turn="best")
-
-
-def test_history_is_trimmed_oldest_turn_first(tokenizer):
-    system = message("system", "be brief")
-    messages = [system, message("user", "old one " * 20), message("assistant", "old reply " * 20), message("user", "current")]
-    full = encode_prompt(tokenizer, messages, budget=10_000)
-    assert full.dropped_turns == 0 and full.cut_tokens == 0
-    short = encode_prompt(tokenizer, [system, messages[-1]], budget=10_000)
-    trimmed = encode_prompt(tokenizer, messages, budget=len(short.ids) + 5)
-    assert trimmed.ids == short.ids  # system kept, current user turn kept, the old exchange gone
-    assert (trimmed.dropped_turns, trimmed.cut_tokens) == (1, 0)
-    cut = encode_prompt(tokenizer, messages, budget=len(short.ids) - 4)
-    assert cut.ids == short.ids[4:] and (cut.dropped_turns, cut.cut_tokens) == (1, 4)
 
 
 def test_trimming_is_counted_in_the_turn_record(tokenizer):

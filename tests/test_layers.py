@@ -1,5 +1,5 @@
-"""Rules of the code's shape, checked: no module imports one of a higher layer, and
-`rmkit --help` imports no heavy library."""
+"""Rules of the code's shape, checked: no module imports one of a higher layer, no import
+circles, and `rmkit --help` imports no heavy library."""
 
 import ast
 import json
@@ -60,16 +60,36 @@ def rmkit_imports(path) -> set[str]:
     return found
 
 
+def module_name(path) -> str:
+    return ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+
+
 def test_no_module_imports_a_higher_layer():
     upward = []
     for path in sorted((REPO / "rmkit").rglob("*.py")):
-        module = ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        module = module_name(path)
         if module in ("rmkit", "rmkit.data", "rmkit.sampling"):
             continue
         for target in sorted(rmkit_imports(path)):
             if target not in ("rmkit", "rmkit.data", "rmkit.sampling") and layer_of(target) > layer_of(module):
                 upward.append(f"{module} -> {target}")
     assert upward == []
+
+
+def test_no_import_circles():
+    """No module needs itself through others (imports for type checking count: they say the same)."""
+    paths = {module_name(path): path for path in sorted((REPO / "rmkit").rglob("*.py"))}
+    graph = {module: {t for t in rmkit_imports(path) if t in paths and t != module} for module, path in paths.items()}
+
+    def reachable(start: str) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            for target in graph[todo.pop()] - seen:
+                seen.add(target)
+                todo.append(target)
+        return seen
+
+    assert sorted(module for module in graph if module in reachable(module)) == []
 
 
 def test_help_imports_no_heavy_library():

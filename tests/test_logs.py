@@ -20,7 +20,40 @@ from rmkit.config import Recipe, dump_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 PAIR = {"prompt": [{"role": "user", "content": "Hello!"}], "chosen": "Hi, how can I help?", "rejected": "Go away."}
-VLLM_LINE = re.compile(r"\b(INFO|WARNING|DEBUG)\b.*\[[\w.]+\.py:\d+\]")  # vLLM's own format: "INFO 12-02 13:22:44 [model.py:733] ..."
+# A log record as rmkit writes it (logs.FORMAT): "2025-01-02 13:22:44,123 4242 WARNING transformers.modeling_utils: ..."
+RECORD = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) (?P<pid>\d+) (?P<level>[A-Z]+) (?P<name>\S+): (?P<message>.*)")
+
+
+def lines(text: str) -> list[str]:
+    """Non-blank lines, a progress bar's every redraw (after a carriage return) as a line of its own."""
+    return [line.strip() for line in re.split(r"[\r\n]+", text) if line.strip()]
+
+
+def engine_records(text: str) -> list[dict]:
+    """The log records in ``text`` from loggers other than rmkit's own."""
+    records = [RECORD.fullmatch(line) for line in lines(text)]
+    return [r.groupdict() for r in records if r and not r["name"].startswith("rmkit")]
+
+
+def engine_output(log: str) -> list[str]:
+    """What the engines wrote to a log: their records' messages and raw output, rmkit's own records left out."""
+    out = []
+    for line in lines(log):
+        record = RECORD.fullmatch(line)
+        text = record["message"] if record and not record["name"].startswith("rmkit") else None if record else line
+        if text and len(text) >= 10:  # short fragments ("Notes:") could be in anything
+            out.append(text)
+    return out
+
+
+def records(text: str, output_dir: Path) -> set[tuple[str, str, str]]:
+    """The engines' records in ``text`` as (level, logger, message), the run's folder named alike in every run."""
+    return {(r["level"], r["name"], r["message"].replace(str(output_dir), "OUTPUT_DIR")) for r in engine_records(text)}
+
+
+def shown_on(screen: str, log: str) -> list[str]:
+    """The engine output of ``log`` that also reached the screen."""
+    return [text for text in engine_output(log) if text in screen]
 
 
 @pytest.fixture
@@ -34,20 +67,21 @@ def train_recipe(tiny_llama, tmp_path) -> Path:
 
 
 @pytest.mark.slow
-def test_training_is_quiet_and_its_log_holds_the_engines_reports(train_recipe, tmp_path, capfd):
+def test_training_is_quiet_and_its_log_holds_what_verbose_shows(train_recipe, tmp_path, capfd):
     quiet, verbose = tmp_path / "quiet", tmp_path / "verbose"
     assert main(["train", str(train_recipe), f"train.output_dir={quiet}"]) == 0
     out, err = capfd.readouterr()
     assert "rmkit: new score head initialised on" in err  # the one line that says what the load report would
-    assert "MISSING" not in out + err and "LOAD REPORT" not in out + err and "Loading weights" not in err
-    log = (quiet / "rmkit.log").read_text()
-    assert "LOAD REPORT" in log and "score.weight" in log and "MISSING" in log
-    assert "new score head initialised" in log
+    quiet_log = (quiet / "rmkit.log").read_text()
+    assert engine_records(quiet_log)  # the engines did report (the new head's load report)
+    assert shown_on(out + err, quiet_log) == []
 
     assert main(["-v", "train", str(train_recipe), f"train.output_dir={verbose}"]) == 0
     out, err = capfd.readouterr()
-    assert "LOAD REPORT" in err and "MISSING" in err
-    assert "LOAD REPORT" in (verbose / "rmkit.log").read_text()
+    shown = records(out + err, verbose)
+    assert shown  # -v puts the engines' records on the screen,
+    assert shown <= records((verbose / "rmkit.log").read_text(), verbose)  # in the log too,
+    assert shown <= records(quiet_log, quiet)  # and the quiet run's log held every one of them
 
 
 @pytest.mark.slow
@@ -60,17 +94,15 @@ def test_vllm_sampling_is_quiet_and_its_engine_processes_log_to_the_run(tiny_lla
     recipe.sample.dtype, recipe.sample.enforce_eager = "float32", True
     dump_recipe(recipe, tmp_path / "recipe.yaml")
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "rmkit.cli", "sample", str(tmp_path / "recipe.yaml"), "-o", str(tmp_path / "run")],
-        capture_output=True, text=True, env=env, timeout=600,
-    )  # fmt: skip
-    shown = result.stdout + result.stderr
-    assert result.returncode == 0, shown
-    assert not [line for line in shown.splitlines() if VLLM_LINE.search(line)], shown
-    assert "Loading safetensors checkpoint shards" not in shown and "Triton" not in shown
+    command = [sys.executable, "-m", "rmkit.cli", "sample", str(tmp_path / "recipe.yaml"), "-o", str(tmp_path / "run")]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as process:
+        out, err = process.communicate(timeout=600)
+    assert process.returncode == 0, out + err
+    assert len((tmp_path / "run" / "candidates.jsonl").read_text().splitlines()) == 2
     log = (tmp_path / "run" / "rmkit.log").read_text()
-    assert "INFO vllm.v1.engine.core: Initializing a V1 LLM engine" in log  # from the engine's own process
-    assert "Loading safetensors checkpoint shards" in log  # a worker process's progress bar
+    pids = {int(r["pid"]) for r in engine_records(log) if r["name"].startswith("vllm")}
+    assert pids - {process.pid}  # vLLM's engine process logged to the run's file, by its logging config
+    assert shown_on(out + err, log) == []  # and neither its records nor what it printed reached the screen
 
 
 def test_what_an_engine_prints_goes_to_the_log_from_its_child_processes_too(tmp_path, capfd):

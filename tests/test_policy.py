@@ -2,7 +2,7 @@
 
 from rmkit.config import SampleConfig
 from rmkit.sampling.policy import load_policy
-from tests.test_generate import FakeBackend
+from tests.fakes import FakeBackend
 
 
 def test_load_policy_gives_the_backend_and_how_it_is_prompted(tiny_llama):

@@ -18,11 +18,11 @@ from rmkit import cli
 from rmkit.config import ConfigError, SampleConfig, load_recipe
 from rmkit.errors import MissingDependency
 from rmkit.sampling import pipeline
-from rmkit.sampling.pipeline import ChunkSampler, sample_and_score, validate
+from rmkit.sampling.chunk_sampler import ChunkSampler
+from rmkit.sampling.pipeline import sample_and_score, validate
 from rmkit.sampling.ray_executor import RayWorkers, WorkersLost, placement
 from rmkit.sampling.runs import CandidateLog
 from tests.conftest import REPO
-from tests.test_sampling_e2e import build_reward_model
 
 N, MAX_TOKENS = 2, 6
 QUESTIONS = [
@@ -57,11 +57,6 @@ def prompts(tmp_path_factory):
     rows = [{"question_id": 100 + i, "category": c, "turns": turns} for i, (c, turns) in enumerate(QUESTIONS)]
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return path
-
-
-@pytest.fixture(scope="module")
-def reward_model(tiny_llama, tmp_path_factory):
-    return build_reward_model(tiny_llama, tmp_path_factory.mktemp("rm"), seed=1)
 
 
 def make_recipe(prompts, tiny_llama, reward_model, *overrides):
@@ -210,4 +205,5 @@ def test_ray_options_are_checked_before_anything_starts(monkeypatch):
         validate(load_recipe(None, ["sample.executor=ray", "sample.workers=0", "score.reward_model=rm"]), scoring=True)
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     with pytest.raises(MissingDependency, match=r'needs Ray: pip install "rmkit\[ray\]"'):
-        RayWorkers(load_recipe(None, ["sample.executor=ray"]), True, 1).__enter__()
+        recipe = load_recipe(None, ["sample.executor=ray"])
+        RayWorkers(ChunkSampler, (recipe, True, 1), recipe.sample).__enter__()

@@ -1,5 +1,6 @@
-"""Report: the best-of-N estimator against brute force, the KL bound, and the files it writes."""
+"""Report: the best-of-N estimator against brute force, the KL bound, and what its page and plots show."""
 
+import base64
 import html
 import itertools
 import json
@@ -12,13 +13,15 @@ import pytest
 
 from rmkit.best_of_n import best_of_n_curve, best_of_n_table, expected_max, kl_bound, report_ns
 from rmkit.config import SelectConfig
-from rmkit.errors import RecordError
+from rmkit.errors import MissingPath, RecordError
 from rmkit.exports import write_json
 from rmkit.run_report import write_report
 from rmkit.sampling.runs import CandidateLog
+from rmkit import run_report
 from rmkit.sampling.select import mark_selected, select, summarize
 
 PNG = b"\x89PNG\r\n\x1a\n"
+DPI = 110  # what the report saves its figures at
 
 
 # --- best-of-N statistics --------------------------------------------------------------
@@ -113,52 +116,100 @@ def embedded_images(page):
     return re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
 
 
-def assert_pngs(folder, names):
-    for name in names:
-        data = (folder / name).read_bytes()
-        assert data.startswith(PNG) and len(data) > 1000, name
+def png_size(data: bytes) -> tuple[int, int]:
+    """Width and height from a PNG's header chunk."""
+    assert data.startswith(PNG) and data[12:16] == b"IHDR"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
-def test_sampling_report(tmp_path):
+@pytest.fixture
+def figures(monkeypatch):
+    """The figures the report draws, by the file each is saved to."""
+    drawn, embed = {}, run_report._embed
+
+    def keep(fig, path):
+        drawn[path.name] = fig
+        return embed(fig, path)
+
+    monkeypatch.setattr(run_report, "_embed", keep)
+    return drawn
+
+
+def assert_page_embeds_the_files(page, folder, names):
+    """The page carries exactly these PNG files, in this order."""
+    assert embedded_images(page) == [base64.b64encode((folder / name).read_bytes()).decode("ascii") for name in names]
+
+
+def assert_drawn_at_size(figures, folder):
+    for name, fig in figures.items():
+        width, height = fig.get_size_inches()
+        assert png_size((folder / name).read_bytes()) == (round(width * DPI), round(height * DPI)), name
+
+
+def series(ax) -> dict[str, list]:
+    """Each plotted line's y values, by its legend label."""
+    return {line.get_label(): list(line.get_ydata()) for line in ax.get_lines() if not line.get_label().startswith("_")}
+
+
+def test_sampling_report(tmp_path, figures):
     lines = write_sampling_run(tmp_path)
     page_path = write_report(tmp_path)
     assert page_path == tmp_path / "report" / "report.html"
-    assert_pngs(tmp_path / "report", ["reward_histogram.png", "best_of_n.png", "categories.png"])
     page = page_path.read_text()
-    assert len(embedded_images(page)) == 3
+    out = tmp_path / "report"
+    assert_page_embeds_the_files(page, out, ["reward_histogram.png", "best_of_n.png", "categories.png"])
+    assert_drawn_at_size(figures, out)
     ranked = sorted(lines, key=lambda r: r["reward"])
     for record in ranked[:3] + ranked[-3:]:
         assert f"{record['reward']:.4f}" in page
     best_reply = ranked[-1]["messages"][-1]["content"]
     assert html.escape(best_reply) in page and best_reply not in page
     assert f"{ranked[3]['reward']:.4f}" not in page  # only the top and bottom 3 of 23 scored
-    table = json.loads((tmp_path / "report" / "best_of_n.json").read_text())
+
+    # the histogram counts the 23 scored candidates and the 6 selected, one per prompt
+    legend = [text.get_text() for text in figures["reward_histogram.png"].axes[0].get_legend().get_texts()]
+    assert legend == ["all candidates (n=23)", "selected (n=6)"]
+    # the best-of-N curve is the table's, point for point
+    table = json.loads((out / "best_of_n.json").read_text())
     per_prompt = {}
     for record in lines:
-        if record["reward"] is not None:
-            per_prompt.setdefault(record["prompt_id"], []).append(record["reward"])
-    expected = best_of_n_table(best_of_n_curve(list(per_prompt.values()), max_n=4))
+        per_prompt.setdefault(record["prompt_id"], []).append(record["reward"])
+    curve = best_of_n_curve(list(per_prompt.values()), max_n=4)
     assert [row["n"] for row in table] == [1, 2, 4]
-    assert all(got == pytest.approx(want) for got, want in zip(table, expected, strict=True))
+    assert all(got == pytest.approx(want) for got, want in zip(table, best_of_n_table(curve), strict=True))
+    assert series(figures["best_of_n.png"].axes[0])["expected best-of-N reward"] == pytest.approx(curve)
     assert f"{table[-1]['lift']:.4g}" in page  # the same rows on the page
+    # one group of bars per category, at the means stats.json holds
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    ax = figures["categories.png"].axes[0]
+    assert [label.get_text() for label in ax.get_xticklabels()] == ["coding", "math", "writing"]
+    heights = [bar.get_height() for container in ax.containers for bar in container]  # all, random, selected
+    means = [stats["per_category"][c][f"mean_reward_{s}"] for s in ("all", "random", "selected") for c in ("coding", "math", "writing")]
+    assert heights == pytest.approx(means)
 
 
-def test_training_report(tmp_path):
+def test_training_report(tmp_path, figures):
     write_training_run(tmp_path)
     page = write_report(tmp_path).read_text()
-    assert_pngs(tmp_path / "report", ["loss.png", "accuracy.png"])
-    assert len(embedded_images(page)) == 2
-    assert "Training summary" in page and "Best-of-N" not in page
+    out = tmp_path / "report"
+    assert_page_embeds_the_files(page, out, ["loss.png", "accuracy.png"])
+    assert_drawn_at_size(figures, out)
+    metrics = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    losses = series(figures["loss.png"].axes[0])
+    assert losses["loss"] == pytest.approx([m["loss"] for m in metrics if "loss" in m])
+    assert losses["eval_loss"] == pytest.approx([m["eval_loss"] for m in metrics if "eval_loss" in m])
+    assert series(figures["accuracy.png"].axes[0]) == {"eval_accuracy": pytest.approx([0.6, 0.7])}
+    assert "<tr><th>steps</th><td>100</td></tr>" in page and "Best-of-N" not in page  # summary.json, as a table
 
 
-def test_a_training_run_still_writing_is_reported_without_its_torn_last_line(tmp_path):
+def test_a_training_run_still_writing_is_reported_without_its_torn_last_line(tmp_path, figures):
     """`rmkit report` read metrics.jsonl line by line with json.loads: a line cut short by a
     running or killed training ended in a JSONDecodeError traceback."""
     write_training_run(tmp_path)
     with open(tmp_path / "metrics.jsonl", "a") as f:
         f.write('{"step": 110, "loss": 0.1')
-    page = write_report(tmp_path).read_text()
-    assert len(embedded_images(page)) == 2
+    write_report(tmp_path)
+    assert series(figures["loss.png"].axes[0])["loss"][-1] == pytest.approx(0.2)  # step 100's, not the torn step 110's
     with open(tmp_path / "metrics.jsonl", "a") as f:
         f.write('\n{"step": 120, "loss": 0.1}\n')  # a damaged line with lines after it is named
     with pytest.raises(RecordError, match=r"metrics\.jsonl:13: damaged line with lines after it"):
@@ -176,7 +227,7 @@ def test_report_of_a_folder_with_both_runs_via_the_command(tmp_path, capsys):
 
 
 def test_folder_without_runs_is_an_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no candidates.jsonl"):
+    with pytest.raises(MissingPath, match="no candidates.jsonl"):
         write_report(tmp_path)
 
 
@@ -189,4 +240,5 @@ def test_training_without_held_out_set_has_no_accuracy_plot(tmp_path):
 def test_sampled_but_unscored_run(tmp_path):
     group = [candidate_line("q0", "", k, 2, [{"role": "user", "content": "hi"}], None) for k in range(2)]
     CandidateLog(tmp_path / "candidates.jsonl").append(group)
-    assert "No scored candidates yet" in write_report(tmp_path).read_text()
+    page = write_report(tmp_path).read_text()
+    assert "No scored candidates yet: run <code>rmkit score</code>" in page and embedded_images(page) == []

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from rmkit.config import ConfigError, Recipe, load_recipe
-from rmkit.data.report import DataReport
+from rmkit.data.data_report import DataReport
 from rmkit.sampling.pipeline import score_stage
 from rmkit.sampling.runs import (
     CandidateLog,

@@ -15,13 +15,14 @@ import pytest
 from rmkit import cli
 from rmkit.config import ConfigError, SampleConfig, ScoreConfig, load_recipe
 from rmkit.conversation import RecordError, message
+from rmkit.data.encode import encode_prompt
 from rmkit.sampling.backends import GenParams, TransformersBackend
 from rmkit.sampling.candidates import through_turn
-from rmkit.sampling.generate import encode_prompt
 from rmkit.sampling.pipeline import sample_and_score, score_stage, select_stage
 from rmkit.sampling.runs import RunFolder
 from rmkit.sampling.score import TransformersScorer, score_conversations
 from tests.conftest import shared_data, shutdown_vllm
+from tests.tiny import build_tiny_reward_model
 
 pytestmark = pytest.mark.slow
 
@@ -52,28 +53,6 @@ def questions(tmp_path_factory):
     path = tmp_path_factory.mktemp("mt_bench") / "question.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in picked))
     return path
-
-
-def build_reward_model(tiny_llama, path, seed):
-    """A 1-label classifier on the tiny LM, with its own template (plain), unlike the policy's chatml."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from rmkit.data.templates import PLAIN
-
-    torch.manual_seed(seed)
-    model = AutoModelForSequenceClassification.from_pretrained(tiny_llama, num_labels=1)
-    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
-    tokenizer.chat_template = PLAIN
-    model.config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="session")
-def reward_model(tiny_llama, tmp_path_factory):
-    return build_reward_model(tiny_llama, tmp_path_factory.mktemp("rm"), seed=1)
 
 
 @pytest.fixture(scope="session")
@@ -379,7 +358,7 @@ def test_rescoring_with_another_reward_model_keeps_the_candidates(baseline, tiny
     recipe, path, _ = baseline
     run_path = tmp_path / "run"
     shutil.copytree(path, run_path)
-    other = build_reward_model(tiny_llama, tmp_path / "rm2", seed=2)
+    other = build_tiny_reward_model(tiny_llama, tmp_path / "rm2", seed=2)
     rescored = load_recipe(run_path / "recipe.yaml", [f"score.reward_model={other}"])
     with pytest.raises(ConfigError):
         sample_and_score(rescored, run_path)  # the reward model is part of the run's fingerprint

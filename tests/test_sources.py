@@ -5,7 +5,7 @@ import pytest
 
 from rmkit.config import ConfigError
 from rmkit.conversation import RecordError
-from rmkit.errors import DataError
+from rmkit.errors import DataError, MissingPath
 from rmkit.data.sources import file_stem, read_records, split_files, split_heldout, subset_of
 
 
@@ -139,7 +139,7 @@ def test_glob_pattern(tmp_path):
     for name in ("x1.jsonl", "x2.jsonl", "y.jsonl"):
         write_jsonl(tmp_path / name, [{"name": name}])
     assert [r["name"] for r, _ in read_records(str(tmp_path / "x*.jsonl"))] == ["x1.jsonl", "x2.jsonl"]
-    with pytest.raises(FileNotFoundError, match="no data files match"):
+    with pytest.raises(MissingPath, match="no data files match"):
         list(read_records(str(tmp_path / "z*.jsonl")))
 
 
@@ -212,18 +212,18 @@ def test_a_record_must_be_an_object(tmp_path):
 
 
 def test_missing_or_unsupported_local_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no such file"):
+    with pytest.raises(MissingPath, match="no such file"):
         list(read_records(str(tmp_path / "absent.jsonl")))
-    with pytest.raises(FileNotFoundError, match="no data files"):
+    with pytest.raises(MissingPath, match="no data files"):
         list(read_records(str(tmp_path)))
     (tmp_path / "data.csv").write_text("a,b\n")
-    with pytest.raises(ValueError, match="unsupported file type"):
+    with pytest.raises(DataError, match="unsupported file type"):
         list(read_records(str(tmp_path / "data.csv")))
 
 
 def test_unreachable_hub_id_says_what_was_tried(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(FileNotFoundError, match="neither a local file.*nor a reachable hub dataset"):
+    with pytest.raises(MissingPath, match="neither a local file.*nor a reachable hub dataset"):
         list(read_records("no-such-org/no-such-dataset"))
 
 

@@ -14,7 +14,7 @@ from rmkit.data.formats import load_pairs, load_prompts, parse_pair
 from rmkit.data.templates import knows_tools, render, tools_as_text, use_template
 from rmkit.exports import pair_record, sft_record
 from rmkit.sampling.generate import make_policy, sample_prompts
-from tests.test_generate import FakeBackend
+from tests.fakes import FakeBackend
 from tests.tiny import build_tokenizer
 
 DATA = Path(__file__).parent / "data"

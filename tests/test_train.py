@@ -1,6 +1,7 @@
 """The training loop end to end, on the tiny Llama and a learnable synthetic preference task."""
 
 import json
+import math
 import os
 import random
 import subprocess
@@ -18,63 +19,20 @@ from rmkit.conversation import RecordError
 from rmkit.data.collator import RewardDataCollatorWithPadding
 from rmkit.data.encode import encode_pairs
 from rmkit.data.formats import load_pairs
-from rmkit.data.sampler import LengthGroupedBatchSampler
+from rmkit.data.batching import LengthGroupedBatchSampler
 from rmkit.data.sources import split_heldout
 from rmkit.modeling import compute_rewards, build_reward_model, load_tokenizer, load_trained_reward_model
 from rmkit.checkpoints import Progress, checkpoint_dirs, save_checkpoint
 from rmkit.data.loaders import FullBatches
+from rmkit.evaluate import pairwise_metrics
 from rmkit.metrics_log import MetricsLog
 from rmkit.reward_loss import bradley_terry_loss, pair_metrics, pair_rewards, training_loss
 from rmkit.train import accumulation_group_size, train, train_step
 from tests.conftest import REPO
-
-# Chosen replies carry a polite word, rejected ones a rude one; the rest is shared filler.
-QUESTIONS = ["What is the capital of France?", "Tell me a story.", "Write a short poem about the sea.", "How are you?"]
-GOOD = ["good", "great", "thanks", "please", "yes"]
-BAD = ["bad", "terrible", "no", "never", "sorry"]
-FILLER = ["the cat", "a blue bird", "one two three", "the house", "red green", "the sea is wide", "a small robot"]
-EVAL_KEYS = ["eval_loss", "eval_accuracy", "eval_margin", "eval_reward_mean", "eval_reward_std"]
-
-# Small and fast: 170 train / 30 held-out pairs of ~40 tokens.
-BASE = [
-    "data.eval_fraction=0.15",
-    "data.max_length=64",
-    "lora.r=8",
-    "train.learning_rate=2e-3",
-    "train.warmup_ratio=0.1",
-    "train.per_device_batch_size=8",
-    "train.eval_batch_size=8",
-    "train.logging_steps=5",
-]
-
-
-def synthetic_pairs(n: int, seed: int = 0) -> list[dict]:
-    rng = random.Random(seed)
-
-    def reply(words):
-        parts = [rng.choice(FILLER) for _ in range(rng.randint(1, 3))]
-        parts.insert(rng.randint(0, len(parts)), rng.choice(words))
-        return " ".join(parts)
-
-    return [{"prompt": rng.choice(QUESTIONS), "chosen": reply(GOOD), "rejected": reply(BAD)} for _ in range(n)]
-
-
-def write_jsonl(path, records) -> str:
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    return str(path)
-
-
-def recipe_for(model, data, output_dir, *overrides):
-    paths = [f"model.name_or_path={model}", f"data.path={data}", f"train.output_dir={output_dir}"]
-    return load_recipe(None, [*paths, *BASE, *overrides])
-
+from tests.fakes import final_eval, recipe_for, synthetic_pairs, write_jsonl
 
 def read_metrics(output_dir) -> list[dict]:
     return [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
-
-
-def final_eval(summary: dict) -> dict:
-    return {key: summary[key] for key in EVAL_KEYS}
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +64,15 @@ def test_pair_metrics_count_ties_as_half():
     assert metrics["eval_accuracy"] == pytest.approx(0.5)
     assert metrics["eval_margin"] == pytest.approx(0.0)
     assert metrics["eval_reward_mean"] == pytest.approx(1.0)
+
+
+def test_training_and_rmkit_eval_measure_the_reward_spread_alike():
+    """Training's eval_reward_std was torch's sample std (n - 1), rmkit eval's the population one."""
+    chosen, rejected = [1.0, 2.0, 0.0], [0.0, 2.0, 1.0]
+    metrics = pair_metrics(torch.tensor(chosen), torch.tensor(rejected))
+    spread = math.sqrt(sum((r - 1.0) ** 2 for r in chosen + rejected) / 6)  # mean 1, over all six rewards
+    assert metrics["eval_reward_std"] == pytest.approx(spread)
+    assert pairwise_metrics(chosen, rejected, ["a"] * 3)["overall"]["reward_spread"] == pytest.approx(spread)
 
 
 def test_full_batches_are_full_and_cover_every_example():

@@ -1,4 +1,4 @@
-"""A tiny Llama chat model and tokenizer built locally, for tests (no hub, no download).
+"""A tiny Llama chat model, its tokenizer and a reward model on it, built locally for tests (no hub, no download).
 
 head_dim is 64 (hidden 128, 2 heads) because vLLM's CPU attention rejects smaller heads.
 """
@@ -64,3 +64,20 @@ def build_tiny_llama(path: str | Path, *, seed: int = 0, layers: int = 2) -> Pat
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def build_tiny_reward_model(tiny_llama: Path, path: str | Path, seed: int) -> Path:
+    """A 1-label classifier on the tiny LM, with its own template (plain), unlike the policy's chatml."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from rmkit.data.templates import PLAIN
+
+    torch.manual_seed(seed)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_llama, num_labels=1)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    tokenizer.chat_template = PLAIN
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return Path(path)

@@ -5,7 +5,8 @@ the conversation rendered with a generation prompt, the reply is what the full r
 adds after it. Too long → drop the oldest turns first (the system message stays), then
 cut the prompt from the left; when the reply alone does not fit, the example is dropped.
 Training and scoring both go through :func:`encode_conversation`, so a reply is always
-tokenized the same way.
+tokenized the same way; sampling and chat fit their prompts with :func:`encode_prompt`,
+the same shortening that :func:`encode_conversation` applies to a scored prompt.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rmkit.conversation import Conversation, PreferencePair
-from rmkit.data.report import DataReport
+from rmkit.data.data_report import DataReport
 from rmkit.data.templates import render
 from rmkit.errors import ConfigError
 
@@ -43,8 +44,35 @@ def _ids(tokenizer, text: str) -> list[int]:
 
 
 def _turn_starts(messages: Conversation) -> list[int]:
-    """Indices of user messages after the first: where an older-turns cut may start."""
-    return [i for i, m in enumerate(messages) if m["role"] == "user"][1:]
+    """Indices of user messages after the first message: where an older-turns cut may start."""
+    return [i for i, m in enumerate(messages) if m["role"] == "user" and i > 0]
+
+
+@dataclass
+class EncodedPrompt:
+    """A prompt's token ids within its budget, and how it was shortened to get there."""
+
+    ids: list[int]
+    dropped_turns: int  # oldest exchanges left out to fit
+    cut_tokens: int  # then tokens cut from the left
+
+
+def encode_prompt(tokenizer, messages: Conversation, budget: int, text: str | None = None) -> EncodedPrompt:
+    """``messages`` (ending with a user turn or a tool result) rendered with the generation prompt,
+    in at most ``budget`` tokens: the oldest exchanges go first (never the system message, never
+    the last turn), then tokens from the left. ``text``: that rendering, when the caller has it.
+
+    No special tokens are added: the template writes any BOS itself.
+    """
+    system = messages[:1] if messages[0]["role"] == "system" else []
+    rest = messages[len(system) :]
+    ids = _ids(tokenizer, render(tokenizer, messages, add_generation_prompt=True) if text is None else text)
+    dropped = 0
+    while len(ids) > budget and (starts := _turn_starts(rest)):
+        rest, dropped = rest[starts[0] :], dropped + 1
+        ids = _ids(tokenizer, render(tokenizer, [*system, *rest], add_generation_prompt=True))
+    cut = max(0, len(ids) - budget)
+    return EncodedPrompt(ids[cut:], dropped, cut)
 
 
 def encode_conversation(
@@ -61,9 +89,7 @@ def encode_conversation(
     if messages[-1]["role"] != "assistant":
         raise ValueError("encode_conversation needs a conversation that ends with an assistant reply")
     special = special or SpecialTokens.of(tokenizer)
-    system = messages[:1] if messages[0]["role"] == "system" else []
-    history = messages[len(system) : -1]
-    prompt_text = render(tokenizer, [*system, *history], add_generation_prompt=True)
+    prompt_text = render(tokenizer, messages[:-1], add_generation_prompt=True)
     full_text = render(tokenizer, messages)
     if not full_text.startswith(prompt_text):
         raise ConfigError("the chat template does not render the reply after the generation prompt")
@@ -72,19 +98,12 @@ def encode_conversation(
     budget = max_length - len(prefix) - len(special.suffix) - len(reply)
     if budget < 0:
         raise TooLong
-    prompt = _ids(tokenizer, prompt_text)
-    dropped_turns = False
-    while len(prompt) > budget and _turn_starts(history):
-        history = history[_turn_starts(history)[0] :]
-        prompt = _ids(tokenizer, render(tokenizer, [*system, *history], add_generation_prompt=True))
-        dropped_turns = True
-    if report is not None and dropped_turns:
+    prompt = encode_prompt(tokenizer, messages[:-1], budget, prompt_text)
+    if report is not None and prompt.dropped_turns:
         report.truncated["oldest_turns"] += 1
-    if len(prompt) > budget:
-        prompt = prompt[len(prompt) - budget :] if budget else []
-        if report is not None:
-            report.truncated["prompt_left"] += 1
-    return prefix + prompt + reply + special.suffix
+    if report is not None and prompt.cut_tokens:
+        report.truncated["prompt_left"] += 1
+    return prefix + prompt.ids + reply + special.suffix
 
 
 def encode_pair(

@@ -23,15 +23,17 @@ from rmkit.conversation import (
     PreferencePair,
     Prompt,
     RecordError,
-    message,
+    reply_message,
+    turn_message,
     validate_conversation,
 )
+from rmkit.data.data_report import DataReport
 from rmkit.data.records import (
     TURN_MARK,
     nonempty_reply,
     optional,
     parse_records,
-    reply_message,
+    reply_of,
     required,
     sharegpt_conversation,
     sharegpt_message,
@@ -39,7 +41,6 @@ from rmkit.data.records import (
     transcript,
     with_system_and_tools,
 )
-from rmkit.data.report import DataReport
 from rmkit.data.sources import file_stem, split_heldout, subset_of
 from rmkit.errors import ConfigError
 
@@ -138,7 +139,7 @@ def _trl_pair(record: dict, source: str) -> PreferencePair:
 
 def _trl_prompt(value: object, source: str) -> Conversation:
     if isinstance(value, str):
-        return [message("user", value)]
+        return [turn_message(value)]
     if isinstance(value, list):
         return validate_conversation(value, source=source, field_name="prompt")
     raise RecordError(f"expected str or list, got {type(value).__name__}", source=source, field="prompt", kind="type")
@@ -163,7 +164,7 @@ def _trl_reply(value: str | list, prompt: Conversation, source: str, field: str)
         messages = messages[len(prompt) :]
     if len(messages) != 1 or messages[0]["role"] != "assistant":
         raise RecordError("a reply must be exactly one assistant message after the prompt", source=source, field=field)
-    return reply_message(messages[0], source, f"{field}[-1].content")
+    return reply_of(messages[0], source, f"{field}[-1].content")
 
 
 def _medicalgpt_pair(record: dict, source: str) -> PreferencePair:
@@ -172,8 +173,8 @@ def _medicalgpt_pair(record: dict, source: str) -> PreferencePair:
         if not (isinstance(turn, list | tuple) and len(turn) == 2 and all(isinstance(t, str) for t in turn)):
             reason = "expected a [question, answer] pair of strings"
             raise RecordError(reason, source=source, field=f"history[{i}]", kind="type")
-        prompt += [message("user", turn[0]), message("assistant", turn[1])]
-    prompt.append(message("user", required(record, "question", source, str)))
+        prompt += [turn_message(turn[0]), reply_message(turn[1])]
+    prompt.append(turn_message(required(record, "question", source, str)))
     chosen = nonempty_reply(required(record, "response_chosen", source, str), source, "response_chosen")
     rejected = nonempty_reply(required(record, "response_rejected", source, str), source, "response_rejected")
     return _pair(record, source, with_system_and_tools(prompt, record, source), chosen, rejected)
@@ -192,7 +193,7 @@ def _sharegpt_reply(record: dict, key: str, source: str) -> str | Message:
         if reply["role"] != "assistant":
             reason = f"a reply must come from gpt/assistant or be a function_call, not {value.get('from')!r}"
             raise RecordError(reason, source=source, field=f"{key}.from")
-        return reply_message(reply, source, f"{key}.value")
+        return reply_of(reply, source, f"{key}.value")
     return nonempty_reply(value, source, key)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 
 from rmkit.config import DataConfig, TrainConfig
-from rmkit.data.report import DataReport
+from rmkit.data.data_report import DataReport
 from rmkit.errors import DataError
 
 
@@ -57,8 +57,8 @@ def make_loaders(train_set, eval_set, tokenizer, cfg: TrainConfig, num_processes
     import torch
     from torch.utils.data import DataLoader
 
+    from rmkit.data.batching import LengthGroupedBatchSampler, pair_length
     from rmkit.data.collator import RewardDataCollatorWithPadding
-    from rmkit.data.sampler import LengthGroupedBatchSampler, pair_length
 
     collate = RewardDataCollatorWithPadding(tokenizer.pad_token_id, cfg.pad_to_multiple_of)
     # A mega-batch of one batch is plain random batching: grouping off, same code path.

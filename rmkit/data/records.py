@@ -22,7 +22,7 @@ from rmkit.conversation import (
     validate_conversation,
     with_tools,
 )
-from rmkit.data.report import DataReport
+from rmkit.data.data_report import DataReport
 from rmkit.data.sources import read_records
 from rmkit.errors import ConfigError, DataError
 
@@ -86,8 +86,9 @@ def with_system_and_tools(prompt: Conversation, record: dict, source: str) -> Co
     return with_tools(prompt, parse_tools(record.get("tools"), source))
 
 
-def reply_message(reply: Message, source: str, field: str) -> str | Message:
-    """An assistant reply: its text, or the whole message when it calls tools."""
+def reply_of(reply: Message, source: str, field: str) -> str | Message:
+    """The reply an assistant message holds: its text, or the whole message when it calls tools
+    (the inverse of :func:`rmkit.conversation.reply_message`)."""
     return reply if reply.get("tool_calls") else nonempty_reply(reply["content"], source, field)
 
 

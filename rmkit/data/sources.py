@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from rmkit.conversation import RecordError
-from rmkit.errors import ConfigError, DataError, not_utf8
+from rmkit.errors import ConfigError, DataError, MissingPath, not_utf8
 
 # Text formats may be gzipped; ".jsonl.gz" is how HH-RLHF ships.
 TEXT_KINDS = ("jsonl", "json", "txt")
@@ -130,7 +130,7 @@ def _local_files(path: str, split: str | None) -> list[Path] | None:
     if p.is_dir():
         files = [f for f in sorted(p.rglob("*")) if f.is_file() and _kind(f) and not _hidden(f.relative_to(p))]
         if not files:
-            raise FileNotFoundError(f"no data files ({', '.join(SUFFIXES)}) under {path}")
+            raise MissingPath(f"no data files ({', '.join(SUFFIXES)}) under {path}")
         return files if split is None else _files_of_split(p, files, split)
     if p.is_file():
         if not _kind(p):
@@ -139,10 +139,10 @@ def _local_files(path: str, split: str | None) -> list[Path] | None:
     if any(c in path for c in "*?["):
         files = [Path(f) for f in sorted(glob.glob(path, recursive=True)) if Path(f).is_file() and _kind(f)]
         if not files:
-            raise FileNotFoundError(f"no data files match {path}")
+            raise MissingPath(f"no data files match {path}")
         return files
     if _kind(p):  # looks like a file name: a typo, not a hub id
-        raise FileNotFoundError(f"no such file: {path}")
+        raise MissingPath(f"no such file: {path}")
     return None
 
 
@@ -268,7 +268,7 @@ def _hub_records(path: str, split: str) -> Iterator[tuple[dict, str]]:
     try:
         rows = datasets.load_dataset(path, split=split)
     except Exception as err:  # offline, unknown id, bad split: all mean "cannot read this"
-        raise FileNotFoundError(
+        raise MissingPath(
             f"{path!r} is neither a local file, folder or glob nor a reachable hub dataset "
             f"(split {split!r}): {type(err).__name__}: {err}"
         ) from err

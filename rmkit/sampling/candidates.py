@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from rmkit.conversation import ANSWERABLE, Conversation, Prompt, message
+from rmkit.conversation import ANSWERABLE, Conversation, Prompt, reply_message
 from rmkit.sampling.select import ranking
 
 
@@ -88,7 +88,7 @@ def prompt_messages(record: CandidateRecord) -> Conversation:
 def through_turn(record: CandidateRecord, turn: int) -> Conversation:
     """The conversation up to this candidate's own reply at ``turn`` (what that turn is scored on)."""
     end = history_length(record) + 2 * turn + 1
-    return [*record["messages"][:end], message("assistant", record["turns"][turn]["reply"])]
+    return [*record["messages"][:end], reply_message(record["turns"][turn]["reply"])]
 
 
 def rank_all(rewards: list[float | None]) -> list[int]:

@@ -10,7 +10,8 @@
 
 All requests of a turn, over every prompt of the batch, go to the backend in one call.
 A prompt longer than ``max_model_len - max_tokens`` loses its oldest turns first (never
-the system message, never the current user turn), then tokens from the left; both are
+the system message, never the current user turn), then tokens from the left
+(:func:`rmkit.data.encode.encode_prompt`, as training shortens a prompt); both are
 counted in the turn's record.
 
 Each candidate is one record of ``candidates.jsonl``, shaped as
@@ -24,14 +25,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rmkit.config import CATEGORY_TEMPERATURES, ConfigError, SampleConfig
-from rmkit.conversation import Conversation, Prompt, message, turn_message
-from rmkit.data.templates import render, stop_strings
+from rmkit.conversation import Conversation, Prompt, reply_message, turn_message
+from rmkit.data.encode import EncodedPrompt, encode_prompt
+from rmkit.data.templates import stop_strings
 from rmkit.sampling.backends import Backend, Completion, GenParams
 from rmkit.sampling.candidates import new_candidates, prompt_record
 from rmkit.sampling.select import best_index, mark_selected
 
-Scorer = Callable[[list[Conversation]], list[float | None]]  # a reward model
-
+# What scores a turn's replies (a rmkit.sampling.score.ScorerSet): the conversations and their
+# prompt records in, per conversation {"reward", "scores", "errors"?} out.
+TurnScorer = Callable[[list[Conversation], list[dict]], list[dict]]
 
 
 @dataclass
@@ -74,36 +77,8 @@ def request_seed(seed: int, prompt_id: str, turn: int, trajectory: int = 0) -> i
     return int.from_bytes(digest, "big") >> 1  # leaves room for the + k of n > 1
 
 
-@dataclass
-class Encoded:
-    ids: list[int]
-    dropped_turns: int  # oldest exchanges left out to fit
-    cut_tokens: int  # then tokens cut from the left
-
-
-def encode_prompt(tokenizer, messages: Conversation, budget: int) -> Encoded:
-    """Render ``messages`` (ending with a user turn) for generation, within ``budget`` tokens."""
-    system = messages[:1] if messages[0]["role"] == "system" else []
-    rest = messages[len(system) :]
-    dropped = 0
-    ids = _ids(tokenizer, [*system, *rest])
-    while len(ids) > budget:
-        later_users = [i for i, m in enumerate(rest) if m["role"] == "user" and i > 0]
-        if not later_users:
-            break
-        rest, dropped = rest[later_users[0] :], dropped + 1
-        ids = _ids(tokenizer, [*system, *rest])
-    cut = max(0, len(ids) - budget)
-    return Encoded(ids[cut:], dropped, cut)
-
-
-def _ids(tokenizer, messages: Conversation) -> list[int]:
-    # The template writes any BOS itself; the tokenizer must not add a second one.
-    return tokenizer(render(tokenizer, messages, add_generation_prompt=True), add_special_tokens=False)["input_ids"]
-
-
 def sample_prompts(
-    prompts: list[Prompt], backend: Backend, policy: Policy, cfg: SampleConfig, score: Scorer | None = None
+    prompts: list[Prompt], backend: Backend, policy: Policy, cfg: SampleConfig, score: TurnScorer | None = None
 ) -> list[list[dict]]:
     """Sample every turn of every prompt: per prompt, its ``n`` candidate lines.
 
@@ -171,9 +146,9 @@ def _generate(requests, turn: int, backend: Backend, policy: Policy, cfg: Sample
     return list(zip(contexts, encoded, completions))
 
 
-def _add_turn(line: dict, context: Conversation, encoded: Encoded, completion: Completion) -> None:
+def _add_turn(line: dict, context: Conversation, encoded: EncodedPrompt, completion: Completion) -> None:
     reply = completion.text.strip()
-    line["messages"] = [*context, message("assistant", reply)]
+    line["messages"] = [*context, reply_message(reply)]
     line["turns"].append(
         {
             "reply": reply,
@@ -187,7 +162,7 @@ def _add_turn(line: dict, context: Conversation, encoded: Encoded, completion: C
     )
 
 
-def _keep_best(active: list[tuple[Prompt, list[dict]]], turn: int, score: Scorer) -> None:
+def _keep_best(active: list[tuple[Prompt, list[dict]]], turn: int, score: TurnScorer) -> None:
     """Score this turn's replies; the best one is continued (or, on the last turn, final)."""
     lines_now = [line for _, lines in active for line in lines]
     results = iter(score([line["messages"] for line in lines_now], [prompt_record(line) for line in lines_now]))

@@ -10,13 +10,12 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from rmkit import logs
 from rmkit.config import ConfigError, Recipe, SampleConfig, dump_recipe
-from rmkit.conversation import Prompt
 from rmkit.errors import DataError
+from rmkit.sampling.chunk_sampler import ChunkSampler, Finished, Timed
 from rmkit.sampling.runs import MODEL_ANSWERS, CandidateLog, RunFolder, differences, fingerprint, shard_items
 
 # ----------------------------------------------------------------------------- stages
@@ -81,64 +80,12 @@ def sample_stage(recipe: Recipe, run: RunFolder, shard, score_too: bool, backend
 
         if backend is not None or scorer is not None:
             raise ValueError("sample.executor=ray: each Ray worker loads its own backend and scorer; none can be handed in")
-        with RayWorkers(recipe, score_too, len(chunks[0]), ray_address) as workers:
+        with RayWorkers(ChunkSampler, (recipe, score_too, len(chunks[0])), cfg, ray_address) as workers:
             append_finished(run, log, workers.map(chunks), len(mine), len(mine) - len(todo))
         return None
     sampler = ChunkSampler(recipe, score_too, len(chunks[0]), backend, scorer)
     append_finished(run, log, map(sampler.sample, chunks), len(mine), len(mine) - len(todo))
     return sampler.scorer
-
-
-@dataclass
-class Finished:
-    """A sampled (and, when asked, scored) chunk: per prompt its candidate lines, and what it took."""
-
-    groups: list[list[dict]]
-    timings: dict[str, dict[str, float]]  # stage -> amounts for RunFolder.add_timing
-    needs_scoring: bool  # sampled without scores (`rmkit sample`)
-
-
-class ChunkSampler:
-    """One worker's engines, loaded once: the policy backend and, when scores are needed, the
-    reward model. :meth:`sample` turns a chunk of ``(order, prompt)`` (at most ``chunk_prompts``)
-    into a :class:`Finished`; the local run and every Ray worker run this same code."""
-
-    def __init__(self, recipe: Recipe, score_too: bool, chunk_prompts: int, backend=None, scorer=None):
-        from rmkit.builtin_models import check_model
-        from rmkit.sampling.policy import load_policy
-        from rmkit.sampling.score import load_scorers
-
-        self.cfg, self.score_too = recipe.sample, score_too
-        if backend is None:
-            check_model(self.cfg.policy, "sample.policy")  # a missing policy fails before the reward model loads
-        if scorer is None and (score_too or self.cfg.per_turn == "best"):
-            scorer = load_scorers(recipe.score)
-        elif scorer is not None:
-            scorer = load_scorers(recipe.score, scorer)
-        self.scorer = scorer
-        self.timed = Timed(scorer) if scorer is not None else None
-        loaded = load_policy(self.cfg, sequences=chunk_prompts * self.cfg.n, backend=backend)
-        self.backend, self.policy = loaded.backend, loaded.policy
-
-    def sample(self, chunk: list[tuple[int, Prompt]]) -> Finished:
-        from rmkit.sampling.generate import sample_prompts
-        from rmkit.sampling.score import score_groups
-
-        cfg, timed = self.cfg, self.timed
-        began = time.perf_counter()
-        groups = sample_prompts([p for _, p in chunk], self.backend, self.policy, cfg, timed if cfg.per_turn == "best" else None)
-        seconds = time.perf_counter() - began - (timed.pending if timed else 0.0)
-        unscored = cfg.per_turn == "independent" and not self.score_too
-        if cfg.per_turn == "independent" and self.score_too:
-            score_groups(groups, timed)
-        for (order, _), group in zip(chunk, groups):
-            for line in group:
-                line["order"] = order
-        tokens = sum(turn["tokens"] for group in groups for line in group for turn in line["turns"])
-        timings = {"sample": {"seconds": seconds, "tokens": tokens}}
-        if timed:
-            timings["score"] = timed.take()
-        return Finished(groups, timings, unscored)
 
 
 def append_finished(run: RunFolder, log: CandidateLog, finished: Iterable[Finished], total: int, done: int) -> None:
@@ -291,35 +238,6 @@ def _timings(timings: dict) -> dict:
     return out
 
 
-class Timed:
-    """A scorer that counts its seconds and conversations (``pending`` since the last ``take``),
-    and passes on what the reward model's length limit cut (the scorer's ``report``, if any)."""
-
-    def __init__(self, score):
-        self.score, self.pending, self.conversations = score, 0.0, 0
-
-    def __call__(self, conversations, records):
-        began = time.perf_counter()
-        rewards = self.score(conversations, records)
-        self.pending += time.perf_counter() - began
-        self.conversations += len(conversations)
-        return rewards
-
-    def take(self) -> dict:
-        amounts = {"seconds": self.pending, "conversations": self.conversations}
-        self.pending, self.conversations = 0.0, 0
-        report = getattr(self.score, "report", None)
-        if report is not None:
-            for kind in ("truncated", "dropped"):
-                amounts |= {f"{kind}_{reason}": count for reason, count in getattr(report, kind).items()}
-                getattr(report, kind).clear()
-        failures = getattr(self.score, "failures", None)
-        if failures:
-            amounts |= {f"failed_{name}": count for name, count in failures.items()}
-            failures.clear()
-        return amounts
-
-
 # ----------------------------------------------------------------------------- loading
 
 
@@ -343,8 +261,8 @@ def validate(recipe: Recipe, scoring: bool, ray_address: str | None = None) -> N
 
 
 def load_run_prompts(cfg: SampleConfig):
+    from rmkit.data.data_report import DataReport
     from rmkit.data.formats import load_prompts
-    from rmkit.data.report import DataReport
 
     if not cfg.prompts:
         raise ConfigError("sample.prompts is not set: give a prompt file (sample.prompts=PATH)")

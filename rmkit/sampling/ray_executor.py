@@ -1,7 +1,7 @@
 """``sample.executor: ray``: the chunks of a sampling run go to K Ray actors; this process appends.
 
-Each worker is a Ray actor holding one :class:`rmkit.sampling.pipeline.ChunkSampler`: its own
-policy engine (vLLM or transformers) and, when the run scores, its own reward model, loaded
+Each worker is a Ray actor holding one chunk sampler (:class:`rmkit.sampling.chunk_sampler.ChunkSampler`,
+handed in by the pipeline): its own policy engine (vLLM or transformers) and, when the run scores, its own reward model, loaded
 once. The driver (this process) reads the prompts, keeps at most ``IN_FLIGHT`` chunks queued
 per worker, and hands each finished chunk to the same append loop as a local run, so the run
 folder, its resume and its results are those of ``sample.executor: local``.
@@ -23,7 +23,7 @@ from collections import Counter, deque
 from collections.abc import Iterator
 
 from rmkit import logs
-from rmkit.config import Recipe
+from rmkit.config import SampleConfig
 from rmkit.errors import MissingDependency, UserError
 
 IN_FLIGHT = 2  # chunks per worker: one generating, the next already there when it finishes
@@ -38,14 +38,14 @@ class WorkersLost(UserError, RuntimeError):
 class RayWorkers:
     """K sampling actors on a Ray cluster, for a ``with`` block; :meth:`map` runs chunks on them.
 
-    Ray is started here (or joined: ``address``, else ``$RAY_ADDRESS``) unless this process
+    Each actor is ``sampler(*sampler_args)``, whose ``sample(chunk)`` gives a chunk's result;
+    ``cfg`` (``sample``) places them. Ray is started here (or joined: ``address``, else ``$RAY_ADDRESS``) unless this process
     already called ``ray.init``; leaving the block kills the actors and shuts down what was
     started, also on Ctrl-C.
     """
 
-    def __init__(self, recipe: Recipe, score_too: bool, chunk_prompts: int, address: str | None = None):
-        self.recipe, self.address = recipe, address
-        self.sampler_args = (recipe, score_too, chunk_prompts)  # what each worker's ChunkSampler gets
+    def __init__(self, sampler: type, sampler_args: tuple, cfg: SampleConfig, address: str | None = None):
+        self.sampler, self.sampler_args, self.cfg, self.address = sampler, sampler_args, cfg, address
         self.actors: list = []
         self.dead: set[int] = set()
         self.started_ray = False
@@ -55,8 +55,6 @@ class RayWorkers:
             import ray
         except ImportError:
             raise MissingDependency('sample.executor=ray needs Ray: pip install "rmkit[ray]" (or run with sample.executor=local)') from None
-        from rmkit.sampling import pipeline
-
         self.ray = ray
         if not ray.is_initialized():
             env = {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
@@ -64,11 +62,11 @@ class RayWorkers:
             # Quiet as a local run: the workers' engine logs stay in Ray's session logs unless -v.
             ray.init(address, runtime_env={"env_vars": env}, logging_level="WARNING", log_to_driver=not logs.quiet())
             self.started_ray = True
-        count, resources = placement(self.recipe.sample, ray.cluster_resources(), len([n for n in ray.nodes() if n["Alive"]]))
+        count, resources = placement(self.cfg, ray.cluster_resources(), len([n for n in ray.nodes() if n["Alive"]]))
         logs.note(f"sampling on {count} Ray worker(s), each with {resources}")
         if logs.quiet() and self.started_ray:
             logs.note("the workers' engine logs are in Ray's session logs (/tmp/ray/session_latest/logs on each node); -v shows them here")
-        worker = ray.remote(pipeline.ChunkSampler).options(**resources, scheduling_strategy="SPREAD", max_restarts=0)
+        worker = ray.remote(self.sampler).options(**resources, scheduling_strategy="SPREAD", max_restarts=0)
         self.actors = [worker.remote(*self.sampler_args) for _ in range(count)]
         return self
 
@@ -79,7 +77,7 @@ class RayWorkers:
             self.ray.shutdown()
 
     def map(self, chunks: list) -> Iterator:
-        """Each chunk's :class:`~rmkit.sampling.pipeline.Finished`, in the order they finish.
+        """Each chunk's result (:class:`~rmkit.sampling.chunk_sampler.Finished`), in the order they finish.
 
         A worker gets chunks once its engines are loaded, so one that never starts (no room on
         the cluster) holds none back; one that dies gives its chunks back to the queue.

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from rmkit.config import ConfigError, ScoreConfig, ScorerSpec
 from rmkit.conversation import Conversation
+from rmkit.data.data_report import DataReport
 from rmkit.data.encode import SpecialTokens, TooLong, encode_conversation
-from rmkit.data.report import DataReport
 from rmkit.logs import engine_output, vllm_args
 from rmkit.sampling.candidates import prompt_record, through_turn
-from rmkit.sampling.generate import Scorer
 from rmkit.sampling.select import mark_selected
 
 
@@ -87,17 +87,17 @@ class TransformersScorer:
 
 
 class VllmScorer:
-    """The same scores from vLLM's pooling runner (a merged model folder or HF checkpoint)."""
+    """The same scores from vLLM's pooling runner (a merged model folder or a Hugging Face classifier)."""
 
     def __init__(self, cfg: ScoreConfig):
         from vllm import LLM
         from vllm.platforms import current_platform
 
-        from rmkit.modeling import checkpoint_folder, load_tokenizer, reward_model_config
+        from rmkit.modeling import load_tokenizer, reward_model_config, reward_model_folder
         from rmkit.sampling.cpu_threads import engine_cores
         from rmkit.sampling.kv_cache import engine_memory_args, kv_shape
 
-        folder = str(checkpoint_folder(cfg.reward_model))
+        folder = str(reward_model_folder(cfg.reward_model))
         if Path(folder, "adapter_config.json").exists():
             raise ConfigError(f"score.backend=vllm needs a merged model; {folder} holds a LoRA adapter only")
         self.tokenizer = load_tokenizer(reward_model_config(folder, False, cfg.chat_template, cfg.force_chat_template))
@@ -129,7 +129,11 @@ class VllmScorer:
         return [None if ids is None else next(values) for ids in sequences]
 
 
-def load_scorer(cfg: ScoreConfig, label: str = "score.reward_model") -> Scorer:
+# A reward model ready to score (TransformersScorer, VllmScorer): one reward per conversation, None when too long.
+RewardModel = Callable[[list[Conversation]], list[float | None]]
+
+
+def load_scorer(cfg: ScoreConfig, label: str = "score.reward_model") -> RewardModel:
     """The reward model ``cfg`` names, on its backend; ``label`` names the setting in errors."""
     from rmkit.builtin_models import check_model
 
