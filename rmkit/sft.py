@@ -82,12 +82,14 @@ def train_sft(recipe: Recipe, data: Path) -> Path:
 
     from rmkit.data.templates import use_template
     from rmkit.builtin_models import resolve_model
+    from rmkit.modeling import fit_length, model_config
 
     cfg, out = recipe.sft, Path(recipe.sft.output_dir)
     policy = resolve_model(cfg.policy or recipe.sample.policy)
     tokenizer = AutoTokenizer.from_pretrained(policy)
     use_template(tokenizer, recipe.sample.chat_template, recipe.sample.force_chat_template)
-    rows = [encode_sft(tokenizer, messages, cfg.max_length) for messages in read_sft(data)]
+    max_length = fit_length(cfg.max_length, model_config(policy), tokenizer, "sft.max_length", cfg.policy or recipe.sample.policy)
+    rows = [encode_sft(tokenizer, messages, max_length) for messages in read_sft(data)]
     model = AutoModelForCausalLM.from_pretrained(policy, dtype=torch.float32)
     peft_config = None
     if cfg.use_lora:
@@ -106,7 +108,7 @@ def train_sft(recipe: Recipe, data: Path) -> Path:
         warmup_steps=cfg.warmup_ratio,  # a float below 1 is a fraction of the steps
         num_train_epochs=cfg.num_epochs,
         max_steps=cfg.max_steps if cfg.max_steps is not None else -1,
-        max_length=cfg.max_length,
+        max_length=max_length,
         bf16=cfg.bf16,
         use_cpu=not torch.cuda.is_available(),  # transformers refuses bf16 on a CPU unless told it is one
         logging_steps=cfg.logging_steps,

@@ -15,6 +15,7 @@ and refuses one trained with other result-affecting settings unless told ``--ove
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import math
@@ -200,10 +201,11 @@ def train(recipe: Recipe, overwrite: bool = False) -> dict:
     if overwrite and accelerator.is_main_process:
         shutil.rmtree(output_dir / CHECKPOINTS, ignore_errors=True)
     accelerator.wait_for_everyone()
+    tokenizer = load_tokenizer(recipe.model)
+    recipe = fit_data_length(recipe, tokenizer)
     checkpoint = None if overwrite else find_resume_checkpoint(cfg.resume, output_dir)
     if checkpoint:
         check_same_settings(checkpoint, recipe)
-    tokenizer = load_tokenizer(recipe.model)
     report = DataReport()
     with accelerator.main_process_first():  # the main process fills the hub cache first
         train_set, eval_set = load_datasets(recipe.data, tokenizer, report)
@@ -279,6 +281,16 @@ def train(recipe: Recipe, overwrite: bool = False) -> dict:
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return summary
+
+
+def fit_data_length(recipe: Recipe, tokenizer) -> Recipe:
+    """The recipe with ``data.max_length`` capped at what the model reads (:func:`rmkit.modeling.fit_length`):
+    training and its held-out eval encode at the cap, and ``recipe.yaml`` records it."""
+    from rmkit.modeling import fit_length, model_config
+
+    config = model_config(recipe.model.name_or_path, recipe.model.trust_remote_code)
+    length = fit_length(recipe.data.max_length, config, tokenizer, "data.max_length", recipe.model.name_or_path)
+    return dataclasses.replace(recipe, data=dataclasses.replace(recipe.data, max_length=length))
 
 
 def plan_memory(recipe: Recipe, model, train_set: list[dict], single_process: bool) -> dict:

@@ -57,8 +57,13 @@ def load_backend(cfg: SampleConfig, model_path: str, tokenizer, sequences: int |
     """The backend ``cfg.backend`` names, loaded with the recipe's engine settings.
 
     ``sequences``: how many the caller generates at once (default: a chunk's worth), which
-    sizes vLLM's KV cache on CPU.
+    sizes vLLM's KV cache on CPU. A ``sample.max_model_len`` above what the model reads is capped
+    there (:func:`rmkit.modeling.fit_length`).
     """
+    from rmkit.modeling import fit_length, model_config
+
+    if cfg.max_model_len:
+        cfg = replace(cfg, max_model_len=fit_length(cfg.max_model_len, model_config(model_path), tokenizer, "sample.max_model_len", cfg.policy))
     if cfg.backend == "vllm":
         with engine_output():  # vLLM and its engine processes print to the log file, not the screen
             return VllmBackend(cfg, model_path, sequences)
