@@ -27,6 +27,7 @@ from rmkit.logs import engine_output, vllm_args
 from rmkit.sampling.candidates import prompt_record, through_turn
 from rmkit.sampling.generate import Scorer
 from rmkit.sampling.select import mark_selected
+from rmkit.sampling.verifiers import as_score
 
 
 def batches(lengths: list[int], batch_size: int, by_length: bool = True) -> list[list[int]]:
@@ -171,8 +172,8 @@ class ScorerSet:
     per conversation, ``{"reward": weighted sum, "scores": {name: value}, "errors": {name: text}}``.
 
     A reward model's None (the reply alone is too long) makes the weighted sum None when its
-    weight is not 0. A verifier or function that raises scores 0.0; the error is kept per
-    candidate and counted in ``failures`` (by scorer name).
+    weight is not 0. A verifier or function that raises, or returns no finite number (NaN, a
+    string), scores 0.0; the error is kept per candidate and counted in ``failures`` (by scorer name).
     """
 
     def __init__(self, cfg: ScoreConfig, reward_models: dict | None = None):
@@ -206,8 +207,8 @@ class ScorerSet:
         for name, function in self.functions.items():
             for result, record, messages in zip(results, records, conversations):
                 try:
-                    result["scores"][name] = float(function(record, messages))
-                except Exception as err:  # the user's check failed on this candidate: counted, not fatal
+                    result["scores"][name] = as_score(function(record, messages))
+                except Exception as err:  # the user's check failed on this candidate (or gave no number): counted, not fatal
                     result["scores"][name], result["errors"][name] = 0.0, f"{type(err).__name__}: {err}"
         for result in results:
             self.failures.update(result["errors"].keys())

@@ -16,13 +16,15 @@
 
 A user's own scorer is ``module:function``, called as ``function(record, messages)`` and
 returning a float. ``record`` is the prompt record's fields (``prompt_id``, ``category`` and
-the record's extra fields). A verifier that raises scores that candidate 0.0 and the error
-is counted, so one odd reply never stops a run.
+the record's extra fields). A verifier that raises, or returns something other than a finite
+number (:func:`as_score`), scores that candidate 0.0 and the error is counted, so one odd
+reply never stops a run.
 """
 
 from __future__ import annotations
 
 import importlib
+import math
 import random
 from collections.abc import Callable
 
@@ -83,10 +85,22 @@ BUILT_IN: dict[str, Callable[[dict, Conversation], float]] = {
 }
 
 
+def as_score(value) -> float:
+    """A scorer's value as a float. Anything that is not a finite number (a string, even "0.5";
+    None; NaN; an infinity) raises, so the caller counts it as a failed score like an error:
+    a NaN would otherwise pass into the reward and make every comparison with it false."""
+    if isinstance(value, (str, bytes)) or not hasattr(type(value), "__float__"):
+        raise TypeError(f"the scorer returned {type(value).__name__} {value!r:.60}, not a number")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"the scorer returned {number}, not a finite number")
+    return number
+
+
 def _checked(name: str, record: dict, messages: Conversation) -> tuple[float, str | None]:
     """(score, None), or (0.0, the error) when the check raised."""
     try:
-        return float(BUILT_IN[name](record, messages)), None
+        return as_score(BUILT_IN[name](record, messages)), None
     except MissingDependency:
         raise
     except Exception as err:  # a failed check is a failed candidate, counted by the caller
