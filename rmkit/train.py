@@ -81,6 +81,17 @@ def check_launch(accelerator) -> None:
             f"{launched} processes were launched but Accelerate sees {accelerator.num_processes}; without a GPU, "
             "launch with ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes N (see docs/training.md)"
         )
+    from accelerate.utils import DistributedType
+
+    sharded = {"ACCELERATE_USE_FSDP": ("FSDP", DistributedType.FSDP), "ACCELERATE_USE_DEEPSPEED": ("DeepSpeed", DistributedType.DEEPSPEED)}
+    for variable, (name, kind) in sharded.items():
+        if os.environ.get(variable, "false").lower() == "true" and accelerator.distributed_type != kind:
+            # Accelerate turns FSDP and DeepSpeed off on a CPU without a word: say what runs instead.
+            logs.note(
+                f"the launch asks for {name}, which Accelerate runs on GPUs only: these {accelerator.num_processes} "
+                f"process(es) train as {accelerator.distributed_type.value} instead (every process holds the whole model)",
+                warning=True,
+            )
 
 
 def tell_deepspeed(accelerator, cfg: TrainConfig) -> None:
@@ -273,7 +284,7 @@ def train(recipe: Recipe, overwrite: bool = False) -> dict:
     if merge:
         merge_outputs(tokenizer, recipe)
     summary = make_summary(progress, steps_per_epoch, final, report, len(train_set), len(eval_set))
-    summary.update(memory, **peak_memory())
+    summary.update(memory, **peak_memory(), processes=accelerator.num_processes, distributed_type=accelerator.distributed_type.value)
     if accelerator.is_main_process:
         write_json(output_dir / "summary.json", summary)
         accelerator.print(json.dumps(final or {"steps": progress.step}))
