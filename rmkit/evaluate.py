@@ -30,6 +30,7 @@ from rmkit.conversation import PreferencePair, message_text
 from rmkit.errors import ConfigError, DataError, MissingPath
 from rmkit.data.formats import PAIR_FORMATS, load_pair_split, load_pairs
 from rmkit.data.report import DataReport
+from rmkit.logs import note
 
 CHANCE = 0.5
 COLUMNS = [  # (key, title, format)
@@ -197,6 +198,8 @@ def evaluate(
     started = time.perf_counter()
     scored, chosen, rejected = score_pairs(model, tokenizer, pairs, score.batch_size, max_length, report)
     report.kept = len(scored)
+    for line in report.check(length_key, tokenizer.unk_token):
+        note(line, warning=True)
     return {
         "reward_model": score.reward_model,
         "data": data,

@@ -221,6 +221,8 @@ def train(recipe: Recipe, overwrite: bool = False) -> dict:
     with accelerator.main_process_first():  # the main process fills the hub cache first
         train_set, eval_set = load_datasets(recipe.data, tokenizer, report)
     accelerator.print(f"data: {report.summary()}; {len(train_set)} train / {len(eval_set)} eval pairs")
+    for line in report.check("data.max_length", tokenizer.unk_token):
+        logs.note(line, warning=True)
     accelerator.print(f"data files: {', '.join(report.files)}")
 
     set_seed(cfg.seed)
