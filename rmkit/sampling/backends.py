@@ -86,12 +86,14 @@ class VllmBackend:
         from vllm.platforms import current_platform
 
         from rmkit.builtin_models import resolve_model
+        from rmkit.processes import start_reaper
         from rmkit.sampling.cpu_threads import engine_cores
         from rmkit.sampling.kv_cache import engine_memory_args
 
         # vLLM's CPU runner cannot rewind a seeded request's generator after a partial
         # prefill ("CPU Generator does not use offset"), so every prompt is prefilled whole.
         whole_prefills = {"enable_chunked_prefill": False} if current_platform.is_cpu() else {}
+        start_reaper()  # vLLM's engine processes do not watch this one: the reaper does
         with engine_cores(current_platform.is_cpu()):  # on a few-core CPU, all cores compute
             self.llm = LLM(
                 model=model_path,

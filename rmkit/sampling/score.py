@@ -100,6 +100,7 @@ class VllmScorer:
         from vllm.platforms import current_platform
 
         from rmkit.modeling import checkpoint_folder, fit_length, load_tokenizer, model_config, reward_model_config
+        from rmkit.processes import start_reaper
         from rmkit.sampling.cpu_threads import engine_cores
         from rmkit.sampling.kv_cache import engine_memory_args
 
@@ -109,6 +110,7 @@ class VllmScorer:
         self.tokenizer = load_tokenizer(reward_model_config(folder, False, cfg.chat_template, cfg.force_chat_template))
         self.cfg, self.report = cfg, DataReport()
         self.max_length = fit_length(cfg.max_length, model_config(folder), self.tokenizer, "score.max_length", cfg.reward_model)
+        start_reaper()  # vLLM's engine processes do not watch this one: the reaper does
         with engine_cores(current_platform.is_cpu()):
             self.llm = LLM(
                 model=folder,

@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
 import random
 from collections.abc import Callable
 
 from rmkit.conversation import Conversation
 from rmkit.errors import ConfigError, MissingDependency
+from rmkit.processes import die_with_parent
 
 # Checkers that call nltk.sent_tokenize / word_tokenize, whose punkt_tab data is not on PyPI.
 NEEDS_NLTK_DATA = ("change_case:capital_word_frequency", "length_constraints:number_sentences")
@@ -139,7 +141,10 @@ class VerifierPool:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            self.executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            # The workers die with this process: a killed rmkit leaves no verifier waiting for work.
+            self.executor = ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent, initargs=(os.getpid(),)
+            )
         size = -(-len(items) // (4 * self.workers))
         chunks = [items[i : i + size] for i in range(0, len(items), size)]
         return [result for chunk in self.executor.map(_checked_items, chunks) for result in chunk]
