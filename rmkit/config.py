@@ -70,7 +70,7 @@ class DataConfig:
     eval_path: str | None = None  # a separate held-out file; else eval_fraction of path
     eval_fraction: float = 0.05
     seed: int = 42
-    max_length: int = 512
+    max_length: int = 512  # tokens per conversation (prompt + reply); capped at what the model reads (max_position_embeddings)
     max_examples: int | None = None  # cap on parsed pairs (after the split), for quick runs
     on_error: Literal["raise", "skip"] = "raise"
 
@@ -217,7 +217,7 @@ class ScoreConfig:
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # of the reward model's weights
     chat_template: str = "chatml"  # registry template used when the RM's tokenizer has none
     force_chat_template: bool = False  # use chat_template even when the RM's tokenizer has one
-    max_length: int = 2048  # tokens per scored conversation; oldest turns are dropped first
+    max_length: int = 2048  # tokens per scored conversation; oldest turns are dropped first; capped at what the RM reads
     batch_size: int = 8  # conversations per forward pass
     backend: Literal["transformers", "vllm"] = "transformers"  # vllm: the pooling runner (GPU)
     gpu_memory_utilization: float = 0.3  # vllm backend on GPU (on CPU the KV cache is sized from need)

@@ -31,6 +31,7 @@ from rmkit.errors import ConfigError, DataError, MissingPath
 from rmkit.data.formats import PAIR_FORMATS, load_pair_split, load_pairs
 from rmkit.data.data_report import DataReport
 from rmkit.reward_loss import preference_metrics
+from rmkit.logs import note
 
 CHANCE = 0.5
 COLUMNS = [  # (key, title, format)
@@ -168,27 +169,33 @@ def evaluate(
     scored at the run's ``data.max_length`` when ``run_max_length`` (else at ``score.max_length``).
     """
     from rmkit.builtin_models import check_model
+    from rmkit.modeling import fit_length
     from rmkit.sampling.score import load_scoring_model
 
     check_model(score.reward_model, "reward model")  # before the data is read
     report = DataReport()
+    length_key = "score.max_length"
     if data is None:
         pairs, data, run_data = heldout_pairs(score.reward_model, report)
         if run_max_length:
             score = dataclasses.replace(score, max_length=run_data.max_length)
+            length_key = "the run's data.max_length"
     else:
         pairs = load_pairs(data, format, on_error, report, split)
         if not pairs:
             raise DataError(f"{data}: no pairs in it ({report.summary()})")
     pairs = subsample(pairs, max_pairs, seed)
     model, tokenizer = load_scoring_model(score)
+    max_length = fit_length(score.max_length, model.config, tokenizer, length_key, score.reward_model)
     started = time.perf_counter()
-    scored, chosen, rejected = score_pairs(model, tokenizer, pairs, score.batch_size, score.max_length, report)
+    scored, chosen, rejected = score_pairs(model, tokenizer, pairs, score.batch_size, max_length, report)
     report.kept = len(scored)
+    for line in report.check(length_key, tokenizer.unk_token):
+        note(line, warning=True)
     return {
         "reward_model": score.reward_model,
         "data": data,
-        "max_length": score.max_length,
+        "max_length": max_length,
         **results(scored, chosen, rejected),
         "pairs_dropped_too_long": len(pairs) - len(scored),
         "score_seconds": round(time.perf_counter() - started, 2),

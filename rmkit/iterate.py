@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 from rmkit.config import Recipe, load_recipe
 from rmkit.errors import ConfigError
 from rmkit.exports import write_json, write_jsonl
 from rmkit.folder_lock import folder_lock
+from rmkit.processes import die_with_parent
 
 
 def round_overrides(recipe: Recipe, out: Path, k: int) -> list[str]:
@@ -55,16 +58,8 @@ def rmkit(*args: str) -> None:
     dies with this one: a killed ``rmkit iterate`` leaves no stage running on."""
     command = [sys.executable, "-m", "rmkit.cli", *map(str, args)]
     print("rmkit: + rmkit " + " ".join(map(str, args)), file=sys.stderr, flush=True)
-    if subprocess.run(command, preexec_fn=die_with_parent).returncode:
+    if subprocess.run(command, preexec_fn=partial(die_with_parent, os.getpid())).returncode:
         raise ConfigError(f"round stage `rmkit {args[0]}` failed (its error is above); rerun to resume")
-
-
-def die_with_parent() -> None:
-    import ctypes
-    import signal
-
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def iterate(recipe_path: str, overrides: list[str], out: Path) -> list[dict]:

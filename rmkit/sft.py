@@ -86,12 +86,14 @@ def train_sft(recipe: Recipe, data: Path) -> Path:
 
     from rmkit.data.templates import use_template
     from rmkit.builtin_models import resolve_model
+    from rmkit.modeling import fit_length, model_config
 
     cfg, out = recipe.sft, Path(recipe.sft.output_dir)
     policy = resolve_model(cfg.policy or recipe.sample.policy)
     tokenizer = AutoTokenizer.from_pretrained(policy)
     use_template(tokenizer, recipe.sample.chat_template, recipe.sample.force_chat_template)
-    rows = [encode_sft(tokenizer, messages, cfg.max_length) for messages in read_sft(data)]
+    max_length = fit_length(cfg.max_length, model_config(policy), tokenizer, "sft.max_length", cfg.policy or recipe.sample.policy)
+    rows = [encode_sft(tokenizer, messages, max_length) for messages in read_sft(data)]
     model = AutoModelForCausalLM.from_pretrained(policy, dtype=torch.float32)
     peft_config = None
     if cfg.use_lora:
@@ -101,7 +103,7 @@ def train_sft(recipe: Recipe, data: Path) -> Path:
         peft_config = LoraConfig(
             r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules, task_type="CAUSAL_LM"
         )
-    trainer = SFTTrainer(model=model, args=sft_arguments(recipe), train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+    trainer = SFTTrainer(model=model, args=sft_arguments(recipe, max_length), train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                          peft_config=peft_config)
     try:
         result = trainer.train()
@@ -119,8 +121,8 @@ def train_sft(recipe: Recipe, data: Path) -> Path:
     return out
 
 
-def sft_arguments(recipe: Recipe):
-    """TRL's ``SFTConfig`` for the recipe's ``sft`` section."""
+def sft_arguments(recipe: Recipe, max_length: int):
+    """TRL's ``SFTConfig`` for the recipe's ``sft`` section (``max_length``: sft.max_length, capped at the policy's positions)."""
     import torch
     from trl import SFTConfig
 
@@ -134,7 +136,7 @@ def sft_arguments(recipe: Recipe):
         warmup_steps=cfg.warmup_ratio,  # a float below 1 is a fraction of the steps
         num_train_epochs=cfg.num_epochs,
         max_steps=cfg.max_steps if cfg.max_steps is not None else -1,
-        max_length=cfg.max_length,
+        max_length=max_length,
         bf16=cfg.bf16,
         use_cpu=not torch.cuda.is_available(),  # transformers refuses bf16 on a CPU unless told it is one
         gradient_checkpointing=cfg.gradient_checkpointing,

@@ -15,6 +15,7 @@ and refuses one trained with other result-affecting settings unless told ``--ove
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import math
@@ -80,6 +81,17 @@ def check_launch(accelerator) -> None:
             f"{launched} processes were launched but Accelerate sees {accelerator.num_processes}; without a GPU, "
             "launch with ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes N (see docs/training.md)"
         )
+    from accelerate.utils import DistributedType
+
+    sharded = {"ACCELERATE_USE_FSDP": ("FSDP", DistributedType.FSDP), "ACCELERATE_USE_DEEPSPEED": ("DeepSpeed", DistributedType.DEEPSPEED)}
+    for variable, (name, kind) in sharded.items():
+        if os.environ.get(variable, "false").lower() == "true" and accelerator.distributed_type != kind:
+            # Accelerate turns FSDP and DeepSpeed off on a CPU without a word: say what runs instead.
+            logs.note(
+                f"the launch asks for {name}, which Accelerate runs on GPUs only: these {accelerator.num_processes} "
+                f"process(es) train as {accelerator.distributed_type.value} instead (every process holds the whole model)",
+                warning=True,
+            )
 
 
 def tell_deepspeed(accelerator, cfg: TrainConfig) -> None:
@@ -200,14 +212,17 @@ def train(recipe: Recipe, overwrite: bool = False) -> dict:
     if overwrite and accelerator.is_main_process:
         shutil.rmtree(output_dir / CHECKPOINTS, ignore_errors=True)
     accelerator.wait_for_everyone()
+    tokenizer = load_tokenizer(recipe.model)
+    recipe = fit_data_length(recipe, tokenizer)
     checkpoint = None if overwrite else find_resume_checkpoint(cfg.resume, output_dir)
     if checkpoint:
         check_same_settings(checkpoint, recipe)
-    tokenizer = load_tokenizer(recipe.model)
     report = DataReport()
     with accelerator.main_process_first():  # the main process fills the hub cache first
         train_set, eval_set = load_datasets(recipe.data, tokenizer, report)
     accelerator.print(f"data: {report.summary()}; {len(train_set)} train / {len(eval_set)} eval pairs")
+    for line in report.check("data.max_length", tokenizer.unk_token):
+        logs.note(line, warning=True)
     accelerator.print(f"data files: {', '.join(report.files)}")
 
     set_seed(cfg.seed)
@@ -271,7 +286,7 @@ def train(recipe: Recipe, overwrite: bool = False) -> dict:
     if merge:
         merge_outputs(tokenizer, recipe)
     summary = make_summary(progress, steps_per_epoch, final, report, len(train_set), len(eval_set))
-    summary.update(memory, **peak_memory())
+    summary.update(memory, **peak_memory(), processes=accelerator.num_processes, distributed_type=accelerator.distributed_type.value)
     if accelerator.is_main_process:
         write_json(output_dir / "summary.json", summary)
         accelerator.print(json.dumps(final or {"steps": progress.step}))
@@ -279,6 +294,16 @@ def train(recipe: Recipe, overwrite: bool = False) -> dict:
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return summary
+
+
+def fit_data_length(recipe: Recipe, tokenizer) -> Recipe:
+    """The recipe with ``data.max_length`` capped at what the model reads (:func:`rmkit.modeling.fit_length`):
+    training and its held-out eval encode at the cap, and ``recipe.yaml`` records it."""
+    from rmkit.modeling import fit_length, model_config
+
+    config = model_config(recipe.model.name_or_path, recipe.model.trust_remote_code)
+    length = fit_length(recipe.data.max_length, config, tokenizer, "data.max_length", recipe.model.name_or_path)
+    return dataclasses.replace(recipe, data=dataclasses.replace(recipe.data, max_length=length))
 
 
 def plan_memory(recipe: Recipe, model, train_set: list[dict], single_process: bool) -> dict:

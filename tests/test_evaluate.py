@@ -170,7 +170,8 @@ def test_eval_reads_its_scoring_settings_from_a_recipe(tiny_llama, tmp_path, cap
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("score:\n  max_length: 64\n  batch_size: 1\n")
     main(["eval", str(tiny_llama), str(data), "--json"])
-    assert json.loads(capsys.readouterr().out)["max_length"] == 2048  # ScoreConfig's default, as every verb's
+    captured = capsys.readouterr()  # ScoreConfig's default 2048, as every verb's, capped at the tiny model's 1024 positions
+    assert json.loads(captured.out)["max_length"] == 1024 and "score.max_length=2048 is more than" in captured.err
     main(["eval", str(tiny_llama), str(data), "--json", "--recipe", str(recipe)])
     assert json.loads(capsys.readouterr().out)["max_length"] == 64
     main(["eval", str(tiny_llama), str(data), "score.max_length=32", "--json"])

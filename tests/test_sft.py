@@ -70,6 +70,6 @@ def test_sft_settings_reach_trl(checkpointing):
     from rmkit.sft import sft_arguments
 
     recipe = load_recipe(None, [f"sft.gradient_checkpointing={str(checkpointing).lower()}", "sft.learning_rate=3e-5", "sft.max_steps=7"])
-    args = sft_arguments(recipe)
+    args = sft_arguments(recipe, 64)
     assert args.gradient_checkpointing is checkpointing  # TRL turns it on unless told
-    assert (args.learning_rate, args.max_steps) == (3e-5, 7)
+    assert (args.learning_rate, args.max_steps, args.max_length) == (3e-5, 7, 64)

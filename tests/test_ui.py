@@ -176,6 +176,18 @@ def test_serving_beyond_this_machine_needs_a_login(run_dir, monkeypatch, capsys)
     assert [(c["server_name"], c["auth"]) for c in calls.launched] == [("0.0.0.0", ("me", "secret")), ("127.0.0.1", None)]
 
 
+def test_only_loopback_hosts_serve_without_a_login():
+    from rmkit.errors import ConfigError
+    from rmkit.ui import login
+
+    for host in ("127.0.0.1", "localhost", "::1", "127.0.0.2"):
+        assert login(host, None) is None
+    for host in ("0.0.0.0", "::", "192.168.1.5", "10.0.0.1", "my-laptop.local", "", "127.0.0.1.nip.io"):
+        with pytest.raises(ConfigError, match="give --auth USER:PASSWORD"):
+            login(host, None)
+    assert login("0.0.0.0", "me:a:b") == ("me", "a:b")
+
+
 def test_a_folder_of_runs_is_a_root_too(run_dir, tmp_path, monkeypatch, capsys):
     from rmkit.run_viewer import find_runs
 
@@ -208,6 +220,52 @@ def test_the_chat_uses_the_runs_models_by_default(run_dir, tiny_llama, tmp_path,
     assert main(["ui", str(run)]) == 0
     assert "No chat: score.reward_model outputs/moved/reward_model: no such folder" in capsys.readouterr().err
     assert len(calls.recipes) == 1 and len(calls.launched) == 2
+
+
+TRAVERSALS = [  # each in the raw request line, as a client may send it (no normalising)
+    "/gradio_api/file={outside}", "/gradio_api/file=../../../../../../etc/passwd", "/gradio_api/file=/etc/passwd",
+    "/gradio_api/file=%2e%2e%2f%2e%2e%2f%2e%2e%2f%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd", "/gradio_api/file=%2Fetc%2Fpasswd",
+    "/gradio_api/file=%252e%252e%252f%252e%252e%252fetc%252fpasswd", "/gradio_api/file=..%5c..%5c..%5cetc%5cpasswd",
+    "/gradio_api/file=secret.txt", "/gradio_api/file=..%2fsecret.txt", "/gradio_api/file={root}/../secret.txt",
+    "/gradio_api/file={run}/candidates.jsonl/../../../secret.txt", "/file={outside}", "/file=../../../../etc/passwd",
+    "/static/../../../../etc/passwd", "/static/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd", "/assets/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    "/gradio_api/file={run}/candidates.jsonl",  # inside the root, but not a file the page shows
+]
+
+
+def test_the_app_serves_no_file_outside_its_run_folder(run_dir, tmp_path, monkeypatch):
+    """The real app on a free loopback port: Gradio's file routes, plain and URL-encoded, give
+    nothing outside the root (a secret beside it, the current folder's files, /etc/passwd)."""
+    import http.client
+
+    pytest.importorskip("gradio", reason="the web UI needs gradio (pip install gradio)")
+    from gradio_client import Client
+
+    from rmkit.ui_app import build_app
+
+    root = tmp_path / "root"
+    run = copy_run(run_dir, root)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("SECRET beside the root")
+    monkeypatch.chdir(tmp_path)  # the current folder holds the secret too
+    app = build_app(None, str(run))
+    port = free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        # What the page shows is served: the run's report plots reach a client through the file route.
+        summary, images = Client(f"http://127.0.0.1:{port}", verbose=False).predict(str(run), api_name="/show")[-2:]
+        assert "prompts" in summary and len(images) >= 2 and all(Path(image["image"]).stat().st_size > 0 for image in images)
+        served = []
+        for path in TRAVERSALS:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            connection.request("GET", path.format(outside=secret, root=root, run=run))
+            response = connection.getresponse()
+            body = response.read()
+            if response.status == 200 or b"SECRET" in body or b"root:" in body or b'"prompt_id"' in body:
+                served.append((path, response.status))
+        assert served == []
+    finally:
+        app.close()
 
 
 # ----------------------------------------------------------------------------- in the browser

@@ -176,6 +176,30 @@ def test_a_failing_verifier_scores_zero_and_is_counted():
     assert scorers.failures == {"m": 1}
 
 
+def test_a_function_returning_nan_or_no_number_is_a_failed_score_not_a_nan_reward(monkeypatch):
+    module = types.ModuleType("odd_scorers")
+    returns = {"nan": float("nan"), "inf": float("-inf"), "text": "0.5", "none": None, "fine": 0.25, "true": True}
+
+    def odd(record, messages):
+        if record["kind"] == "raise":
+            raise KeyError("kind")
+        return returns[record["kind"]]
+
+    module.odd = odd
+    monkeypatch.setitem(sys.modules, "odd_scorers", module)
+    scorers = ScorerSet(ScoreConfig(verifier_workers=0, scorers=[ScorerSpec(name="odd", function="odd_scorers:odd")]))
+    kinds = [*returns, "raise"]
+    results = scorers([conversation("x")] * len(kinds), [{"kind": kind} for kind in kinds])
+    by_kind = dict(zip(kinds, results))
+    assert by_kind["fine"] == {"reward": 0.25, "scores": {"odd": 0.25}} and by_kind["true"]["reward"] == 1.0
+    for kind in ("nan", "inf", "text", "none", "raise"):
+        assert by_kind[kind]["reward"] == 0.0 and by_kind[kind]["scores"] == {"odd": 0.0}, kind
+    assert "ValueError: the scorer returned nan, not a finite number" == by_kind["nan"]["errors"]["odd"]
+    assert "TypeError: the scorer returned str '0.5', not a number" == by_kind["text"]["errors"]["odd"]
+    assert "TypeError: the scorer returned NoneType None, not a number" == by_kind["none"]["errors"]["odd"]
+    assert scorers.failures == {"odd": 5}
+
+
 @pytest.mark.slow
 def test_verifier_pool_matches_the_main_process():
     items = [("ifeval", {"instruction_id_list": [i], "kwargs": [k]}, conversation(r)) for i, k, r, _ in KNOWN]

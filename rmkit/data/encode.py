@@ -30,13 +30,17 @@ class SpecialTokens:
     prefix: list[int]
     suffix: list[int]
     bos_text: str | None
+    unknown: int | None = None  # the id text outside the vocabulary becomes ([UNK]); None: there is none
 
     @classmethod
     def of(cls, tokenizer) -> SpecialTokens:
         bare = tokenizer("x", add_special_tokens=False)["input_ids"]
         full = tokenizer("x", add_special_tokens=True)["input_ids"]
         start = next(i for i in range(len(full) - len(bare) + 1) if full[i : i + len(bare)] == bare)
-        return cls(full[:start], full[start + len(bare) :], tokenizer.bos_token)
+        # Byte-level BPEs (SmolLM2, GPT-2) cover every text, and name a control token (their pad/EOS) as unk.
+        others = {tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id, tokenizer.sep_token_id, tokenizer.cls_token_id}
+        unknown = tokenizer.unk_token_id if tokenizer.unk_token_id not in others else None
+        return cls(full[:start], full[start + len(bare) :], tokenizer.bos_token, unknown)
 
 
 def _ids(tokenizer, text: str) -> list[int]:
@@ -119,6 +123,8 @@ def encode_pair(
         report.dropped["reply_too_long"] += 1
         return None
     report.truncated.update(cuts.truncated.keys())
+    report.count_tokens(chosen, special.unknown)
+    report.count_tokens(rejected, special.unknown)
     example = {"input_ids_chosen": chosen, "input_ids_rejected": rejected}
     if pair.margin is not None:
         example["margin"] = pair.margin

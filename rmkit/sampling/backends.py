@@ -57,8 +57,13 @@ def load_backend(cfg: SampleConfig, model_path: str, tokenizer, sequences: int |
     """The backend ``cfg.backend`` names, loaded with the recipe's engine settings.
 
     ``sequences``: how many the caller generates at once (default: a chunk's worth), which
-    sizes vLLM's KV cache on CPU.
+    sizes vLLM's KV cache on CPU. A ``sample.max_model_len`` above what the model reads is capped
+    there (:func:`rmkit.modeling.fit_length`).
     """
+    from rmkit.modeling import fit_length, model_config
+
+    if cfg.max_model_len:
+        cfg = replace(cfg, max_model_len=fit_length(cfg.max_model_len, model_config(model_path), tokenizer, "sample.max_model_len", cfg.policy))
     if cfg.backend == "vllm":
         with engine_output():  # vLLM and its engine processes print to the log file, not the screen
             return VllmBackend(cfg, model_path, sequences)
@@ -81,12 +86,14 @@ class VllmBackend:
         from vllm.platforms import current_platform
 
         from rmkit.builtin_models import resolve_model
+        from rmkit.processes import start_reaper
         from rmkit.sampling.cpu_threads import engine_cores
         from rmkit.sampling.kv_cache import engine_memory_args
 
         # vLLM's CPU runner cannot rewind a seeded request's generator after a partial
         # prefill ("CPU Generator does not use offset"), so every prompt is prefilled whole.
         whole_prefills = {"enable_chunked_prefill": False} if current_platform.is_cpu() else {}
+        start_reaper()  # vLLM's engine processes do not watch this one: the reaper does
         with engine_cores(current_platform.is_cpu()):  # on a few-core CPU, all cores compute
             self.llm = LLM(
                 model=model_path,

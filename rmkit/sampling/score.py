@@ -8,7 +8,9 @@ Each conversation is rendered and tokenized with the reward model's own tokenize
 template through :func:`rmkit.data.encode.encode_conversation`, exactly as in training, so
 the policy's chat format never leaks into a score. Rewards are the raw logit of the
 1-label head on both paths (vLLM's classify would apply a sigmoid unless told not to).
-A conversation whose last reply alone exceeds ``score.max_length`` gets ``None``.
+A conversation whose last reply alone exceeds ``score.max_length`` gets ``None``; a
+``score.max_length`` above what the reward model reads is capped there
+(:func:`rmkit.modeling.fit_length`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from rmkit.data.encode import SpecialTokens, TooLong, encode_conversation
 from rmkit.logs import engine_output, vllm_args
 from rmkit.sampling.candidates import prompt_record, through_turn
 from rmkit.sampling.select import mark_selected
+from rmkit.sampling.verifiers import as_score
 
 
 def batches(lengths: list[int], batch_size: int, by_length: bool = True) -> list[list[int]]:
@@ -79,11 +82,14 @@ class TransformersScorer:
     """A reward model in transformers; calling it scores a list of conversations."""
 
     def __init__(self, cfg: ScoreConfig):
+        from rmkit.modeling import fit_length
+
         self.model, self.tokenizer = load_scoring_model(cfg)
         self.cfg, self.report = cfg, DataReport()
+        self.max_length = fit_length(cfg.max_length, self.model.config, self.tokenizer, "score.max_length", cfg.reward_model)
 
     def __call__(self, conversations: list[Conversation]) -> list[float | None]:
-        return score_conversations(self.model, self.tokenizer, conversations, self.cfg.batch_size, self.cfg.max_length, self.report)
+        return score_conversations(self.model, self.tokenizer, conversations, self.cfg.batch_size, self.max_length, self.report)
 
 
 class VllmScorer:
@@ -93,32 +99,34 @@ class VllmScorer:
         from vllm import LLM
         from vllm.platforms import current_platform
 
-        from rmkit.modeling import load_tokenizer, reward_model_config, reward_model_folder
+        from rmkit.modeling import fit_length, load_tokenizer, model_config, reward_model_config, reward_model_folder
+        from rmkit.processes import start_reaper
         from rmkit.sampling.cpu_threads import engine_cores
-        from rmkit.sampling.kv_cache import engine_memory_args, kv_shape
+        from rmkit.sampling.kv_cache import engine_memory_args
 
         folder = str(reward_model_folder(cfg.reward_model))
         if Path(folder, "adapter_config.json").exists():
             raise ConfigError(f"score.backend=vllm needs a merged model; {folder} holds a LoRA adapter only")
         self.tokenizer = load_tokenizer(reward_model_config(folder, False, cfg.chat_template, cfg.force_chat_template))
         self.cfg, self.report = cfg, DataReport()
-        max_len = min(cfg.max_length, kv_shape(folder, cfg.dtype, None).max_model_len)  # no scored sequence is longer
+        self.max_length = fit_length(cfg.max_length, model_config(folder), self.tokenizer, "score.max_length", cfg.reward_model)
+        start_reaper()  # vLLM's engine processes do not watch this one: the reaper does
         with engine_cores(current_platform.is_cpu()):
             self.llm = LLM(
                 model=folder,
                 runner="pooling",
                 dtype=cfg.dtype,
-                max_model_len=max_len,
+                max_model_len=self.max_length,  # no scored sequence is longer
                 enforce_eager=cfg.enforce_eager,
                 **vllm_args(),
-                **engine_memory_args(folder, cfg.dtype, max_len, cfg.batch_size, "score.max_length", cfg.gpu_memory_utilization),
+                **engine_memory_args(folder, cfg.dtype, self.max_length, cfg.batch_size, "score.max_length", cfg.gpu_memory_utilization),
             )
 
     def __call__(self, conversations: list[Conversation]) -> list[float | None]:
         from vllm import PoolingParams
         from vllm.inputs import TokensPrompt
 
-        sequences = encode_all(self.tokenizer, conversations, self.cfg.max_length, self.report)
+        sequences = encode_all(self.tokenizer, conversations, self.max_length, self.report)
         present = [ids for ids in sequences if ids is not None]
         outputs = self.llm.classify(
             [TokensPrompt(prompt_token_ids=ids) for ids in present],
@@ -170,8 +178,8 @@ class ScorerSet:
     per conversation, ``{"reward": weighted sum, "scores": {name: value}, "errors": {name: text}}``.
 
     A reward model's None (the reply alone is too long) makes the weighted sum None when its
-    weight is not 0. A verifier or function that raises scores 0.0; the error is kept per
-    candidate and counted in ``failures`` (by scorer name).
+    weight is not 0. A verifier or function that raises, or returns no finite number (NaN, a
+    string), scores 0.0; the error is kept per candidate and counted in ``failures`` (by scorer name).
     """
 
     def __init__(self, cfg: ScoreConfig, reward_models: dict | None = None):
@@ -206,8 +214,8 @@ class ScorerSet:
         for name, function in self.functions.items():
             for result, record, messages in zip(results, records, conversations):
                 try:
-                    result["scores"][name] = float(function(record, messages))
-                except Exception as err:  # the user's check failed on this candidate: counted, not fatal
+                    result["scores"][name] = as_score(function(record, messages))
+                except Exception as err:  # the user's check failed on this candidate (or gave no number): counted, not fatal
                     result["scores"][name], result["errors"][name] = 0.0, f"{type(err).__name__}: {err}"
         for result in results:
             self.failures.update(result["errors"].keys())

@@ -16,8 +16,9 @@
 
 A user's own scorer is ``module:function``, called as ``function(record, messages)`` and
 returning a float. ``record`` is the prompt record's fields (``prompt_id``, ``category`` and
-the record's extra fields). A verifier that raises scores that candidate 0.0 and the error
-is counted, so one odd reply never stops a run.
+the record's extra fields). A verifier that raises, or returns something other than a finite
+number (:func:`as_score`), scores that candidate 0.0 and the error is counted, so one odd
+reply never stops a run.
 """
 
 from __future__ import annotations
@@ -26,12 +27,15 @@ import contextlib
 import importlib
 import io
 import logging
+import math
+import os
 import random
 import threading
 from collections.abc import Callable, Iterator
 
 from rmkit.conversation import Conversation
 from rmkit.errors import ConfigError, MissingDependency
+from rmkit.processes import die_with_parent
 
 # Checkers that call nltk.sent_tokenize / word_tokenize, whose punkt_tab data is not on PyPI.
 NEEDS_NLTK_DATA = ("change_case:capital_word_frequency", "length_constraints:number_sentences")
@@ -101,10 +105,22 @@ BUILT_IN: dict[str, Callable[[dict, Conversation], float]] = {
 }
 
 
+def as_score(value) -> float:
+    """A scorer's value as a float. Anything that is not a finite number (a string, even "0.5";
+    None; NaN; an infinity) raises, so the caller counts it as a failed score like an error:
+    a NaN would otherwise pass into the reward and make every comparison with it false."""
+    if isinstance(value, (str, bytes)) or not hasattr(type(value), "__float__"):
+        raise TypeError(f"the scorer returned {type(value).__name__} {value!r:.60}, not a number")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"the scorer returned {number}, not a finite number")
+    return number
+
+
 def _checked(name: str, record: dict, messages: Conversation) -> tuple[float, str | None]:
     """(score, None), or (0.0, the error) when the check raised."""
     try:
-        return float(BUILT_IN[name](record, messages)), None
+        return as_score(BUILT_IN[name](record, messages)), None
     except MissingDependency:
         raise
     except Exception as err:  # a failed check is a failed candidate, counted by the caller
@@ -153,7 +169,10 @@ class VerifierPool:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            self.executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+            # The workers die with this process: a killed rmkit leaves no verifier waiting for work.
+            self.executor = ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent, initargs=(os.getpid(),)
+            )
         size = -(-len(items) // (4 * workers))
         chunks = [items[i : i + size] for i in range(0, len(items), size)]
         return (result for chunk in self.executor.map(_checked_items, chunks) for result in chunk)
