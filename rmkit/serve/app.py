@@ -65,10 +65,11 @@ class Service:
 
     def token_count(self, items: Items) -> int:
         """Tokens of the conversations as the first reward model reads them, each checked against
-        ``score.max_length`` for every reward model: a longer one is refused, naming it, rather than
-        cut (offline scoring would drop its oldest turns and score what is left)."""
-        limit, total = self.recipe.score.max_length, 0
+        ``score.max_length`` (capped at the positions it reads) for every reward model: a longer one
+        is refused, naming it, rather than cut (offline scoring would drop its oldest turns and score what is left)."""
+        total = 0
         for n, (name, model) in enumerate(self.scorers.models.items()):
+            limit = model.max_length
             if name not in self.special:
                 self.special[name] = SpecialTokens.of(model.tokenizer)
             special = self.special[name]
