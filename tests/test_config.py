@@ -211,7 +211,7 @@ def test_field_help_reaches_the_verbs_help(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["eval", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "tokens per scored conversation; oldest turns are dropped first; recipe key score.max_length (default: 2048)" in text
+    assert "tokens per scored conversation; oldest turns are dropped first; capped at what the RM reads; recipe key score.max_length (default: 2048)" in text
 
 
 def test_config_show_dumps_every_setting_with_its_help(tmp_path, capsys):
