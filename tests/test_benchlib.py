@@ -45,3 +45,18 @@ def test_rounds_table_lists_each_round_with_its_load_and_ratio():
     with_ratio = benchlib.rounds_table(results, tps, benchlib.ratio(tps["a"], tps["b"]))
     assert with_ratio[0].endswith("| b tokens/s (load) | a / b |") and with_ratio[1] == "| ---: | ---: | ---: | ---: |"
     assert with_ratio[2:] == ["| 1 | 300 (1.0) | 200 (1.5) | 1.50 |", "| 2 | 420 (2.0) | 200 (0.5) | 2.10 |"]
+
+
+def test_score_dtype_comparison_counts_flips_gaps_and_the_reward_lost():
+    import bench_score_dtype
+
+    groups = [[{"index": k} for k in range(3)] for _ in range(2)]
+    exact = [1.0, 0.95, 0.1, 0.5, 0.2, 0.0]  # prompt 1: best 0 by 0.05; prompt 2: best 0 by 0.3
+    low = [0.96, 0.99, 0.1, 0.52, 0.18, 0.01]  # bf16 moves prompt 1's pick to candidate 1
+    result = bench_score_dtype.compare(groups, {"float32": exact, "bfloat16": low})
+    assert (result["prompts"], result["candidates"], result["n"]) == (2, 6, 3)
+    assert abs(result["difference_max"] - 0.04) < 1e-9
+    best_of_3 = result["best_of_3"]
+    assert best_of_3["flips"] == 1 and best_of_3["gaps_below_max_difference"] == 0
+    assert abs(best_of_3["float32_reward_lost_mean"] - 0.025) < 1e-9 and abs(best_of_3["float32_reward_lost_max"] - 0.05) < 1e-9
+    assert result["best_of_2"]["flips"] == 1  # the first two candidates of each prompt

@@ -3,8 +3,9 @@
 ``backend.generate(prompts, params, n)`` takes token-id prompts with one :class:`GenParams`
 each and returns ``n`` :class:`Completion` per prompt. Completion ``k`` of a prompt whose
 seed is ``s`` is sampled with seed ``s + k`` on both backends (vLLM's own rule for
-``n > 1``), so a prompt's candidates do not depend on what else shares its batch: resuming
-an interrupted run and splitting one into shards give the same candidates.
+``n > 1``): no seed depends on what else shares the batch. The numbers do (a batch's shape
+changes how floats are added up), so the pipeline keeps every chunk's companions and cache
+state fixed (:func:`rmkit.sampling.pipeline.sample_stage`; docs/sampling_at_scale.md).
 ``backend.stream(prompt, params, on_text)`` gives one completion piece by piece (chat).
 """
 
@@ -126,6 +127,10 @@ class VllmBackend:
             )
         completions = [_vllm_completion(o) for o in outputs]
         return [completions[i * n : (i + 1) * n] for i in range(len(prompts))]
+
+    def forget_cached_prompts(self) -> None:
+        """Empty the prefix cache (between calls: nothing is in flight)."""
+        self.llm.reset_prefix_cache()
 
     def stream(self, prompt: list[int], params: GenParams, on_text: Callable[[str], None]) -> Completion:
         from vllm.inputs import TokensPrompt

@@ -51,6 +51,11 @@ class ChunkSampler:
         from rmkit.sampling.score import score_groups
 
         cfg, timed = self.cfg, self.timed
+        # Every chunk starts from an empty prefix cache, as in a fresh engine (a resumed run's):
+        # a prompt prefilled on top of cached blocks gets slightly different numbers than one
+        # prefilled whole, enough to change some sampled tokens. Other backends cache nothing.
+        if hasattr(self.backend, "forget_cached_prompts"):
+            self.backend.forget_cached_prompts()
         began = time.perf_counter()
         groups = sample_prompts([p for _, p in chunk], self.backend, self.policy, cfg, timed if cfg.per_turn == "best" else None)
         seconds = time.perf_counter() - began - (timed.pending if timed else 0.0)

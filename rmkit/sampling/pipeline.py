@@ -70,21 +70,26 @@ def sample_stage(recipe: Recipe, run: RunFolder, shard, score_too: bool, backend
     run.state["prompts"] = {"total": len(prompts), "in_shard": len(mine), "file": report.to_dict()}
     run.save()
     log = CandidateLog(run.candidates)
-    todo = [(order, prompt) for order, prompt in mine if prompt.id not in log.done]
-    if not todo:
+    # Chunks are cut from the run's whole prompt list, never from what is left of it: a prompt's
+    # candidates depend on the prompts that share its batches (measured, docs/sampling_at_scale.md),
+    # so a resumed run samples every chunk with the companions an uninterrupted run gave it, and a
+    # chunk cut short by an interruption is sampled again whole (only its missing prompts are kept).
+    chunks = [mine[start : start + cfg.chunk_size] for start in range(0, len(mine), cfg.chunk_size)]
+    chunks = [chunk for chunk in chunks if any(prompt.id not in log.done for _, prompt in chunk)]
+    if not chunks:
         print(f"rmkit: all {len(mine)} prompts are sampled in {run.candidates}", file=sys.stderr)
         return scorer
-    chunks = [todo[start : start + cfg.chunk_size] for start in range(0, len(todo), cfg.chunk_size)]
+    done = sum(prompt.id in log.done for _, prompt in mine)
     if cfg.executor == "ray":
         from rmkit.sampling.ray_executor import RayWorkers
 
         if backend is not None or scorer is not None:
             raise ValueError("sample.executor=ray: each Ray worker loads its own backend and scorer; none can be handed in")
         with RayWorkers(ChunkSampler, (recipe, score_too, len(chunks[0])), cfg, ray_address) as workers:
-            append_finished(run, log, workers.map(chunks), len(mine), len(mine) - len(todo))
+            append_finished(run, log, workers.map(chunks), len(mine), done)
         return None
     sampler = ChunkSampler(recipe, score_too, len(chunks[0]), backend, scorer)
-    append_finished(run, log, map(sampler.sample, chunks), len(mine), len(mine) - len(todo))
+    append_finished(run, log, map(sampler.sample, chunks), len(mine), done)
     return sampler.scorer
 
 
@@ -98,12 +103,13 @@ def append_finished(run: RunFolder, log: CandidateLog, finished: Iterable[Finish
             if chunk.needs_scoring and not run.state.get("needs_scoring"):
                 run.state["needs_scoring"] = True
                 run.save()  # before the unscored lines, so an interruption cannot lose the flag
-            for group in chunk.groups:
+            missing = [group for group in chunk.groups if group[0]["prompt_id"] not in log.done]  # a resampled chunk's
+            for group in missing:
                 log.append(group)
             for stage, amounts in chunk.timings.items():
                 run.add_timing(stage, **amounts)  # summed over workers: engine time, not the wall clock
             run.save()
-            bar.update(len(chunk.groups))
+            bar.update(len(missing))
 
 
 def score_stage(recipe: Recipe, run: RunFolder, scorer=None) -> None:
