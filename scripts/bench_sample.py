@@ -54,7 +54,7 @@ CONTENDER_ENV = {
 
 
 def sample_config(args, name: str):
-    from rmkit.config import SampleConfig
+    from rmkit.config.sections import SampleConfig
 
     return SampleConfig(policy=args.policy, dtype=args.dtype, max_tokens=args.max_tokens, n=args.n,
                         temperature=args.temperature, batch_size=args.batch_size, **CONTENDERS[name])
@@ -115,9 +115,9 @@ def markdown(args, results: dict[str, list[dict]], loads: tuple[str, str]) -> st
 def bench_scoring(args):
     from rmkit.data.formats import load_pairs
     from rmkit.data.data_report import DataReport
-    from rmkit.modeling import load_trained_reward_model
-    from rmkit.builtin_models import resolve_model
-    from rmkit.sampling.score import encode_all, score_ids
+    from rmkit.scoring.reward_models import load_trained_reward_model
+    from rmkit.models.builtin import resolve_model
+    from rmkit.scoring.reward_models import encode_all, score_ids
 
     model, tokenizer = load_trained_reward_model(resolve_model(args.reward_model))
     pairs = load_pairs(args.score_data, on_error="skip")[: args.score_examples]  # skip: the 2 identical pairs
@@ -138,7 +138,7 @@ def bench_scoring(args):
 
 
 def padded_tokens(sequences, batch_size, by_length) -> int:
-    from rmkit.sampling.score import batches
+    from rmkit.scoring.reward_models import batches
 
     lengths = [len(s) for s in sequences]
     return sum(len(b) * max(lengths[i] for i in b) for b in batches(lengths, batch_size, by_length))

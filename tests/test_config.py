@@ -1,6 +1,8 @@
 import pytest
 
-from rmkit.config import ConfigError, Recipe, load_recipe, parse_override
+from rmkit.config.recipe import load_recipe, parse_override
+from rmkit.config.sections import Recipe
+from rmkit.errors import ConfigError
 
 
 def write(tmp_path, text):
@@ -115,7 +117,7 @@ def numeric_keys() -> list[str]:
     import types
     import typing
 
-    from rmkit.config_cli import SECTIONS
+    from rmkit.config.command_line import SECTIONS
 
     keys = []
     for section, cls in SECTIONS.items():
@@ -183,8 +185,8 @@ def parse(verb, argv):
 
 
 def test_scoring_flags_default_to_the_recipe_then_score_config(tmp_path):
-    from rmkit.config import ScoreConfig
-    from rmkit.config_cli import recipe_from_args, split_overrides
+    from rmkit.config.sections import ScoreConfig
+    from rmkit.config.command_line import recipe_from_args, split_overrides
 
     for verb, argv in [("eval", ["RM", "pairs.jsonl"]), ("leaderboard", ["out.json", "--reference", "ref.json"])]:
         args = parse(verb, argv)

@@ -150,7 +150,7 @@ def test_encode_pairs_counts_pairs_not_conversations(tokenizer):
 
 
 def test_special_tokens_of_an_encoder_tokenizer_wrap_the_sequence():
-    from rmkit.builtin_models import resolve_model
+    from rmkit.models.builtin import resolve_model
 
     transformers = pytest.importorskip("transformers")
     try:

@@ -3,7 +3,7 @@ from collections import Counter
 
 import pytest
 
-from rmkit.config import ConfigError
+from rmkit.errors import ConfigError
 from rmkit.conversation import RecordError, reply_message
 from rmkit.data.data_report import DataReport
 from rmkit.data.formats import (
@@ -271,7 +271,7 @@ def test_load_pairs_sets_subset_from_folder_or_file_stem(tmp_path):
 
 
 def test_load_pair_split_from_a_fraction_or_an_eval_file(tmp_path):
-    from rmkit.config import DataConfig
+    from rmkit.config.sections import DataConfig
 
     def write(path, n, tag):
         write_jsonl(path, [{"prompt": f"{tag} question {i}", "chosen": "yes", "rejected": "no"} for i in range(n)])

@@ -2,7 +2,8 @@
 
 import pytest
 
-from rmkit.config import ConfigError, SampleConfig
+from rmkit.config.sections import SampleConfig
+from rmkit.errors import ConfigError
 from rmkit.conversation import Prompt, message
 from rmkit.sampling.candidates import through_turn
 from rmkit.sampling.generate import make_policy, request_seed, sample_prompts, temperature

@@ -6,10 +6,12 @@ import json
 import os
 
 from rmkit.cli import main
-from rmkit.config import SampleConfig, load_recipe
+from rmkit.config.recipe import load_recipe
+from rmkit.config.sections import SampleConfig
 from rmkit.sampling.pipeline import load_run_prompts, select_stage
-from rmkit.sampling.runs import CandidateLog, RunFolder, fingerprint
-from rmkit.sampling.select import random_index
+from rmkit.config.fingerprint import fingerprint
+from rmkit.sampling.runs import CandidateLog, RunFolder
+from rmkit.selection.select import random_index
 
 N = 2
 QUESTION_IDS = (81, 82, 83)

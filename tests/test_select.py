@@ -2,11 +2,11 @@
 
 import pytest
 
-from rmkit import exports
-from rmkit.config import SelectConfig
+from rmkit.selection import exports
+from rmkit.config.sections import SelectConfig
 from rmkit.conversation import message
-from rmkit.sampling.select import format_summary
-from rmkit.sampling.select import best_index, mark_selected, random_index, random_indices, ranking, select, summarize
+from rmkit.selection.select import format_summary
+from rmkit.selection.select import best_index, mark_selected, random_index, random_indices, ranking, select, summarize
 
 
 def test_ranking_and_best_break_ties_by_lower_index_and_skip_unscored():

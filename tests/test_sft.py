@@ -7,7 +7,7 @@ import pytest
 
 from rmkit.cli import main
 from rmkit.conversation import message
-from rmkit.sft import encode_sft
+from rmkit.training.sft import encode_sft
 
 CONVERSATION = [
     message("user", "Hello! How are you?"),
@@ -66,8 +66,8 @@ def test_sft_names_a_missing_data_file(tmp_path, capsys):
 
 @pytest.mark.parametrize("checkpointing", [True, False])
 def test_sft_settings_reach_trl(checkpointing):
-    from rmkit.config import load_recipe
-    from rmkit.sft import sft_arguments
+    from rmkit.config.recipe import load_recipe
+    from rmkit.training.sft import sft_arguments
 
     recipe = load_recipe(None, [f"sft.gradient_checkpointing={str(checkpointing).lower()}", "sft.learning_rate=3e-5", "sft.max_steps=7"])
     args = sft_arguments(recipe, 64)

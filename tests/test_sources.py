@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from rmkit.config import ConfigError
+from rmkit.errors import ConfigError
 from rmkit.conversation import RecordError
 from rmkit.errors import DataError, MissingPath
 from rmkit.data.sources import file_stem, read_records, split_files, split_heldout, subset_of

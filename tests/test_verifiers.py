@@ -9,13 +9,15 @@ import types
 
 import pytest
 
-from rmkit.best_of_n import bootstrap_interval, expected_at_best, expected_max, selection_curve
-from rmkit.config import ConfigError, ScoreConfig, ScorerSpec, SelectConfig
+from rmkit.selection.best_of_n import bootstrap_interval, expected_at_best, expected_max, selection_curve
+from rmkit.config.sections import ScoreConfig, ScorerSpec, SelectConfig
+from rmkit.errors import ConfigError
 from rmkit.conversation import message
 from rmkit.data.formats import parse_prompt
-from rmkit.sampling.score import ScorerSet, scorer_specs, score_groups
-from rmkit.sampling.select import select_group, summarize
-from rmkit.sampling.verifiers import NEEDS_NLTK_DATA, VerifierPool, build_constraints, ifeval_score, math_score
+from rmkit.sampling.candidates import score_groups
+from rmkit.scoring.scorer_set import ScorerSet, scorer_specs
+from rmkit.selection.select import select_group, summarize
+from rmkit.scoring.verifiers import NEEDS_NLTK_DATA, VerifierPool, build_constraints, ifeval_score, math_score
 
 pytest.importorskip("if_verifiable")
 
@@ -249,7 +251,7 @@ def test_selection_curves_and_bootstrap():
 
 def test_ifbench_verifier_checks_ifbench_constraints():
     pytest.importorskip("if_verifiable")
-    from rmkit.sampling.verifiers import BUILT_IN
+    from rmkit.scoring.verifiers import BUILT_IN
 
     record = {"instruction_id_list": ["count:keywords_multiple"],
               "kwargs": [{"keyword1": "kaleidoscope", "keyword2": "nebula", "keyword3": "whisper", "keyword4": "labyrinth",
@@ -267,7 +269,7 @@ def test_ifbench_checkers_load_without_printing():
     pytest.importorskip("if_verifiable")
     import subprocess
 
-    code = ("from rmkit.sampling.verifiers import BUILT_IN; m = [{'role': 'user', 'content': 'Hi'}, {'role': 'assistant', 'content': 'a b'}];"
+    code = ("from rmkit.scoring.verifiers import BUILT_IN; m = [{'role': 'user', 'content': 'Hi'}, {'role': 'assistant', 'content': 'a b'}];"
             "print(BUILT_IN['ifbench']({'instruction_id_list': ['count:word_count_range'], 'kwargs': [{'min_words': 1, 'max_words': 5}]}, m))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

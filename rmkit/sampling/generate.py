@@ -24,15 +24,16 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rmkit.config import CATEGORY_TEMPERATURES, ConfigError, SampleConfig
+from rmkit.config.sections import CATEGORY_TEMPERATURES, SampleConfig
+from rmkit.errors import ConfigError
 from rmkit.conversation import Conversation, Prompt, reply_message, turn_message
 from rmkit.data.encode import EncodedPrompt, encode_prompt
 from rmkit.data.templates import stop_strings
 from rmkit.sampling.backends import Backend, Completion, GenParams
 from rmkit.sampling.candidates import new_candidates, prompt_record
-from rmkit.sampling.select import best_index, mark_selected
+from rmkit.selection.select import best_index, mark_selected
 
-# What scores a turn's replies (a rmkit.sampling.score.ScorerSet): the conversations and their
+# What scores a turn's replies (a rmkit.scoring.scorer_set.ScorerSet): the conversations and their
 # prompt records in, per conversation {"reward", "scores", "errors"?} out.
 TurnScorer = Callable[[list[Conversation], list[dict]], list[dict]]
 

@@ -23,7 +23,7 @@ from collections import Counter, deque
 from collections.abc import Iterator
 
 from rmkit import logs
-from rmkit.config import SampleConfig
+from rmkit.config.sections import SampleConfig
 from rmkit.errors import MissingDependency, UserError
 
 IN_FLIGHT = 2  # chunks per worker: one generating, the next already there when it finishes
