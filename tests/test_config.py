@@ -213,7 +213,67 @@ def test_field_help_reaches_the_verbs_help(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["eval", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "tokens per scored conversation; oldest turns are dropped first; recipe key score.max_length (default: 2048)" in text
+    assert (
+        "tokens per scored conversation; oldest turns are dropped first; capped at what the reward model reads; "
+        "recipe key score.max_length (default: 2048)"
+    ) in text
+
+
+def every_key():
+    """(section.key, its help) of every recipe key, score.scorers' entries included."""
+    import dataclasses
+
+    from rmkit.config.sections import SECTIONS, ScorerSpec
+
+    classes = {**SECTIONS, "score.scorers[]": ScorerSpec}
+    return [(f"{section}.{key.name}", key.metadata.get("help")) for section, cls in classes.items() for key in dataclasses.fields(cls)]
+
+
+def test_every_key_has_help():
+    keys = every_key()
+    assert len(keys) > 110
+    assert [key for key, text in keys if not text or len(text) < 15] == []
+
+
+def test_config_show_and_the_verbs_flags_print_each_keys_help(capsys):
+    from rmkit.cli import build_parser, main
+    from rmkit.evaluation.evaluate import SCORE_FLAGS
+
+    assert main(["config", "show"]) == 0
+    shown, section = {}, None
+    for line in capsys.readouterr().out.splitlines():
+        if not line.startswith(" "):
+            section = line.split(":")[0]
+        else:
+            name, _, comment = line.strip().partition(": ")
+            shown[f"{section}.{name}"] = comment.split("  # ", 1)[1]
+    assert shown == {key: text for key, text in every_key() if not key.startswith("score.scorers[]")}
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["eval", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for key in SCORE_FLAGS:
+        help_text = dict(every_key())[key]
+        assert f"{help_text}; recipe key {key} (default:" in text
+
+
+def test_the_keys_a_run_resumes_across_are_those_that_change_no_result():
+    """What a fingerprint leaves out: a change of these keys resumes a run or checkpoint, any other is refused."""
+    from rmkit.config.fingerprint import FINGERPRINTED, neutral_keys
+
+    assert {section: neutral_keys(section) for section in FINGERPRINTED} == {
+        "model": {"trust_remote_code", "gradient_checkpointing"},
+        "data": {"on_error"},
+        "lora": set(),
+        "train": {
+            "output_dir", "eval_batch_size", "pad_to_multiple_of", "eval_steps", "save_steps", "save_total_limit",
+            "resume", "logging_steps", "report_to", "merge", "tokens_per_backward",
+        },
+        "sample": {
+            "chunk_size", "batch_size", "tensor_parallel_size", "data_parallel_size", "gpu_memory_utilization", "enforce_eager",
+            "output_dir", "executor", "workers",
+        },
+        "score": {"batch_size", "gpu_memory_utilization", "enforce_eager", "verifier_workers"},
+    }
 
 
 def test_config_show_dumps_every_setting_with_its_help(tmp_path, capsys):

@@ -1,5 +1,6 @@
 """The recipe on the command line: ``--recipe``, ``section.key=value`` overrides, and flags
-built from the config dataclasses, so each default and its help live once, in rmkit/config/sections.py.
+built from the config dataclasses, so each default and its help live once, in
+:mod:`rmkit.config.sections`.
 
     rmkit config show [RECIPE] [section.key=value ...]   every setting, with its help
 
@@ -20,17 +21,15 @@ from pathlib import Path
 from typing import Literal
 
 from rmkit.config.recipe import load_recipe, read_recipe_file
-from rmkit.config.sections import Recipe
+from rmkit.config.sections import SECTIONS, Recipe
 from rmkit.errors import ConfigError
 
 OVERRIDE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+=")
-FIELD_COMMENT = re.compile(r"^\s+(\w+): [^#]*?#\s*(.+)$")
-SECTIONS: dict[str, type] = typing.get_type_hints(Recipe)  # section name → its config dataclass
 
 
 def field_help(cls: type) -> dict[str, str]:
-    """A config dataclass's field docs: the trailing ``# comment`` of each field in rmkit/config/sections.py."""
-    return {m[1]: m[2] for line in inspect.getsource(cls).splitlines() if (m := FIELD_COMMENT.match(line))}
+    """A config dataclass's help for each key (:func:`rmkit.config.fields.setting`)."""
+    return {key.name: key.metadata["help"] for key in dataclasses.fields(cls)}
 
 
 def add_recipe_arguments(parser: argparse.ArgumentParser, keys: tuple[str, ...] = (), overrides: bool = True) -> None:
@@ -41,13 +40,13 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, keys: tuple[str, ...] 
         section, name = key.split(".")
         cls = SECTIONS[section]
         default = getattr(cls(), name)
-        text = field_help(cls).get(name, "")
+        text = field_help(cls)[name]
         parser.add_argument(
             "--" + name.replace("_", "-"),
             dest=key,
             default=None,
             metavar=name.upper(),
-            help=f"{text}{'; ' if text else ''}recipe key {key} (default: {'unset' if default in ('', None) else default})",
+            help=f"{text}; recipe key {key} (default: {'unset' if default in ('', None) else default})",
             **_argparse_type(typing.get_type_hints(cls)[name], key, cls),
         )
     if overrides:
@@ -119,12 +118,11 @@ def show(recipe: Recipe) -> str:
 
     lines = []
     for section, cls in SECTIONS.items():
-        docs, doc = field_help(cls), inspect.getdoc(cls) or ""
-        summary = "" if doc.startswith(f"{cls.__name__}(") else doc.splitlines()[0]  # not dataclass's own
-        lines.append(f"{section}:" + (f"  # {summary}" if summary else ""))
+        docs = field_help(cls)
+        lines.append(f"{section}:  # {inspect.getdoc(cls).splitlines()[0].replace('``', '`')}")
         for name, value in dataclasses.asdict(getattr(recipe, section)).items():
             text = yaml.safe_dump({name: value}, default_flow_style=True, width=1000).strip()[1:-1]
-            lines.append(f"  {text}" + (f"  # {docs[name]}" if name in docs else ""))
+            lines.append(f"  {text}  # {docs[name]}")
     return "\n".join(lines)
 
 

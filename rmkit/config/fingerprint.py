@@ -1,42 +1,33 @@
 """A run's fingerprint: its result-affecting settings, which a resumed run must not change.
 
 Training checkpoints record the model, data, lora and train sections; run folders the sample
-and score sections. A setting that changes only speed, memory, logging or where outputs go
-is left out (:data:`RESULT_NEUTRAL`), so changing it resumes the run.
+and score sections. A key marked ``neutral`` (:func:`rmkit.config.fields.setting`: it changes
+only speed, memory, logging or where outputs go) is left out, so changing it resumes the run.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from rmkit.config.sections import Recipe
+from rmkit.config.sections import SECTIONS, Recipe
 
-# Settings that change speed, memory, logging or where outputs go, but not what is trained,
-# generated or scored. Training checkpoints record the first four sections, run folders the last two.
-RESULT_NEUTRAL = {
-    "model": {"trust_remote_code", "gradient_checkpointing"},
-    "data": {"on_error"},
-    "lora": set(),
-    "train": {
-        "output_dir", "eval_batch_size", "pad_to_multiple_of", "eval_steps", "save_steps", "save_total_limit",
-        "resume", "logging_steps", "report_to", "merge", "tokens_per_backward",
-    },
-    "sample": {
-        "chunk_size", "batch_size", "tensor_parallel_size", "data_parallel_size", "gpu_memory_utilization", "enforce_eager",
-        "output_dir", "executor", "workers",
-    },
-    "score": {"batch_size", "gpu_memory_utilization", "enforce_eager", "verifier_workers"},
-}
+FINGERPRINTED = ("model", "data", "lora", "train", "sample", "score")  # the sections a fingerprint has a place for
+
+
+def neutral_keys(section: str) -> set[str]:
+    """The keys of a recipe section that no result depends on."""
+    return {key.name for key in dataclasses.fields(SECTIONS[section]) if key.metadata["neutral"]}
 
 
 def fingerprint(recipe: Recipe, sections: tuple[str, ...]) -> dict:
     """The result-affecting settings of ``sections`` (a section not in use is None)."""
     out = {}
-    for name in RESULT_NEUTRAL:
+    for name in FINGERPRINTED:
         values = dataclasses.asdict(getattr(recipe, name))
         if name == "score" and not values["scorers"]:  # reward_model alone: as before scorers existed, so older runs resume
             del values["scorers"]
-        out[name] = {k: v for k, v in values.items() if k not in RESULT_NEUTRAL[name]} if name in sections else None
+        neutral = neutral_keys(name)
+        out[name] = {k: v for k, v in values.items() if k not in neutral} if name in sections else None
     return out
 
 

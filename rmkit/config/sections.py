@@ -1,45 +1,73 @@
-"""The recipe's sections: one dataclass per stage, each with its keys' defaults and its own checks.
+"""The recipe's sections: one dataclass per stage, each with its keys' defaults, their help and
+its own checks.
 
 Every entry point reads the same :class:`Recipe`; each uses the sections it owns
 (``rmkit train``: model, data, lora, train; ``rmkit sample-and-score``: sample, score,
-select; ``rmkit serve``: score, serve). :mod:`rmkit.config.recipe` reads one from YAML.
+select; ``rmkit serve``: score, serve). :mod:`rmkit.config.recipe` reads one from YAML. Each key
+is a :func:`~rmkit.config.fields.setting`: its help is what ``rmkit config show`` and the verbs'
+flags print, and ``neutral=True`` marks a key that changes speed, memory, logging or where
+outputs go but no result, so a run resumes across a change of it
+(:mod:`rmkit.config.fingerprint`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from rmkit.config.fields import check_range
+from rmkit.config.fields import check_range, setting
 from rmkit.errors import ConfigError
 
 
 @dataclass
 class ModelConfig:
-    name_or_path: str = "smollm2-135m"  # a path, a hub id, or a built-in short name (rmkit.models.builtin)
-    tokenizer: str | None = None  # defaults to name_or_path
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    chat_template: str = "chatml"  # registry template used when the tokenizer has none
-    force_chat_template: bool = False  # use chat_template even when the tokenizer has one
-    pad_token: str | None = None  # e.g. "<|endoftext|>" when the tokenizer's pad is its EOS
-    trust_remote_code: bool = False
-    gradient_checkpointing: bool | Literal["auto"] = "auto"  # auto: on when one backward's activations would outweigh the weights
-    load_in_4bit: bool = False  # bitsandbytes, GPU only
-    load_in_8bit: bool = False
+    """``rmkit train``: the model the reward model is built on."""
+
+    name_or_path: str = setting(
+        "smollm2-135m", "the model to build on: a folder, a hub id or a built-in short name (`rmkit models`); "
+        "a causal LM or an encoder gets a new one-output score head",
+    )
+    tokenizer: str | None = setting(None, "the tokenizer's folder or hub id; unset: name_or_path's")
+    dtype: Literal["float32", "bfloat16", "float16"] = setting(
+        "float32", "dtype the weights are loaded in (float32 master weights; autocast is train.mixed_precision)"
+    )
+    chat_template: str = setting("chatml", "template (chatml, llama-3, vicuna, plain) conversations are rendered with when the tokenizer has none")
+    force_chat_template: bool = setting(False, "use chat_template even when the tokenizer has a template of its own")
+    pad_token: str | None = setting(
+        None, 'pad token, e.g. "<|endoftext|>"; unset: the tokenizer\'s, or a new one where it has none or pads with EOS '
+        "(the reward is read at the last token before the pads)",
+    )
+    trust_remote_code: bool = setting(False, "run Python code that comes with the model (transformers' trust_remote_code): only for models you trust", neutral=True)
+    gradient_checkpointing: bool | Literal["auto"] = setting(
+        "auto", "recompute activations in the backward (less memory, about a third more compute); "
+        "auto: on when one backward's activations would outweigh the weights", neutral=True,
+    )
+    load_in_4bit: bool = setting(False, "load the frozen base in 4 bits (bitsandbytes NF4; CUDA GPU and LoRA only)")
+    load_in_8bit: bool = setting(False, "load the frozen base in 8 bits (bitsandbytes; CUDA GPU and LoRA only)")
 
 
 @dataclass
 class DataConfig:
-    path: str = ""  # file, folder, glob, or a datasets hub id
-    split: str = "train"  # for hub datasets
-    format: Literal["auto", "hh_rlhf", "trl", "medicalgpt", "sharegpt"] = "auto"
-    eval_path: str | None = None  # a separate held-out file; else eval_fraction of path
-    eval_fraction: float = 0.05
-    seed: int = 42
-    max_length: int = 512  # tokens per conversation (prompt + reply); capped at what the model reads (max_position_embeddings)
-    max_examples: int | None = None  # cap on parsed pairs (after the split), for quick runs
-    on_error: Literal["raise", "skip"] = "raise"
+    """``rmkit train``: the preference pairs, their held-out split and how they are encoded."""
+
+    path: str = setting("", "preference pairs: a file (.jsonl, .json, .parquet, .gz), a folder, a glob, or a datasets hub id")
+    split: str = setting("train", "the split to read: of a hub dataset, or of a folder's files by name")
+    format: Literal["auto", "hh_rlhf", "trl", "medicalgpt", "sharegpt"] = setting(
+        "auto", "the pairs' format; auto: each record's keys tell it"
+    )
+    eval_path: str | None = setting(None, "held-out pairs of their own (file, folder, glob or hub id); unset: eval_fraction of path")
+    eval_fraction: float = setting(0.05, "share of path's pairs held out for evaluation, when eval_path is unset")
+    seed: int = setting(42, "seed of the held-out split")
+    max_length: int = setting(
+        512, "tokens per conversation (prompt + reply); a longer prompt loses its oldest turns first; "
+        "capped at what the model reads (max_position_embeddings)",
+    )
+    max_examples: int | None = setting(None, "cap on parsed pairs (train and held-out each, after the split), for quick runs")
+    on_error: Literal["raise", "skip"] = setting(
+        "raise", "a bad record: raise stops at it (file, line and field); skip leaves it out and counts it", neutral=True
+    )
 
     def __post_init__(self):
         check_range("data", self, "in [0, 1)", "eval_fraction")
@@ -48,11 +76,15 @@ class DataConfig:
 
 @dataclass
 class LoraConfig:
-    enabled: bool = True
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.0  # LoRA dropout doubles a CPU step (measured: 15 s vs 7.5 s) for little gain in a short run
-    target_modules: list[str] | str = "all-linear"
+    """``rmkit train`` and ``rmkit sft``: the LoRA adapters (the score head is trained in full)."""
+
+    enabled: bool = setting(True, "train LoRA adapters and the score head; false: fine-tune every weight")
+    r: int = setting(16, "rank of the LoRA matrices")
+    alpha: int = setting(32, "LoRA's scale numerator: an adapter's update is scaled by alpha / r")
+    dropout: float = setting(
+        0.0, "dropout on the adapters' input; it doubles a CPU step (measured: 15 s vs 7.5 s) for little gain in a short run"
+    )
+    target_modules: list[str] | str = setting("all-linear", "the layers that get adapters: a list of module names, or all-linear")
 
     def __post_init__(self):
         check_range("lora", self, "at least 1", "r")
@@ -62,33 +94,46 @@ class LoraConfig:
 
 @dataclass
 class TrainConfig:
-    output_dir: str = "outputs/reward_model"
-    per_device_batch_size: int = 8
-    eval_batch_size: int = 16
-    gradient_accumulation_steps: int = 1
-    learning_rate: float = 1e-4
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.05
-    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
-    num_epochs: float = 1.0
-    max_steps: int | None = None  # overrides num_epochs
-    max_grad_norm: float = 1.0
-    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
-    center_rewards_coefficient: float | None = None
-    group_by_length: bool = True
-    # A batch's pairs are backpropagated in runs of at most this many tokens, one after
-    # another (same gradients, one run's activations held); auto: activations about the
-    # weights' size; null: the whole batch at once.
-    tokens_per_backward: int | Literal["auto"] | None = "auto"
-    pad_to_multiple_of: int | None = None
-    eval_steps: int | None = None  # None: only at the end
-    save_steps: int | None = None  # None: no intermediate checkpoints
-    save_total_limit: int = 2  # 0: keep every checkpoint
-    resume: Literal["auto", "never"] | str = "auto"  # or a checkpoint path
-    logging_steps: int = 10  # at least 1
-    report_to: list[str] = field(default_factory=list)  # e.g. ["tensorboard"]
-    seed: int = 42
-    merge: bool = True  # also write a merged model that plain transformers loads
+    """``rmkit train``: the optimisation, checkpoints and outputs."""
+
+    output_dir: str = setting(
+        "outputs/reward_model", "the output folder: adapter/, model/, metrics.jsonl, summary.json, checkpoints/, report/", neutral=True
+    )
+    per_device_batch_size: int = setting(8, "pairs per micro-batch on each process")
+    eval_batch_size: int = setting(16, "pairs per forward in held-out evaluation, on each process", neutral=True)
+    gradient_accumulation_steps: int = setting(1, "micro-batches whose gradients make one optimizer step")
+    learning_rate: float = setting(1e-4, "AdamW's learning rate after warmup")
+    weight_decay: float = setting(0.0, "AdamW's decoupled weight decay")
+    warmup_ratio: float = setting(0.05, "share of the steps over which the learning rate rises from 0")
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = setting(
+        "linear", "how the learning rate changes after warmup (transformers' get_scheduler)"
+    )
+    num_epochs: float = setting(1.0, "passes over the training pairs (a fraction stops early)")
+    max_steps: int | None = setting(None, "optimizer steps to take; set, it overrides num_epochs")
+    max_grad_norm: float = setting(1.0, "gradients are clipped to this norm; 0: not clipped")
+    mixed_precision: Literal["no", "bf16", "fp16"] = setting(
+        "no", "autocast dtype of forward and backward (Accelerate's); bf16 and fp16 also store frozen weights in it"
+    )
+    center_rewards_coefficient: float | None = setting(
+        None, "adds this times the mean squared reward to the loss (TRL's pull towards zero-mean rewards); unset: off"
+    )
+    group_by_length: bool = setting(True, "batches of pairs of similar length (less padding); false: plain random batches")
+    tokens_per_backward: int | Literal["auto"] | None = setting(
+        "auto", "a batch's pairs are backpropagated in runs of at most this many tokens, one after another (same gradients, "
+        "one run's activations held); auto: activations about the weights' size; null: the whole batch at once", neutral=True,
+    )
+    pad_to_multiple_of: int | None = setting(None, "pad a batch's width to a multiple of this (e.g. 8 for tensor cores); unset: to its longest", neutral=True)
+    eval_steps: int | None = setting(None, "evaluate on the held-out pairs every this many steps; unset: only at the end", neutral=True)
+    save_steps: int | None = setting(None, "save a checkpoint every this many steps, which a rerun resumes from; unset: none", neutral=True)
+    save_total_limit: int = setting(2, "checkpoints kept, the oldest deleted first; 0: keep every one", neutral=True)
+    resume: Literal["auto", "never"] | str = setting(
+        "auto", "auto: go on from output_dir's latest checkpoint; never: refuse a folder with checkpoints; or a checkpoint's path",
+        neutral=True,
+    )
+    logging_steps: int = setting(10, "write the mean loss to metrics.jsonl every this many steps", neutral=True)
+    report_to: list[str] = setting([], "trackers that get the metrics too, e.g. [tensorboard] or [wandb] (Accelerate's log_with)", neutral=True)
+    seed: int = setting(42, "seed of the new weights, the batch order and dropout")
+    merge: bool = setting(True, "also write model/: the adapter merged into its base, which plain transformers and vLLM load", neutral=True)
 
     def __post_init__(self):
         counts = ("per_device_batch_size", "eval_batch_size", "gradient_accumulation_steps", "logging_steps")  # each divides something
@@ -113,41 +158,55 @@ CATEGORY_TEMPERATURES: dict[str, dict[str, float]] = {
 class SampleConfig:
     """``rmkit sample``: prompts → N candidates per prompt from a policy model."""
 
-    prompts: str = ""  # prompt file, folder or glob (rmkit.data.formats.load_prompts)
-    prompts_format: str = "auto"  # auto, mt_bench, messages, sharegpt, hh_rlhf, alpaca_eval, text
-    on_error: Literal["raise", "skip"] = "raise"  # bad prompt records: stop, or skip and count
-    max_prompts: int | None = None  # the first N prompts only, for quick runs
-    policy: str = "smollm2-135m-instruct"  # a path, hub id, or built-in short name (rmkit.models.builtin)
-    tokenizer: str | None = None  # defaults to policy
-    chat_template: str = "chatml"  # registry template used when the tokenizer has none
-    force_chat_template: bool = False
-    backend: Literal["vllm", "transformers"] = "vllm"
-    n: int = 4  # candidates per prompt
-    per_turn: Literal["independent", "best"] = "independent"  # best: continue from each turn's best reply
-    temperature: float = 0.7
-    category_temperature: dict[str, float] | str | None = None  # a mapping, or a preset name ("mt_bench")
-    top_p: float = 1.0
-    top_k: int = 0  # 0: off
-    min_p: float = 0.0
-    max_tokens: int = 512  # per reply
-    repetition_penalty: float = 1.0
-    presence_penalty: float = 0.0
-    frequency_penalty: float = 0.0
-    stop: list[str] = field(default_factory=list)  # besides the chat template's own
-    stop_token_ids: list[int] = field(default_factory=list)  # besides EOS and the template's end token
-    seed: int = 0
-    chunk_size: int = 64  # prompts per generation batch; an interruption loses at most one chunk
-    executor: Literal["local", "ray"] = "local"  # ray: chunks go to Ray workers (pip install "rmkit[ray]"; --ray-address)
-    workers: int | None = None  # Ray workers; None: one per tensor_parallel_size GPUs of the cluster, one per node without GPUs
-    batch_size: int = 16  # sequences per generate() call (transformers backend)
-    # engine settings (vLLM; dtype and max_model_len also apply to transformers)
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    max_model_len: int | None = None  # None: the model's own limit
-    tensor_parallel_size: int = 1
-    data_parallel_size: int = 1  # more replicas: sample.executor=ray, or one process each with --shard i/n, then `rmkit merge`
-    gpu_memory_utilization: float = 0.5  # GPU: leaves room for the reward model; CPU: KV cache sized from need (rmkit.models.kv_cache)
-    enforce_eager: bool = False
-    output_dir: str = "runs/sample"  # the run folder (--output overrides)
+    prompts: str = setting("", "the prompts: a file, folder or glob (rmkit.data.formats.load_prompts)")
+    prompts_format: str = setting("auto", "the prompt records' format: mt_bench, messages, sharegpt, hh_rlhf, alpaca_eval, text; auto: each record's keys tell it")
+    on_error: Literal["raise", "skip"] = setting("raise", "a bad prompt record: raise stops at it; skip leaves it out and counts it")
+    max_prompts: int | None = setting(None, "only the first this many prompts, for quick runs")
+    policy: str = setting("smollm2-135m-instruct", "the model that writes the candidates: a folder, hub id or built-in short name (`rmkit models`)")
+    tokenizer: str | None = setting(None, "the policy's tokenizer folder or hub id; unset: the policy's own")
+    chat_template: str = setting("chatml", "template (chatml, llama-3, vicuna, plain) prompts are rendered with when the policy's tokenizer has none")
+    force_chat_template: bool = setting(False, "use chat_template even when the policy's tokenizer has a template of its own")
+    backend: Literal["vllm", "transformers"] = setting("vllm", "the generation engine: vllm (batched, CPU or GPU) or transformers (model.generate)")
+    n: int = setting(4, "candidates per prompt")
+    per_turn: Literal["independent", "best"] = setting(
+        "independent", "a multi-turn prompt: independent, each candidate its own conversation; best, every turn continues from its best-scored reply"
+    )
+    temperature: float = setting(0.7, "sampling temperature; 0: greedy")
+    category_temperature: dict[str, float] | str | None = setting(
+        None, "temperature by prompt category, over temperature: a mapping, or a preset name (mt_bench: FastChat's)"
+    )
+    top_p: float = setting(1.0, "sample from the likeliest tokens that together reach this probability; 1: off")
+    top_k: int = setting(0, "sample from the k likeliest tokens only; 0: off")
+    min_p: float = setting(0.0, "leave out tokens less likely than this times the likeliest one; 0: off")
+    max_tokens: int = setting(512, "most tokens generated per reply")
+    repetition_penalty: float = setting(1.0, "above 1 makes tokens already in the prompt or reply less likely; 1: off")
+    presence_penalty: float = setting(0.0, "lowers the logit of every token already generated (negative: raises); 0: off")
+    frequency_penalty: float = setting(0.0, "lowers a token's logit by this for each time it was generated; 0: off")
+    stop: list[str] = setting([], "strings that end a reply, besides the chat template's own end")
+    stop_token_ids: list[int] = setting([], "token ids that end a reply, besides EOS and the template's end token")
+    seed: int = setting(0, "seed of sampling: each request's seed comes from it and the prompt's id, so resumed or sharded runs sample the same")
+    chunk_size: int = setting(64, "prompts per generation batch; an interruption loses at most one chunk", neutral=True)
+    executor: Literal["local", "ray"] = setting(
+        "local", 'where chunks are sampled: local, or ray (Ray workers; pip install "rmkit[ray]"; --ray-address)', neutral=True
+    )
+    workers: int | None = setting(
+        None, "Ray workers; unset: one per tensor_parallel_size GPUs of the cluster, one per node without GPUs", neutral=True
+    )
+    batch_size: int = setting(16, "sequences per generate() call (transformers backend)", neutral=True)
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = setting("auto", "dtype of the policy's weights; auto: the model's own")
+    max_model_len: int | None = setting(
+        None, "most tokens of prompt and reply (a longer prompt loses its oldest turns first); unset: the model's own limit"
+    )
+    tensor_parallel_size: int = setting(1, "GPUs one vLLM engine splits the policy across", neutral=True)
+    data_parallel_size: int = setting(
+        1, "1: for more replicas use sample.executor=ray, or one process each with --shard i/n, then `rmkit merge`", neutral=True
+    )
+    gpu_memory_utilization: float = setting(
+        0.5, "vLLM's share of GPU memory, leaving room for the reward model; on CPU the KV cache is sized from need (rmkit.models.kv_cache)",
+        neutral=True,
+    )
+    enforce_eager: bool = setting(False, "vLLM without CUDA graphs: slower, but starts sooner and needs less memory", neutral=True)
+    output_dir: str = setting("runs/sample", "the run folder (--output overrides)", neutral=True)
 
     def __post_init__(self):
         counts = ("n", "max_prompts", "max_tokens", "chunk_size", "workers", "batch_size", "max_model_len")
@@ -167,28 +226,32 @@ class SampleConfig:
 class ScorerSpec:
     """One entry of ``score.scorers``: set exactly one of reward_model, verifier, function."""
 
-    name: str = ""  # its column in candidates.jsonl (scores.NAME) and stats.json
-    weight: float = 1.0  # selection ranks by the weighted sum of all scorers; 0: recorded only
-    reward_model: str = ""  # a reward model folder, scored with the score section's settings
-    verifier: Literal["", "ifeval", "ifeval_loose", "math", "ifbench"] = ""  # built-in checks (rmkit.scoring.verifiers)
-    function: str = ""  # "module:function", called with (prompt record, messages) -> float
+    name: str = setting("", "its column in candidates.jsonl (scores.NAME) and stats.json")
+    weight: float = setting(1.0, "selection ranks by the weighted sum of all scorers; 0: recorded only")
+    reward_model: str = setting("", "a reward model folder, scored with the score section's settings")
+    verifier: Literal["", "ifeval", "ifeval_loose", "math", "ifbench"] = setting("", "a built-in check (rmkit.scoring.verifiers)")
+    function: str = setting("", '"module:function", called with (prompt record, messages), returning a float')
 
 
 @dataclass
 class ScoreConfig:
     """``rmkit score``: candidates → rewards from reward models, verifiers and Python functions."""
 
-    reward_model: str = ""  # an rmkit training output (merged, or adapter + base) or a Hugging Face classifier
-    scorers: list[ScorerSpec] = field(default_factory=list)  # several scorers; else reward_model alone
-    verifier_workers: int = 2  # processes for the built-in verifiers; 0: in the main process
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # of the reward model's weights
-    chat_template: str = "chatml"  # registry template used when the RM's tokenizer has none
-    force_chat_template: bool = False  # use chat_template even when the RM's tokenizer has one
-    max_length: int = 2048  # tokens per scored conversation; oldest turns are dropped first; capped at what the RM reads
-    batch_size: int = 8  # conversations per forward pass
-    backend: Literal["transformers", "vllm"] = "transformers"  # vllm: the pooling runner (GPU)
-    gpu_memory_utilization: float = 0.3  # vllm backend on GPU (on CPU the KV cache is sized from need)
-    enforce_eager: bool = False  # vllm backend
+    reward_model: str = setting("", "an rmkit training output (merged, or adapter + base) or a Hugging Face classifier")
+    scorers: list[ScorerSpec] = setting([], "several scorers, each with a name and a weight; unset: reward_model alone")
+    verifier_workers: int = setting(2, "processes for the built-in verifiers; 0: in the main process", neutral=True)
+    dtype: Literal["float32", "bfloat16", "float16"] = setting("float32", "dtype of the reward model's weights")
+    chat_template: str = setting("chatml", "template (chatml, llama-3, vicuna, plain) used when the reward model's tokenizer has none")
+    force_chat_template: bool = setting(False, "use chat_template even when the reward model's tokenizer has one")
+    max_length: int = setting(
+        2048, "tokens per scored conversation; oldest turns are dropped first; capped at what the reward model reads"
+    )
+    batch_size: int = setting(8, "conversations per forward pass", neutral=True)
+    backend: Literal["transformers", "vllm"] = setting("transformers", "the scoring engine: transformers, or vllm's pooling runner (GPU)")
+    gpu_memory_utilization: float = setting(
+        0.3, "vllm backend: its share of GPU memory (on CPU the KV cache is sized from need)", neutral=True
+    )
+    enforce_eager: bool = setting(False, "vllm backend without CUDA graphs: slower, but starts sooner", neutral=True)
 
     def __post_init__(self):
         check_range("score", self, "at least 1", "max_length", "batch_size")
@@ -200,15 +263,21 @@ class ScoreConfig:
 class SelectConfig:
     """``rmkit select``: scored candidates → SFT data, DPO pairs, exports and stats."""
 
-    top_k: int = 1  # conversations per prompt written to sft.jsonl (1: best-of-N)
-    keep_ties: bool = False  # also keep every further distinct candidate that ties the best reward (ReST-EM: all correct answers)
-    pick: Literal["best", "random"] = "best"  # random: the control arm, a seeded random candidate per prompt, as many as best would keep, from the same prompts
-    pairs: bool = True  # write pairs.jsonl: best vs worst candidate per prompt
-    min_margin: float = 0.0  # pairs: least reward gap between chosen and rejected
-    min_reward: float | None = None  # leave out prompts whose best reward is lower
-    seed: int = 0  # for the random baseline pick
-    exports: list[Literal["mt_bench", "alpaca_eval"]] = field(default_factory=list)
-    model_id: str | None = None  # name in the exports; default: the policy's name + "-bo{n}"
+    top_k: int = setting(1, "conversations per prompt written to sft.jsonl (1: best-of-N)")
+    keep_ties: bool = setting(
+        False, "also keep every further distinct candidate that ties the best reward (ReST-EM: all correct answers)"
+    )
+    pick: Literal["best", "random"] = setting(
+        "best", "random: the control arm, as many seeded random candidates per prompt as best would keep, from the same prompts"
+    )
+    pairs: bool = setting(True, "write pairs.jsonl: best vs worst candidate per prompt")
+    min_margin: float = setting(0.0, "pairs: least reward gap between chosen and rejected")
+    min_reward: float | None = setting(None, "leave out prompts whose best reward is lower")
+    seed: int = setting(0, "seed of the random pick")
+    exports: list[Literal["mt_bench", "alpaca_eval"]] = setting(
+        [], "outputs for outside judges: mt_bench (FastChat's model_answer/MODEL_ID.jsonl), alpaca_eval (alpaca_eval_outputs.json)"
+    )
+    model_id: str | None = setting(None, 'name in the exports; unset: the policy\'s name + "-bo{n}"')
 
     def __post_init__(self):
         check_range("select", self, "at least 1", "top_k")
@@ -219,22 +288,26 @@ class SelectConfig:
 class SftConfig:
     """``rmkit sft``: supervised fine-tuning of the policy on a run's sft.jsonl (TRL's SFTTrainer)."""
 
-    data: str = ""  # an sft.jsonl or a run folder; default: the run named on the command line, or sample.output_dir
-    policy: str = ""  # the model to fine-tune; default: sample.policy
-    output_dir: str = "outputs/sft"  # the merged model (a folder sample.policy accepts)
-    use_lora: bool = True  # LoRA with the lora section's settings, merged at the end; false: full fine-tuning
-    max_length: int = 1024  # tokens per conversation; longer ones are cut at the end (TRL's truncation)
-    per_device_batch_size: int = 8
-    gradient_accumulation_steps: int = 1
-    learning_rate: float = 1e-4
-    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
-    warmup_ratio: float = 0.05
-    num_epochs: float = 1.0
-    max_steps: int | None = None  # overrides num_epochs
-    bf16: bool = False  # bf16 autocast (GPU or a recent CPU)
-    gradient_checkpointing: bool = True  # recompute activations in the backward: less memory, about a third more compute (TRL's default)
-    logging_steps: int = 10
-    seed: int = 42
+    data: str = setting("", "an sft.jsonl or a run folder; unset: the run named on the command line, or sample.output_dir")
+    policy: str = setting("", "the model to fine-tune; unset: sample.policy")
+    output_dir: str = setting("outputs/sft", "where the merged model goes (a folder sample.policy accepts)")
+    use_lora: bool = setting(True, "LoRA with the lora section's settings, merged at the end; false: full fine-tuning")
+    max_length: int = setting(1024, "tokens per conversation; longer ones are cut at the end (TRL's truncation)")
+    per_device_batch_size: int = setting(8, "conversations per micro-batch on each device")
+    gradient_accumulation_steps: int = setting(1, "micro-batches whose gradients make one optimizer step")
+    learning_rate: float = setting(1e-4, "AdamW's learning rate after warmup")
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = setting(
+        "linear", "how the learning rate changes after warmup"
+    )
+    warmup_ratio: float = setting(0.05, "share of the steps over which the learning rate rises from 0")
+    num_epochs: float = setting(1.0, "passes over the data (a fraction stops early)")
+    max_steps: int | None = setting(None, "optimizer steps to take; set, it overrides num_epochs")
+    bf16: bool = setting(False, "bf16 autocast (GPU or a recent CPU)")
+    gradient_checkpointing: bool = setting(
+        True, "recompute activations in the backward: less memory, about a third more compute (TRL's default)"
+    )
+    logging_steps: int = setting(10, "log the training loss every this many steps")
+    seed: int = setting(42, "seed of the new weights, the data order and dropout")
 
     def __post_init__(self):
         counts = ("max_length", "per_device_batch_size", "gradient_accumulation_steps", "max_steps", "logging_steps")
@@ -247,9 +320,13 @@ class SftConfig:
 class IterateConfig:
     """``rmkit iterate``: rounds of sample → score → select → sft, round k+1 sampling with round k's policy."""
 
-    rounds: int = 2  # sample-score-select-sft rounds
-    mode: Literal["rest_em", "raft"] = "rest_em"  # rest_em: fine-tune the base policy on all data kept so far; raft: continue from the previous round's policy on this round's data
-    output_dir: str = "outputs/iterate"  # round-K/run (the sampling run) and round-K/policy (its fine-tuned policy) for each round
+    rounds: int = setting(2, "sample-score-select-sft rounds")
+    mode: Literal["rest_em", "raft"] = setting(
+        "rest_em", "rest_em: fine-tune the base policy on all data kept so far; raft: continue from the previous round's policy on this round's data"
+    )
+    output_dir: str = setting(
+        "outputs/iterate", "round-K/run (the sampling run) and round-K/policy (its fine-tuned policy) for each round"
+    )
 
     def __post_init__(self):
         check_range("iterate", self, "at least 1", "rounds")
@@ -259,11 +336,11 @@ class IterateConfig:
 class ServeConfig:
     """``rmkit serve``: the score section as an HTTP reward service for online RL (OpenRLHF, verl, ...)."""
 
-    batching: bool = True  # gather the conversations of concurrent requests into one scoring call; false: each request alone
-    max_batch_wait: float = 0.01  # seconds a call short of score.batch_size conversations waits for more requests (0: none)
-    max_batch_conversations: int = 256  # a scoring call takes waiting requests up to this many conversations (less padding)
-    max_request_bytes: int = 8_388_608  # a larger request body is refused (413)
-    max_conversations: int = 1024  # conversations (queries, inputs) per request; more are refused (413)
+    batching: bool = setting(True, "gather the conversations of concurrent requests into one scoring call; false: each request alone")
+    max_batch_wait: float = setting(0.01, "seconds a call short of score.batch_size conversations waits for more requests (0: none)")
+    max_batch_conversations: int = setting(256, "a scoring call takes waiting requests up to this many conversations (less padding)")
+    max_request_bytes: int = setting(8_388_608, "a larger request body is refused (413)")
+    max_conversations: int = setting(1024, "conversations (queries, inputs) per request; more are refused (413)")
 
     def __post_init__(self):
         check_range("serve", self, "at least 0", "max_batch_wait")
@@ -285,3 +362,6 @@ class Recipe:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+SECTIONS: dict[str, type] = typing.get_type_hints(Recipe)  # section name → its dataclass
