@@ -291,3 +291,18 @@ def test_config_show_dumps_every_setting_with_its_help(tmp_path, capsys):
     assert load_recipe(reloaded) == load_recipe(recipe, ["score.batch_size=4"])
     assert main(["config", "show", "score.batchsize=4"]) == 2
     assert "rmkit: error: recipe: unknown key score.batchsize" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("override, error", [
+    ("sample.category_temperature=nope", "sample.category_temperature: unknown preset 'nope'; known: mt_bench"),
+    ("sample.data_parallel_size=2", "sample.data_parallel_size > 1: use sample.executor=ray"),
+    ("select.model_id=org/model", "select.model_id='org/model': it names the FastChat answer file"),
+    ("score.scorers=[{name: a, verifier: math}, {name: a, verifier: ifeval}]", "score.scorers[1].name: 'a' is used twice"),
+    ("score.scorers=[{name: a, verifier: math, function: 'm:f'}]", "score.scorers[0] (a): set exactly one of reward_model"),
+    ("score.scorers=[{verifier: math}]", "score.scorers[0].name is not set"),
+])
+def test_each_section_checks_itself_as_it_is_read(override, error):
+    """Not when a stage first uses the section: `rmkit sample` would have started its engine by then."""
+    with pytest.raises(ConfigError) as caught:
+        load_recipe(None, [override])
+    assert str(caught.value).startswith(f"recipe: {error}")

@@ -220,6 +220,16 @@ class SampleConfig:
             for category, value in self.category_temperature.items():
                 if not value >= 0:
                     raise ConfigError(f"sample.category_temperature.{category} must be at least 0, got {value}")
+        elif isinstance(self.category_temperature, str) and self.category_temperature not in CATEGORY_TEMPERATURES:
+            raise ConfigError(
+                f"sample.category_temperature: unknown preset {self.category_temperature!r}; known: {', '.join(CATEGORY_TEMPERATURES)}"
+            )
+        if self.data_parallel_size > 1:  # vLLM's offline engine refuses data parallelism in one process
+            raise ConfigError(
+                "sample.data_parallel_size > 1: use sample.executor=ray (one worker per tensor_parallel_size GPUs), "
+                "or run one process per replica, each with --shard i/n (and CUDA_VISIBLE_DEVICES set to its GPUs), "
+                "then join the folders with `rmkit merge`"
+            )
 
 
 @dataclass
@@ -257,6 +267,16 @@ class ScoreConfig:
         check_range("score", self, "at least 1", "max_length", "batch_size")
         check_range("score", self, "at least 0", "verifier_workers")
         check_range("score", self, "in (0, 1]", "gpu_memory_utilization")
+        names = set()
+        for i, spec in enumerate(self.scorers):
+            where = f"score.scorers[{i}]"
+            if not spec.name:
+                raise ConfigError(f"{where}.name is not set")
+            if spec.name in names:
+                raise ConfigError(f"{where}.name: {spec.name!r} is used twice")
+            names.add(spec.name)
+            if sum(map(bool, (spec.reward_model, spec.verifier, spec.function))) != 1:
+                raise ConfigError(f"{where} ({spec.name}): set exactly one of reward_model, verifier, function")
 
 
 @dataclass
@@ -282,6 +302,8 @@ class SelectConfig:
     def __post_init__(self):
         check_range("select", self, "at least 1", "top_k")
         check_range("select", self, "at least 0", "min_margin")
+        if self.model_id and ("/" in self.model_id or not self.model_id.strip(".")):
+            raise ConfigError(f"select.model_id={self.model_id!r}: it names the FastChat answer file model_answer/MODEL_ID.jsonl; use no '/'")
 
 
 @dataclass

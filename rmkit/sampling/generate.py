@@ -65,9 +65,7 @@ def make_policy(tokenizer, template_name: str, cfg: SampleConfig, max_model_len:
 def temperature(cfg: SampleConfig, category: str) -> float:
     """The category's temperature from ``sample.category_temperature``, else ``sample.temperature``."""
     table = cfg.category_temperature or {}
-    if isinstance(table, str):
-        if table not in CATEGORY_TEMPERATURES:
-            raise ConfigError(f"sample.category_temperature: unknown preset {table!r}; known: {', '.join(CATEGORY_TEMPERATURES)}")
+    if isinstance(table, str):  # a preset's name, checked as the section is read
         table = CATEGORY_TEMPERATURES[table]
     return float(table.get(category, cfg.temperature))
 

@@ -162,8 +162,6 @@ def select_stage(recipe: Recipe, run: RunFolder, quiet: bool = False) -> dict:
     began = time.perf_counter()
     cfg, groups = recipe.select, run.groups()
     model_id = cfg.model_id or f"{Path(recipe.sample.policy).name}-bo{recipe.sample.n}"
-    if "/" in model_id or not model_id.strip("."):
-        raise ConfigError(f"select.model_id={model_id!r}: it names the FastChat answer file {MODEL_ANSWERS}/MODEL_ID.jsonl; use no '/'")
     sft, pairs, answers, alpaca, selections = [], [], [], [], []
     no_pair = Counter()
     for group in tqdm(groups, desc="select", unit="prompt", disable=quiet):
@@ -246,19 +244,11 @@ def _timings(timings: dict) -> dict:
 
 
 def validate(recipe: Recipe, scoring: bool, ray_address: str | None = None) -> None:
-    from rmkit.sampling.generate import temperature
-
-    cfg = recipe.sample  # its ranges are checked as it is read (SampleConfig)
-    if ray_address and cfg.executor != "ray":
-        raise ConfigError(f"--ray-address {ray_address} goes with sample.executor=ray (the recipe has {cfg.executor!r})")
-    temperature(cfg, "")  # an unknown preset name fails here, not after the engine started
-    if cfg.data_parallel_size > 1:  # vLLM's offline engine refuses data parallelism in one process
-        raise ConfigError(
-            "sample.data_parallel_size > 1: use sample.executor=ray (one worker per tensor_parallel_size GPUs), "
-            "or run one process per replica, each with --shard i/n (and CUDA_VISIBLE_DEVICES set to its GPUs), "
-            "then join the folders with `rmkit merge`"
-        )
-    if scoring or cfg.per_turn == "best":
+    """What a stage needs beyond the sections' own checks (made as they were read): the flags that go
+    with them, and a scorer when this stage scores."""
+    if ray_address and recipe.sample.executor != "ray":
+        raise ConfigError(f"--ray-address {ray_address} goes with sample.executor=ray (the recipe has {recipe.sample.executor!r})")
+    if scoring or recipe.sample.per_turn == "best":
         from rmkit.scoring.scorer_set import scorer_specs
 
         scorer_specs(recipe.score)

@@ -20,21 +20,11 @@ from rmkit.scoring.verifiers import as_score
 
 
 def scorer_specs(cfg: ScoreConfig) -> list[ScorerSpec]:
-    """``score.scorers``, or the one ``score.reward_model``; checked: unique names, one kind each."""
+    """``score.scorers`` (checked as the section is read), or the one ``score.reward_model``."""
     if not cfg.scorers:
         if not cfg.reward_model:
             raise ConfigError("score.reward_model is not set: give a reward model folder (score.reward_model=PATH) or score.scorers")
         return [ScorerSpec(name="reward", weight=1.0, reward_model=cfg.reward_model)]
-    names = set()
-    for i, spec in enumerate(cfg.scorers):
-        where = f"score.scorers[{i}]"
-        if not spec.name:
-            raise ConfigError(f"{where}.name is not set")
-        if spec.name in names:
-            raise ConfigError(f"{where}.name: {spec.name!r} is used twice")
-        names.add(spec.name)
-        if sum(map(bool, (spec.reward_model, spec.verifier, spec.function))) != 1:
-            raise ConfigError(f"{where} ({spec.name}): set exactly one of reward_model, verifier, function")
     return list(cfg.scorers)
 
 
