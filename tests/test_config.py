@@ -207,6 +207,25 @@ def test_scoring_flags_default_to_the_recipe_then_score_config(tmp_path):
         parse("eval", ["RM", "--heldout", "stray"])
 
 
+def test_evals_data_flags_are_the_data_sections_keys(tmp_path):
+    """--format, --split and --on-error stand for data.format, data.split and data.on_error: the overrides
+    of those keys reach rmkit eval too (they were ignored), and eval reads the test split unless told."""
+    from rmkit.config.command_line import recipe_from_args, split_overrides
+    from rmkit.evaluation.evaluate import DATA_FLAGS, SCORE_FLAGS
+
+    def data_of(*argv):
+        args = parse("eval", ["RM", "pairs.jsonl", *argv])
+        data = recipe_from_args(args, DATA_FLAGS + SCORE_FLAGS, split_overrides(args.data)[1]).data
+        return data.format, data.split, data.on_error
+
+    assert data_of() == ("auto", "test", "raise")
+    assert data_of("data.format=trl", "data.split=validation", "data.on_error=skip") == ("trl", "validation", "skip")
+    assert data_of("--format", "sharegpt", "--split", "dev", "--on-error", "skip") == ("sharegpt", "dev", "skip")
+    assert data_of("--recipe", str(write(tmp_path, "data:\n  split: train\n"))) == ("auto", "train", "raise")
+    with pytest.raises(SystemExit):
+        data_of("--format", "csv")  # the key's own choices
+
+
 def test_field_help_reaches_the_verbs_help(capsys):
     from rmkit.cli import build_parser
 
@@ -306,3 +325,22 @@ def test_each_section_checks_itself_as_it_is_read(override, error):
     with pytest.raises(ConfigError) as caught:
         load_recipe(None, [override])
     assert str(caught.value).startswith(f"recipe: {error}")
+
+
+def test_a_renamed_key_says_what_to_write_now():
+    with pytest.raises(ConfigError, match=r"^recipe: sft\.bf16 is renamed: write sft\.mixed_precision: bf16 \(for bf16: true\) or no"):
+        load_recipe(None, ["sft.bf16=true"])
+    assert load_recipe(None, ["sft.mixed_precision=bf16"]).sft.mixed_precision == "bf16"
+    assert load_recipe(None, ["sft.mixed_precision=no"]).sft.mixed_precision == "no"  # YAML's boolean no, read as the word
+
+
+def test_the_format_keys_take_the_formats_the_readers_know():
+    import typing
+
+    from rmkit.config.sections import DataConfig, SampleConfig
+    from rmkit.data.formats import PAIR_FORMATS, PROMPT_FORMATS
+
+    assert typing.get_args(typing.get_type_hints(DataConfig)["format"]) == ("auto", *PAIR_FORMATS)
+    assert typing.get_args(typing.get_type_hints(SampleConfig)["prompts_format"]) == ("auto", *PROMPT_FORMATS)
+    with pytest.raises(ConfigError, match=r"sample\.prompts_format: expected one of \['auto', 'mt_bench'"):
+        load_recipe(None, ["sample.prompts_format=csv"])

@@ -18,7 +18,7 @@ import re
 import types
 import typing
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from rmkit.config.recipe import load_recipe, read_recipe_file
 from rmkit.config.sections import SECTIONS, Recipe
@@ -32,14 +32,22 @@ def field_help(cls: type) -> dict[str, str]:
     return {key.name: key.metadata["help"] for key in dataclasses.fields(cls)}
 
 
-def add_recipe_arguments(parser: argparse.ArgumentParser, keys: tuple[str, ...] = (), overrides: bool = True) -> None:
+def add_recipe_arguments(
+    parser: argparse.ArgumentParser, keys: tuple[str, ...] = (), overrides: bool = True, defaults: dict[str, Any] | None = None
+) -> None:
     """``--recipe``, a ``--flag`` per recipe key of ``keys`` (``score.batch_size`` → ``--batch-size``),
-    typed and documented from its dataclass, and (``overrides``) positional ``section.key=value``."""
+    typed and documented from its dataclass, and (``overrides``) positional ``section.key=value``.
+
+    ``defaults`` are the verb's own defaults of keys where the dataclass's does not suit it
+    (``rmkit eval`` reads a dataset's test split, training its train split); they apply where
+    neither a flag, an override nor the recipe file sets the key (:func:`recipe_from_args`).
+    """
     parser.add_argument("--recipe", help="a recipe YAML; its settings are the defaults here (see `rmkit config show`)")
+    parser.set_defaults(verb_defaults=defaults or {})
     for key in keys:
         section, name = key.split(".")
         cls = SECTIONS[section]
-        default = getattr(cls(), name)
+        default = (defaults or {}).get(key, getattr(cls(), name))
         text = field_help(cls)[name]
         parser.add_argument(
             "--" + name.replace("_", "-"),
@@ -95,10 +103,12 @@ def split_overrides(values: list[str]) -> tuple[list[str], list[str]]:
 
 
 def recipe_from_args(args: argparse.Namespace, keys: tuple[str, ...] = (), overrides: list[str] = ()) -> Recipe:
-    """The recipe ``--recipe`` names (or the defaults), with the overrides (``overrides``, then
-    ``args.overrides``), then the flags given, applied."""
+    """The recipe ``--recipe`` names (or the defaults), with the verb's own defaults of keys nobody
+    set (:func:`add_recipe_arguments`), the overrides (``overrides``, then ``args.overrides``),
+    then the flags given, applied."""
+    own = [f"{key}={json.dumps(value)}" for key, value in getattr(args, "verb_defaults", {}).items() if not is_set(args, key, overrides)]
     flags = [f"{key}={json.dumps(getattr(args, key))}" for key in keys if getattr(args, key, None) is not None]
-    return load_recipe(args.recipe, [*overrides, *args.overrides, *flags])
+    return load_recipe(args.recipe, [*own, *overrides, *args.overrides, *flags])
 
 
 def is_set(args: argparse.Namespace, key: str, overrides: list[str]) -> bool:

@@ -21,6 +21,8 @@ from rmkit.errors import ConfigError, not_utf8
 # The words YAML 1.1 reads as booleans, for keys that take one of them as a string (mixed_precision: no).
 YAML_BOOL_WORDS = {False: ("no", "off", "false"), True: ("yes", "on", "true")}
 NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+# Keys that were renamed, and what to write now: a recipe of an older rmkit stops with this, not with "unknown key".
+RENAMED = {"sft.bf16": "write sft.mixed_precision: bf16 (for bf16: true) or no (for false), as train.mixed_precision"}
 
 
 def _type_name(tp: Any) -> str:
@@ -78,6 +80,9 @@ def _build(cls: type, values: Any, prefix: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(values) - set(names))
+    for key in unknown:
+        if f"{prefix}.{key}" in RENAMED:
+            raise ConfigError(f"{prefix}.{key} is renamed: {RENAMED[f'{prefix}.{key}']}")
     if unknown:
         where = f"section {prefix!r}" if prefix else "the recipe"
         raise ConfigError(f"unknown key {prefix + '.' if prefix else ''}{unknown[0]} in {where}; valid keys: {', '.join(names)}")

@@ -159,7 +159,9 @@ class SampleConfig:
     """``rmkit sample``: prompts → N candidates per prompt from a policy model."""
 
     prompts: str = setting("", "the prompts: a file, folder or glob (rmkit.data.formats.load_prompts)")
-    prompts_format: str = setting("auto", "the prompt records' format: mt_bench, messages, sharegpt, hh_rlhf, alpaca_eval, text; auto: each record's keys tell it")
+    prompts_format: Literal["auto", "mt_bench", "messages", "sharegpt", "hh_rlhf", "alpaca_eval", "text"] = setting(
+        "auto", "the prompt records' format; auto: each record's keys tell it"
+    )
     on_error: Literal["raise", "skip"] = setting("raise", "a bad prompt record: raise stops at it; skip leaves it out and counts it")
     max_prompts: int | None = setting(None, "only the first this many prompts, for quick runs")
     policy: str = setting("smollm2-135m-instruct", "the model that writes the candidates: a folder, hub id or built-in short name (`rmkit models`)")
@@ -324,7 +326,9 @@ class SftConfig:
     warmup_ratio: float = setting(0.05, "share of the steps over which the learning rate rises from 0")
     num_epochs: float = setting(1.0, "passes over the data (a fraction stops early)")
     max_steps: int | None = setting(None, "optimizer steps to take; set, it overrides num_epochs")
-    bf16: bool = setting(False, "bf16 autocast (GPU or a recent CPU)")
+    mixed_precision: Literal["no", "bf16", "fp16"] = setting(
+        "no", "autocast dtype of forward and backward, as train.mixed_precision (bf16: a GPU or a recent CPU)"
+    )
     gradient_checkpointing: bool = setting(
         True, "recompute activations in the backward: less memory, about a third more compute (TRL's default)"
     )

@@ -5,7 +5,10 @@
     rmkit eval outputs/reward_model DATA --recipe RECIPE score.max_length=4096
 
 The scoring settings are the recipe's ``score`` section (``--recipe`` and overrides; the
-flags ``--batch-size``, ``--max-length``, ``--dtype`` are shorthands for its keys).
+flags ``--batch-size``, ``--max-length``, ``--dtype`` are shorthands for its keys), and DATA is
+read as its ``data`` section says (``--format``, ``--split``, ``--on-error`` for ``data.format``,
+``data.split``, here the test split unless set, and ``data.on_error``). ``--max-pairs``,
+``--seed``, ``--heldout`` and ``--json`` are this verb's own.
 
 Per subset (``PreferencePair.subset``: the file stem, or its folder for split-named files)
 and overall: pairwise accuracy (r_chosen > r_rejected; a tie counts half), the mean margin
@@ -28,7 +31,7 @@ from pathlib import Path
 from rmkit.config.sections import DataConfig, ScoreConfig
 from rmkit.conversation import PreferencePair, message_text
 from rmkit.errors import ConfigError, DataError, MissingPath
-from rmkit.data.formats import PAIR_FORMATS, load_pair_split, load_pairs
+from rmkit.data.formats import load_pair_split, load_pairs
 from rmkit.data.data_report import DataReport
 from rmkit.training.reward_loss import preference_metrics
 from rmkit.logs import note
@@ -207,6 +210,7 @@ def evaluate(
 
 
 SCORE_FLAGS = ("score.batch_size", "score.max_length", "score.dtype")
+DATA_FLAGS = ("data.format", "data.split", "data.on_error")  # how DATA is read, as training reads data.path
 
 
 def add_arguments(parser) -> None:
@@ -217,14 +221,15 @@ def add_arguments(parser) -> None:
         "data", nargs="*", metavar="[DATA] [section.key=value ...]",
         help="preference pairs: file, folder, glob or hub dataset (any supported format); then recipe overrides",
     )
-    parser.add_argument("--heldout", action="store_true", help="instead of DATA: the pairs the training run REWARD_MODEL held out, at its data.max_length unless score.max_length is given")
-    parser.add_argument("--format", choices=["auto", *PAIR_FORMATS], default="auto", help="pair format (default: auto)")
-    parser.add_argument("--split", default="test", help="the split of a hub dataset, or of a folder's files by name (default: test)")
+    # rmkit eval's own flags (no recipe key); the others below are shorthands for the keys they name.
+    parser.add_argument(
+        "--heldout", action="store_true",
+        help="instead of DATA: the pairs the training run REWARD_MODEL held out, at its data.max_length unless score.max_length is given",
+    )  # fmt: skip
     parser.add_argument("--max-pairs", type=positive_int, default=None, help="score a seeded random sample of this many pairs")
     parser.add_argument("--seed", type=int, default=0, help="for --max-pairs (default: 0)")
-    parser.add_argument("--on-error", choices=["raise", "skip"], default="raise", help="bad records: stop, or skip and count")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
-    add_recipe_arguments(parser, SCORE_FLAGS, overrides=False)
+    add_recipe_arguments(parser, DATA_FLAGS + SCORE_FLAGS, overrides=False, defaults={"data.split": "test"})
 
 
 def run(args) -> int:
@@ -236,16 +241,17 @@ def run(args) -> int:
             "give either DATA or --heldout: rmkit eval REWARD_MODEL DATA, or rmkit eval TRAINING_RUN --heldout"
             + (f"; got {len(data)} data paths: {', '.join(data)}" if len(data) > 1 else "")
         )
-    score = recipe_from_args(args, SCORE_FLAGS, overrides).score
+    recipe = recipe_from_args(args, DATA_FLAGS + SCORE_FLAGS, overrides)
+    score = recipe.score
     score.reward_model = args.reward_model
     result = evaluate(
         data[0] if data else None,
         score,
-        format=args.format,
-        split=args.split,
+        format=recipe.data.format,
+        split=recipe.data.split,
         max_pairs=args.max_pairs,
         seed=args.seed,
-        on_error=args.on_error,
+        on_error=recipe.data.on_error,
         run_max_length=not is_set(args, "score.max_length", overrides),  # --heldout: as training encoded them
     )
     if args.json:

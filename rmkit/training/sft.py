@@ -138,7 +138,8 @@ def sft_arguments(recipe: Recipe, max_length: int):
         num_train_epochs=cfg.num_epochs,
         max_steps=cfg.max_steps if cfg.max_steps is not None else -1,
         max_length=max_length,
-        bf16=cfg.bf16,
+        bf16=cfg.mixed_precision == "bf16",
+        fp16=cfg.mixed_precision == "fp16",
         use_cpu=not torch.cuda.is_available(),  # transformers refuses bf16 on a CPU unless told it is one
         gradient_checkpointing=cfg.gradient_checkpointing,
         logging_steps=cfg.logging_steps,
