@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 
 from rmkit.config.sections import Recipe
-from rmkit.errors import ConfigError, not_utf8
+from rmkit.errors import ConfigError, decode_utf8
 
 # A float key reads numeric text as the number: YAML 1.1 reads 3e-4 as a string (it wants
 # 3.0e-4), in a recipe file and an override alike, and users write it the short way.
@@ -118,12 +118,7 @@ def read_recipe_file(path: str | Path) -> dict:
         raise ConfigError(f"recipe {path} does not exist")
     if path.is_dir():
         raise ConfigError(f"recipe {path} is a folder: give the recipe's YAML file")
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line, reason = not_utf8(data, err)
-        raise ConfigError(f"recipe {path}, line {line}: {reason}") from None
+    text = decode_utf8(path.read_bytes(), lambda line, reason: ConfigError(f"recipe {path}, line {line}: {reason}"))
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:

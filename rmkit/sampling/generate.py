@@ -118,21 +118,16 @@ def _sample_trajectories(active: list[tuple[Prompt, list[dict]]], turn: int, bac
 
 
 
+# The sample section's keys a request takes as they are (their names are GenParams' and vLLM's).
+REQUEST_KEYS = ("top_p", "top_k", "min_p", "max_tokens", "repetition_penalty", "presence_penalty", "frequency_penalty")
+
+
 def gen_params(cfg: SampleConfig, policy, temperature: float, seed: int) -> GenParams:
-    """The recipe's sampling settings for one request, with the policy's stop strings and ids."""
-    return GenParams(
-        temperature=temperature,
-        top_p=cfg.top_p,
-        top_k=cfg.top_k,
-        min_p=cfg.min_p,
-        max_tokens=cfg.max_tokens,
-        repetition_penalty=cfg.repetition_penalty,
-        presence_penalty=cfg.presence_penalty,
-        frequency_penalty=cfg.frequency_penalty,
-        stop=policy.stop,
-        stop_token_ids=policy.stop_token_ids,
-        seed=seed,
-    )
+    """The recipe's sampling settings for one request: its temperature and seed, the policy's stop
+    strings and ids, and the :data:`REQUEST_KEYS` as the recipe sets them."""
+    recipe = {key: getattr(cfg, key) for key in REQUEST_KEYS}
+    return GenParams(temperature=temperature, stop=policy.stop, stop_token_ids=policy.stop_token_ids, seed=seed, **recipe)
+
 
 def _generate(requests, turn: int, backend: Backend, policy: Policy, cfg: SampleConfig, n: int):
     """(context with the user turn, encoded prompt, n completions) per request, in one backend call."""
