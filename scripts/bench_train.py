@@ -34,8 +34,8 @@ def prepare(args, workdir: Path) -> None:
     from rmkit.data.encode import SpecialTokens, TooLong, encode_conversation
     from rmkit.data.formats import load_pairs
     from rmkit.data.sources import split_heldout
-    from rmkit.selection.exports import pair_record
     from rmkit.models.classifier import load_tokenizer
+    from rmkit.selection.exports import pair_record
 
     tokenizer = load_tokenizer(ModelConfig(name_or_path=args.model, pad_token=args.pad_token))
     special = SpecialTokens.of(tokenizer)
@@ -131,8 +131,8 @@ def run_trl(args, workdir: Path) -> dict:
     from trl.trainer.reward_trainer import DataCollatorForPreference
 
     from rmkit.config.sections import ModelConfig
-    from rmkit.models.classifier import load_tokenizer
     from rmkit.models.builtin import resolve_model
+    from rmkit.models.classifier import load_tokenizer
 
     tokenizer = load_tokenizer(ModelConfig(name_or_path=args.model, pad_token=args.pad_token))
     model = AutoModelForSequenceClassification.from_pretrained(resolve_model(args.model), num_labels=1)

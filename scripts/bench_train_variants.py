@@ -31,12 +31,12 @@ def measure(args, variant: str) -> str:
     import torch
 
     from rmkit.config.recipe import load_recipe
-    from rmkit.data.loaders import load_datasets, make_loaders
     from rmkit.data.data_report import DataReport
+    from rmkit.data.loaders import load_datasets, make_loaders
     from rmkit.models.classifier import load_tokenizer
     from rmkit.training.memory import store_frozen_weights_in
-    from rmkit.training.reward_model import build_reward_model, enable_gradient_checkpointing
     from rmkit.training.reward_loss import batch_tokens, loss_and_backward
+    from rmkit.training.reward_model import build_reward_model, enable_gradient_checkpointing
 
     words = variant.split("-")
     runs = next((int(w[4:]) for w in words if re.fullmatch(r"runs\d+", w)), None)

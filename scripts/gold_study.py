@@ -31,7 +31,6 @@ import os
 import platform
 import random
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -40,13 +39,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rmkit.selection.best_of_n import scores_by_prompt, selection_curve  # noqa: E402
-from rmkit.evaluation.compare import compare  # noqa: E402
+from rmkit.atomic_files import write_json, write_jsonl  # noqa: E402
 from rmkit.conversation import reply_message  # noqa: E402
-from rmkit.atomic_files import write_json, write_jsonl
-from rmkit.selection.exports import pair_record  # noqa: E402
+from rmkit.evaluation.compare import compare  # noqa: E402
 from rmkit.sampling.runs import RunFolder  # noqa: E402
 from rmkit.scoring.verifiers import build_constraints  # noqa: E402
+from rmkit.selection.best_of_n import scores_by_prompt, selection_curve  # noqa: E402
+from rmkit.selection.exports import pair_record  # noqa: E402
 
 RECIPE = ROOT / "recipes" / "gold_study.yaml"
 HH = ROOT.parent / "shared" / "data" / "hh_rlhf" / "helpful-base" / "test.jsonl.gz"

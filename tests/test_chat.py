@@ -7,11 +7,11 @@ import json
 import pytest
 
 from rmkit.apps.chat import (
-    ScoredReply,
     ChatExit,
     ChatSession,
     Reply,
     Responder,
+    ScoredReply,
     chat_loop,
     format_candidates,
     load_responder,

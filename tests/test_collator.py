@@ -2,9 +2,9 @@ import math
 
 import torch
 
+from rmkit.data.batching import LengthGroupedBatchSampler, pair_length
 from rmkit.data.collator import RewardDataCollatorWithPadding
 from rmkit.training.reward_loss import backward_runs, forward_groups, padded_width
-from rmkit.data.batching import LengthGroupedBatchSampler, pair_length
 
 EXAMPLES = [
     {"input_ids_chosen": [5, 6, 7], "input_ids_rejected": [5, 8]},
@@ -101,8 +101,7 @@ def test_batch_tokens_count_the_runs_forwards():
 
 
 def test_forward_cost_none_is_the_default_and_zero_is_honoured():
-    from rmkit.training.reward_loss import FORWARD_COST_TOKENS
-    from rmkit.training.reward_loss import batch_tokens
+    from rmkit.training.reward_loss import FORWARD_COST_TOKENS, batch_tokens
 
     lengths = [30, 500, 120, 90, 480, 60]
     assert forward_groups(lengths, None) == forward_groups(lengths, FORWARD_COST_TOKENS)

@@ -151,7 +151,8 @@ def test_a_bad_category_temperature_and_nan_are_refused():
 BAD_RECIPE_FILES = [
     (b"train:\n  output_dir: caf\xe9\n", r"recipe .*recipe\.yaml, line 2: not UTF-8 text \(byte 0xe9 at column 18\)"),
     (b"train:\n  max_steps: [1, 2\nsample:\n  n: 4\n",
-     r"recipe .*, line 3, column 7: not valid YAML: expected ',' or '\]', but got ':' \(while parsing a flow sequence at line 2, column 14\)"),
+     r"recipe .*, line 3, column 7: not valid YAML: expected ',' or '\]', but got ':' "
+     r"\(while parsing a flow sequence at line 2, column 14\)"),
     (b"train: !!python/object/apply:os.system ['echo hi']\n", r"recipe .*, line 1, column 8: not valid YAML: could not determine a "
      r"constructor for the tag 'tag:yaml.org,2002:python/object/apply:os.system'; a recipe is plain YAML, without !!python"),
     (b"sample:\n  n: 4\n  stop: [\x00]\n", r"recipe .*, line 3: not valid YAML: unacceptable character #x0000"),
@@ -185,8 +186,8 @@ def parse(verb, argv):
 
 
 def test_scoring_flags_default_to_the_recipe_then_score_config(tmp_path):
-    from rmkit.config.sections import ScoreConfig
     from rmkit.config.command_line import recipe_from_args, split_overrides
+    from rmkit.config.sections import ScoreConfig
 
     for verb, argv in [("eval", ["RM", "pairs.jsonl"]), ("leaderboard", ["out.json", "--reference", "ref.json"])]:
         args = parse(verb, argv)

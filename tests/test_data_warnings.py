@@ -89,6 +89,7 @@ def test_eval_warns_too(minilm, tmp_path, capsys):
     captured = capsys.readouterr()
     result = json.loads(captured.out)
     warnings = [line for line in captured.err.splitlines() if line.startswith("rmkit: warning: ")]
-    assert warnings[-2].startswith("rmkit: warning: 70% of the pairs (7 of 10) were dropped (reply_too_long: 7): their reply alone is longer than score.max_length")
+    assert warnings[-2].startswith("rmkit: warning: 70% of the pairs (7 of 10) were dropped (reply_too_long: 7): "
+        "their reply alone is longer than score.max_length")
     assert "unknown token [UNK]" in warnings[-1]
     assert result["data_report"]["warnings"] == [line.removeprefix("rmkit: warning: ") for line in warnings[-2:]]

@@ -3,8 +3,8 @@
 import pytest
 
 from rmkit.conversation import PreferencePair, message
-from rmkit.data.encode import SpecialTokens, TooLong, encode_conversation, encode_pairs, encode_prompt
 from rmkit.data.data_report import DataReport
+from rmkit.data.encode import SpecialTokens, TooLong, encode_conversation, encode_pairs, encode_prompt
 from rmkit.data.templates import TEMPLATES, render, resolve_template, stop_strings, use_template
 from tests.tiny import build_tokenizer
 

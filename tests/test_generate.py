@@ -3,8 +3,8 @@
 import pytest
 
 from rmkit.config.sections import SampleConfig
-from rmkit.errors import ConfigError
 from rmkit.conversation import Prompt, message
+from rmkit.errors import ConfigError
 from rmkit.sampling.candidates import through_turn
 from rmkit.sampling.generate import make_policy, request_seed, sample_prompts, temperature
 from tests.fakes import FakeBackend

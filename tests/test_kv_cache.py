@@ -3,7 +3,7 @@
 import pytest
 
 from rmkit.errors import ConfigError
-from rmkit.models.kv_cache import BLOCK_SLACK_TOKENS, FREE_SHARE, GiB, MAX_NUM_SEQS, KvShape, kv_cache_bytes, kv_shape
+from rmkit.models.kv_cache import BLOCK_SLACK_TOKENS, FREE_SHARE, MAX_NUM_SEQS, GiB, KvShape, kv_cache_bytes, kv_shape
 
 # SmolLM2-135M in bf16: 30 layers, 3 KV heads of 64.
 SMOLLM2 = KvShape(layers=30, kv_heads=3, head_dim=64, dtype_bytes=2, max_model_len=2048)

@@ -8,14 +8,13 @@ from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rmkit.config.sections import LoraConfig, ModelConfig
-from rmkit.errors import ConfigError
 from rmkit.conversation import message
 from rmkit.data.encode import encode_conversation
+from rmkit.errors import ConfigError
 from rmkit.models.classifier import compute_rewards, head_name, load_tokenizer
 from rmkit.scoring.reward_models import load_trained_reward_model
-from rmkit.training.reward_loss import compute_rewards_in_groups
+from rmkit.training.reward_loss import bradley_terry_loss, compute_rewards_in_groups
 from rmkit.training.reward_model import build_reward_model, save_reward_model
-from rmkit.training.reward_loss import bradley_terry_loss
 
 REPLIES = [
     "yes",
@@ -117,8 +116,7 @@ def test_scores_do_not_depend_on_batch_size_or_padding_side(tiny_llama):
 
 @pytest.mark.parametrize("side", ["right", "left"])
 def test_grouped_forwards_give_the_rewards_loss_and_gradients_of_one_forward(tiny_llama, side):
-    from rmkit.training.reward_loss import forward_groups
-    from rmkit.training.reward_loss import pair_rewards, training_loss
+    from rmkit.training.reward_loss import forward_groups, pair_rewards, training_loss
 
     tokenizer = load_tokenizer(ModelConfig(name_or_path=str(tiny_llama)))
     model = build_reward_model(ModelConfig(name_or_path=str(tiny_llama)), LoraConfig(r=4), tokenizer)
@@ -155,8 +153,7 @@ def test_grouped_forwards_give_the_rewards_loss_and_gradients_of_one_forward(tin
 def test_backward_in_runs_gives_the_loss_and_gradients_of_the_whole_batch(tiny_llama, runs_wanted):
     """Pairs backpropagated run by run (a run's activations freed before the next) sum to the
     whole batch's loss and gradients, margins and the centring term included."""
-    from rmkit.training.reward_loss import backward_runs
-    from rmkit.training.reward_loss import loss_and_backward, pair_rewards, pair_tokens, training_loss
+    from rmkit.training.reward_loss import backward_runs, loss_and_backward, pair_rewards, pair_tokens, training_loss
 
     tokenizer = load_tokenizer(ModelConfig(name_or_path=str(tiny_llama)))
     model = build_reward_model(ModelConfig(name_or_path=str(tiny_llama)), LoraConfig(r=4), tokenizer)

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from rmkit.models import builtin
 from rmkit.cli import main
 from rmkit.errors import MissingPath
+from rmkit.models import builtin
 
 
 def installed(package: str) -> bool:

@@ -6,10 +6,10 @@ import json
 import os
 
 from rmkit.cli import main
+from rmkit.config.fingerprint import fingerprint
 from rmkit.config.recipe import load_recipe
 from rmkit.config.sections import SampleConfig
 from rmkit.sampling.pipeline import load_run_prompts, select_stage
-from rmkit.config.fingerprint import fingerprint
 from rmkit.sampling.runs import CandidateLog, RunFolder
 from rmkit.selection.select import random_index
 

@@ -15,9 +15,9 @@ import pytest
 from rmkit import cli
 from rmkit.config.recipe import load_recipe
 from rmkit.config.sections import SampleConfig, ScoreConfig
-from rmkit.errors import ConfigError
 from rmkit.conversation import RecordError, message
 from rmkit.data.encode import encode_prompt
+from rmkit.errors import ConfigError
 from rmkit.sampling.backends import GenParams, TransformersBackend
 from rmkit.sampling.candidates import through_turn
 from rmkit.sampling.pipeline import sample_and_score, score_stage, select_stage

@@ -26,11 +26,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from rmkit.config.recipe import load_recipe
-from rmkit.config.sections import ServeConfig
-from rmkit.errors import ConfigError
-from rmkit.conversation import RecordError, message
-from rmkit.data.templates import TEMPLATES, parse_rendered, render, template_shape
 from rmkit.apps.serve.batcher import Batcher
 from rmkit.apps.serve.protocols import (
     ClassifyRequest,
@@ -41,6 +36,11 @@ from rmkit.apps.serve.protocols import (
     reward_items,
     score_items,
 )
+from rmkit.config.recipe import load_recipe
+from rmkit.config.sections import ServeConfig
+from rmkit.conversation import RecordError, message
+from rmkit.data.templates import TEMPLATES, parse_rendered, render, template_shape
+from rmkit.errors import ConfigError
 from tests.conftest import REPO
 
 CONVERSATION = [

@@ -12,8 +12,8 @@ from rmkit.conversation import RecordError, message_text, tools_of
 from rmkit.data.encode import encode_conversation, encode_pairs
 from rmkit.data.formats import load_pairs, load_prompts, parse_pair
 from rmkit.data.templates import knows_tools, render, tools_as_text, use_template
-from rmkit.selection.exports import pair_record, sft_record
 from rmkit.sampling.generate import make_policy, sample_prompts
+from rmkit.selection.exports import pair_record, sft_record
 from tests.fakes import FakeBackend
 from tests.tiny import build_tokenizer
 

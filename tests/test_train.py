@@ -17,24 +17,25 @@ import rmkit.train
 import rmkit.training.trainer
 from rmkit.config.recipe import dump_recipe, load_recipe
 from rmkit.config.sections import TrainConfig
-from rmkit.errors import ConfigError
 from rmkit.conversation import RecordError
+from rmkit.data.batching import LengthGroupedBatchSampler
 from rmkit.data.collator import RewardDataCollatorWithPadding
 from rmkit.data.encode import encode_pairs
 from rmkit.data.formats import load_pairs
-from rmkit.data.batching import LengthGroupedBatchSampler
+from rmkit.data.loaders import FullBatches
 from rmkit.data.sources import split_heldout
+from rmkit.errors import ConfigError
+from rmkit.evaluation.evaluate import pairwise_metrics
 from rmkit.models.classifier import compute_rewards, load_tokenizer
 from rmkit.scoring.reward_models import load_trained_reward_model
-from rmkit.training.reward_model import build_reward_model
 from rmkit.training.checkpoints import Progress, checkpoint_dirs, save_checkpoint
-from rmkit.data.loaders import FullBatches
-from rmkit.evaluation.evaluate import pairwise_metrics
 from rmkit.training.metrics_log import MetricsLog
 from rmkit.training.reward_loss import bradley_terry_loss, pair_metrics, pair_rewards, training_loss
+from rmkit.training.reward_model import build_reward_model
 from rmkit.training.trainer import accumulation_group_size, train, train_step
 from tests.conftest import REPO
 from tests.fakes import final_eval, recipe_for, synthetic_pairs, write_jsonl
+
 
 def read_metrics(output_dir) -> list[dict]:
     return [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from rmkit.apps.run_viewer import RunError, candidate_rows, load_run_in, open_run, prompt_rows, report_images, selection_text
+from rmkit.apps.ui_app import ALL
 from rmkit.cli import main
 from rmkit.config.recipe import dump_recipe
 from rmkit.config.sections import Recipe
 from rmkit.sampling.backends import Completion
-from rmkit.apps.run_viewer import RunError, candidate_rows, load_run_in, open_run, prompt_rows, report_images, selection_text
-from rmkit.apps.ui_app import ALL
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -178,8 +178,8 @@ def test_serving_beyond_this_machine_needs_a_login(run_dir, monkeypatch, capsys)
 
 
 def test_only_loopback_hosts_serve_without_a_login():
-    from rmkit.errors import ConfigError
     from rmkit.apps.ui import login
+    from rmkit.errors import ConfigError
 
     for host in ("127.0.0.1", "localhost", "::1", "127.0.0.2"):
         assert login(host, None) is None
@@ -374,4 +374,4 @@ def test_chat_and_run_viewer_in_a_browser(browser, app_url, run_dir, tmp_path):
     for folder, says in ((run_dir / "nowhere", "no such folder"), (tmp_path, "is outside")):
         path.clear()
         path.send_keys(str(folder), Keys.ENTER)  # (the first error's toast covers the Open button)
-        wait.until(lambda b: says in b.find_element(By.TAG_NAME, "body").text)
+        wait.until(lambda b, says=says: says in b.find_element(By.TAG_NAME, "body").text)

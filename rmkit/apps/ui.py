@@ -22,15 +22,16 @@ import sys
 from pathlib import Path
 
 from rmkit.apps.chat import add_model_arguments, chat_recipe, load_responder
-from rmkit.errors import ConfigError, MissingDependency, MissingPath
 from rmkit.apps.run_viewer import find_runs, open_run
 from rmkit.apps.ui_app import NO_CHAT, build_app
+from rmkit.errors import ConfigError, MissingDependency, MissingPath
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "run_dir", nargs="?", metavar="RUN_DIR",
-        help="a sample-and-score run folder, or a folder of runs: the Run tab opens only folders inside it (default: the current folder)",
+        help="a sample-and-score run folder, or a folder of runs: the Run tab opens only folders inside it "
+        "(default: the current folder)",
     )  # fmt: skip
     add_model_arguments(parser)
     parser.add_argument("--no-chat", action="store_true", help="browse runs only: load no model")

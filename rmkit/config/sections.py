@@ -171,7 +171,9 @@ class SampleConfig:
     backend: Literal["vllm", "transformers"] = setting("vllm", "the generation engine: vllm (batched, CPU or GPU) or transformers (model.generate)")
     n: int = setting(4, "candidates per prompt")
     per_turn: Literal["independent", "best"] = setting(
-        "independent", "a multi-turn prompt: independent, each candidate its own conversation; best, every turn continues from its best-scored reply"
+        "independent",
+        "a multi-turn prompt: independent, each candidate its own conversation; "
+        "best, every turn continues from its best-scored reply",
     )
     temperature: float = setting(0.7, "sampling temperature; 0: greedy")
     category_temperature: dict[str, float] | str | None = setting(
@@ -204,7 +206,9 @@ class SampleConfig:
         1, "1: for more replicas use sample.executor=ray, or one process each with --shard i/n, then `rmkit merge`", neutral=True
     )
     gpu_memory_utilization: float = setting(
-        0.5, "vLLM's share of GPU memory, leaving room for the reward model; on CPU the KV cache is sized from need (rmkit.models.kv_cache)",
+        0.5,
+        "vLLM's share of GPU memory, leaving room for the reward model; "
+        "on CPU the KV cache is sized from need (rmkit.models.kv_cache)",
         neutral=True,
     )
     enforce_eager: bool = setting(False, "vLLM without CUDA graphs: slower, but starts sooner and needs less memory", neutral=True)
@@ -224,7 +228,8 @@ class SampleConfig:
                     raise ConfigError(f"sample.category_temperature.{category} must be at least 0, got {value}")
         elif isinstance(self.category_temperature, str) and self.category_temperature not in CATEGORY_TEMPERATURES:
             raise ConfigError(
-                f"sample.category_temperature: unknown preset {self.category_temperature!r}; known: {', '.join(CATEGORY_TEMPERATURES)}"
+                f"sample.category_temperature: unknown preset {self.category_temperature!r}; "
+                f"known: {', '.join(CATEGORY_TEMPERATURES)}"
             )
         if self.data_parallel_size > 1:  # vLLM's offline engine refuses data parallelism in one process
             raise ConfigError(
@@ -348,7 +353,9 @@ class IterateConfig:
 
     rounds: int = setting(2, "sample-score-select-sft rounds")
     mode: Literal["rest_em", "raft"] = setting(
-        "rest_em", "rest_em: fine-tune the base policy on all data kept so far; raft: continue from the previous round's policy on this round's data"
+        "rest_em",
+        "rest_em: fine-tune the base policy on all data kept so far; "
+        "raft: continue from the previous round's policy on this round's data",
     )
     output_dir: str = setting(
         "outputs/iterate", "round-K/run (the sampling run) and round-K/policy (its fine-tuned policy) for each round"

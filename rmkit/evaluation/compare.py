@@ -16,8 +16,8 @@ import argparse
 import statistics
 from pathlib import Path
 
-from rmkit.selection.best_of_n import bootstrap_interval
 from rmkit.errors import ConfigError, MissingPath
+from rmkit.selection.best_of_n import bootstrap_interval
 
 
 def policy_values(path: Path, scorer: str | None) -> tuple[dict[str, float], dict[str, float], int]:

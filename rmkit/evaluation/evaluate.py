@@ -30,11 +30,11 @@ from pathlib import Path
 
 from rmkit.config.sections import DataConfig, ScoreConfig
 from rmkit.conversation import PreferencePair, message_text
-from rmkit.errors import ConfigError, DataError, MissingPath
-from rmkit.data.formats import load_pair_split, load_pairs
 from rmkit.data.data_report import DataReport
-from rmkit.training.reward_loss import preference_metrics
+from rmkit.data.formats import load_pair_split, load_pairs
+from rmkit.errors import ConfigError, DataError, MissingPath
 from rmkit.logs import note
+from rmkit.training.reward_loss import preference_metrics
 
 CHANCE = 0.5
 COLUMNS = [  # (key, title, format)
@@ -224,7 +224,8 @@ def add_arguments(parser) -> None:
     # rmkit eval's own flags (no recipe key); the others below are shorthands for the keys they name.
     parser.add_argument(
         "--heldout", action="store_true",
-        help="instead of DATA: the pairs the training run REWARD_MODEL held out, at its data.max_length unless score.max_length is given",
+        help="instead of DATA: the pairs the training run REWARD_MODEL held out, "
+        "at its data.max_length unless score.max_length is given",
     )  # fmt: skip
     parser.add_argument("--max-pairs", type=positive_int, default=None, help="score a seeded random sample of this many pairs")
     parser.add_argument("--seed", type=int, default=0, help="for --max-pairs (default: 0)")

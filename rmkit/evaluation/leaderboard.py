@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rmkit.conversation import Conversation, RecordError, reply_message, turn_message
-from rmkit.errors import ConfigError, DataError
 from rmkit.data.formats import load_prompts, parse_prompt
 from rmkit.data.sources import file_stem, read_records
+from rmkit.errors import ConfigError, DataError
 
 COLUMNS = [
     "model", "win_rate", "standard_error", "n_total", "n_unmatched", "n_unscored", "avg_length", "judge", "reference"

@@ -16,12 +16,12 @@ import io
 import json
 from pathlib import Path
 
-from rmkit.selection.best_of_n import best_of_n_curve, best_of_n_table, scorer_curves
+from rmkit.atomic_files import write_atomic, write_json
 from rmkit.conversation import message_text
 from rmkit.errors import MissingPath
-from rmkit.atomic_files import write_atomic, write_json
 from rmkit.reports.report_plots import plot_best_of_n, plot_categories, plot_metrics, plot_reward_histogram, plot_scorer_curves
 from rmkit.sampling.candidates import CandidateRecord
+from rmkit.selection.best_of_n import best_of_n_curve, best_of_n_table, scorer_curves
 
 N_EXAMPLES = 3  # highest- and lowest-scored candidates shown on the page
 

@@ -86,9 +86,9 @@ class VllmBackend:
         from vllm.platforms import current_platform
 
         from rmkit.models.builtin import resolve_model
-        from rmkit.processes import start_reaper
         from rmkit.models.cpu_threads import engine_cores
         from rmkit.models.kv_cache import engine_memory_args
+        from rmkit.processes import start_reaper
 
         # vLLM's CPU runner cannot rewind a seeded request's generator after a partial
         # prefill ("CPU Generator does not use offset"), so every prompt is prefilled whole.

@@ -47,8 +47,8 @@ class ChunkSampler:
         self.backend, self.policy = loaded.backend, loaded.policy
 
     def sample(self, chunk: list[tuple[int, Prompt]]) -> Finished:
-        from rmkit.sampling.generate import sample_prompts
         from rmkit.sampling.candidates import score_groups
+        from rmkit.sampling.generate import sample_prompts
 
         cfg, timed = self.cfg, self.timed
         began = time.perf_counter()

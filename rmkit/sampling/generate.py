@@ -25,10 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rmkit.config.sections import CATEGORY_TEMPERATURES, SampleConfig
-from rmkit.errors import ConfigError
 from rmkit.conversation import Conversation, Prompt, reply_message, turn_message
 from rmkit.data.encode import EncodedPrompt, encode_prompt
 from rmkit.data.templates import stop_strings
+from rmkit.errors import ConfigError
 from rmkit.sampling.backends import Backend, Completion, GenParams
 from rmkit.sampling.candidates import new_candidates, prompt_record
 from rmkit.selection.select import best_index, mark_selected

@@ -13,13 +13,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from rmkit import logs
+from rmkit.atomic_files import write_json, write_jsonl
+from rmkit.config.fingerprint import differences, fingerprint
 from rmkit.config.recipe import dump_recipe
 from rmkit.config.sections import Recipe, SampleConfig
-from rmkit.errors import ConfigError
-from rmkit.errors import DataError
-from rmkit.atomic_files import write_json, write_jsonl
+from rmkit.errors import ConfigError, DataError
 from rmkit.sampling.chunk_sampler import ChunkSampler, Finished, Timed
-from rmkit.config.fingerprint import differences, fingerprint
 from rmkit.sampling.runs import MODEL_ANSWERS, CandidateLog, RunFolder, shard_items
 
 # ----------------------------------------------------------------------------- stages
@@ -155,8 +154,8 @@ def select_stage(recipe: Recipe, run: RunFolder, quiet: bool = False) -> dict:
     """Write sft.jsonl, pairs.jsonl, the requested exports and stats.json; print the summary."""
     from tqdm import tqdm
 
-    from rmkit.selection import exports
     from rmkit.sampling.candidates import sampled_messages
+    from rmkit.selection import exports
     from rmkit.selection.select import format_summary, select_group, summarize
 
     began = time.perf_counter()

@@ -48,8 +48,8 @@ def load_policy_tokenizer(cfg: SampleConfig):
     """``(tokenizer, template name)``: the policy's tokenizer with its chat template resolved, as it prompts the policy."""
     from transformers import AutoTokenizer
 
-    from rmkit.models.builtin import resolve_model
     from rmkit.data.templates import use_template
+    from rmkit.models.builtin import resolve_model
 
     label = "sample.tokenizer" if cfg.tokenizer else "sample.policy"
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(cfg.tokenizer or cfg.policy, label))

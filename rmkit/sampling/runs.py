@@ -21,12 +21,11 @@ import os
 import shutil
 from pathlib import Path
 
-from rmkit.config.recipe import dump_recipe
-from rmkit.config.fingerprint import differences
-from rmkit.config.sections import Recipe
-from rmkit.errors import ConfigError
-from rmkit.errors import DataError
 from rmkit.atomic_files import write_atomic, write_jsonl
+from rmkit.config.fingerprint import differences
+from rmkit.config.recipe import dump_recipe
+from rmkit.config.sections import Recipe
+from rmkit.errors import ConfigError, DataError
 
 MODEL_ANSWERS = "model_answer"  # FastChat's folder name (fastchat/llm_judge/data/mt_bench/model_answer)
 OUTPUTS = ("sft.jsonl", "pairs.jsonl", "stats.json", MODEL_ANSWERS, "alpaca_eval_outputs.json")  # rmkit select's

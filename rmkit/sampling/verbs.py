@@ -43,7 +43,8 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--ray-address", metavar="ADDRESS",
-        help="with sample.executor=ray: the Ray cluster to use, e.g. auto or HOST:6379 (default: $RAY_ADDRESS, else a new local Ray)",
+        help="with sample.executor=ray: the Ray cluster to use, e.g. auto or HOST:6379 "
+        "(default: $RAY_ADDRESS, else a new local Ray)",
     )
 
 

@@ -96,10 +96,10 @@ class VllmScorer:
         from vllm.platforms import current_platform
 
         from rmkit.models.classifier import load_tokenizer
-        from rmkit.models.lengths import fit_length, model_config
-        from rmkit.processes import start_reaper
         from rmkit.models.cpu_threads import engine_cores
         from rmkit.models.kv_cache import engine_memory_args
+        from rmkit.models.lengths import fit_length, model_config
+        from rmkit.processes import start_reaper
 
         folder = str(reward_model_folder(cfg.reward_model))
         if Path(folder, "adapter_config.json").exists():

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import random
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 from rmkit.config.sections import SelectConfig
 
@@ -103,8 +103,9 @@ def mark_selected(group: list[dict]) -> None:
 
 def summarize(groups: list[list[dict]], selections: list[Selection]) -> dict:
     """Mean rewards of all candidates, the random pick and the selected one, overall, per category
-    and per scorer (each scorer's own value; ``failed``: candidates whose check raised), and the mean reply length (tokens over all turns) of the same three: a lift that comes
-    with much longer replies may be the reward model's length bias.
+    and per scorer (each scorer's own value; ``failed``: candidates whose check raised), and the mean
+    reply length (tokens over all turns) of the same three: a lift that comes with much longer
+    replies may be the reward model's length bias.
 
     Means are over the prompts that have a scored candidate, the same prompts for all three.
     """

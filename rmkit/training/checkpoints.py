@@ -10,10 +10,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rmkit import logs
+from rmkit.atomic_files import write_json
 from rmkit.config.fingerprint import differences, fingerprint
 from rmkit.config.sections import Recipe
 from rmkit.errors import ConfigError
-from rmkit.atomic_files import write_json
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "rmkit_state.json"  # written last: a checkpoint without it is incomplete

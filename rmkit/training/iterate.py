@@ -21,10 +21,10 @@ import sys
 from functools import partial
 from pathlib import Path
 
+from rmkit.atomic_files import write_json, write_jsonl
 from rmkit.config.recipe import load_recipe
 from rmkit.config.sections import Recipe
 from rmkit.errors import ConfigError
-from rmkit.atomic_files import write_json, write_jsonl
 from rmkit.folder_lock import folder_lock
 from rmkit.processes import die_with_parent
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rmkit.atomic_files import write_atomic
 from rmkit.config.sections import Recipe
 from rmkit.conversation import RecordError
-from rmkit.atomic_files import write_atomic
 
 
 class MetricsLog:

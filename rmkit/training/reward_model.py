@@ -13,6 +13,7 @@ from rmkit.logs import note
 from rmkit.models.builtin import resolve_model
 from rmkit.models.classifier import DTYPES, head_name, load_adapter, load_classifier
 
+
 def _quantization_config(cfg: ModelConfig):
     """bitsandbytes 4/8-bit settings, or None; bitsandbytes needs a CUDA GPU."""
     if not (cfg.load_in_4bit or cfg.load_in_8bit):

@@ -19,11 +19,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rmkit.atomic_files import write_json
 from rmkit.config.recipe import load_recipe
 from rmkit.config.sections import Recipe
 from rmkit.conversation import Conversation, validate_conversation
 from rmkit.errors import ConfigError, DataError, MissingPath, RecordError
-from rmkit.atomic_files import write_json
 
 
 def assistant_spans(tokenizer, messages: Conversation) -> tuple[str, list[tuple[int, int]]]:

@@ -24,6 +24,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rmkit import logs
+from rmkit.atomic_files import write_json
+from rmkit.config.fingerprint import fingerprint
+from rmkit.config.recipe import dump_recipe
+from rmkit.config.sections import Recipe, TrainConfig
+from rmkit.data.data_report import DataReport
+from rmkit.data.loaders import load_datasets, make_loaders
+from rmkit.errors import ConfigError
 from rmkit.training.checkpoints import (
     CHECKPOINTS,
     TRAINING_SECTIONS,
@@ -33,16 +40,9 @@ from rmkit.training.checkpoints import (
     load_checkpoint,
     save_checkpoint,
 )
-from rmkit.config.recipe import dump_recipe
-from rmkit.config.fingerprint import fingerprint
-from rmkit.config.sections import Recipe, TrainConfig
-from rmkit.errors import ConfigError
-from rmkit.data.loaders import load_datasets, make_loaders
-from rmkit.data.data_report import DataReport
-from rmkit.atomic_files import write_json
+from rmkit.training.memory import memory_line, peak_memory, plan_memory, return_freed_memory
 from rmkit.training.metrics_log import MetricsLog, tracker_config
 from rmkit.training.reward_loss import batch_tokens, forward_cost, loss_and_backward, pair_metrics, pair_rewards
-from rmkit.training.memory import memory_line, peak_memory, plan_memory, return_freed_memory
 
 # torch, transformers and accelerate are imported where used, so `rmkit --help` stays fast.
 if TYPE_CHECKING:

@@ -22,11 +22,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from rmkit.config.sections import Recipe
-from rmkit.conversation import RecordError
-from rmkit.data.encode import SpecialTokens, encode_conversation
-from rmkit.data.templates import TemplateShape, template_shape
-from rmkit.errors import UserError
 from rmkit.apps.serve.batcher import Batcher
 from rmkit.apps.serve.metrics import Metrics
 from rmkit.apps.serve.protocols import (
@@ -41,6 +36,11 @@ from rmkit.apps.serve.protocols import (
     score_items,
     score_response,
 )
+from rmkit.config.sections import Recipe
+from rmkit.conversation import RecordError
+from rmkit.data.encode import SpecialTokens, encode_conversation
+from rmkit.data.templates import TemplateShape, template_shape
+from rmkit.errors import UserError
 
 ROUTES = ("/get_reward", "/classify", "/score", "/health", "/metrics")
 OPEN_ROUTES = ("/health",)  # answered without the API key (load balancers, readiness probes)
