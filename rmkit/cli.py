@@ -33,10 +33,10 @@ class Verb(NamedTuple):
 SAMPLING = "rmkit.sampling.verbs"
 VERBS: dict[str, Verb] = {
     "train": Verb("rmkit.train", "train a reward model (same as `accelerate launch -m rmkit.train`)"),
-    "leaderboard": Verb("rmkit.leaderboard", "win rates against a reference model, judged by a reward model"),
-    "report": Verb("rmkit.run_report", "plots and an HTML page for a sampling or training run folder"),
-    "models": Verb("rmkit.builtin_models", "list the built-in models, or build the default one now"),
-    "eval": Verb("rmkit.evaluate", "pairwise accuracy of a reward model on preference data, per subset"),
+    "leaderboard": Verb("rmkit.evaluation.leaderboard", "win rates against a reference model, judged by a reward model"),
+    "report": Verb("rmkit.reports.run_report", "plots and an HTML page for a sampling or training run folder"),
+    "models": Verb("rmkit.models.builtin", "list the built-in models, or build the default one now"),
+    "eval": Verb("rmkit.evaluation.evaluate", "pairwise accuracy of a reward model on preference data, per subset"),
     "sample-and-score": Verb(
         SAMPLING, "best-of-N: sample N candidates per prompt, score them, select", "run_sample_and_score", "add_sampling_arguments"
     ),
@@ -44,13 +44,13 @@ VERBS: dict[str, Verb] = {
     "score": Verb(SAMPLING, "score or re-score a run folder's candidates with a reward model", "run_score", "add_run_arguments"),
     "select": Verb(SAMPLING, "SFT data, DPO pairs, exports and stats from a scored run folder", "run_select", "add_run_arguments"),
     "merge": Verb(SAMPLING, "join the run folders of a --shard i/n split", "run_merge", "add_merge_arguments"),
-    "iterate": Verb("rmkit.iterate", "rounds of sample, score, select and sft, each round sampling with the last policy"),
-    "compare": Verb("rmkit.compare", "policies on the same held-out prompts: mean score with intervals, paired differences"),
-    "sft": Verb("rmkit.sft", "fine-tune the policy on a run's sft.jsonl (TRL SFTTrainer, LoRA or full), merged"),
-    "chat": Verb("rmkit.chat", "chat in the terminal; with a reward model each reply is the best of N"),
-    "ui": Verb("rmkit.ui", "web app: best-of-N chat and a viewer for sample-and-score runs"),
-    "serve": Verb("rmkit.serve.verb", "HTTP reward service of a recipe's scorers: OpenRLHF /get_reward, vLLM-style /classify, /score"),
-    "config": Verb("rmkit.config_cli", "show a recipe's settings (or the defaults), each with its help"),
+    "iterate": Verb("rmkit.training.iterate", "rounds of sample, score, select and sft, each round sampling with the last policy"),
+    "compare": Verb("rmkit.evaluation.compare", "policies on the same held-out prompts: mean score with intervals, paired differences"),
+    "sft": Verb("rmkit.training.sft", "fine-tune the policy on a run's sft.jsonl (TRL SFTTrainer, LoRA or full), merged"),
+    "chat": Verb("rmkit.apps.chat", "chat in the terminal; with a reward model each reply is the best of N"),
+    "ui": Verb("rmkit.apps.ui", "web app: best-of-N chat and a viewer for sample-and-score runs"),
+    "serve": Verb("rmkit.apps.serve.verb", "HTTP reward service of a recipe's scorers: OpenRLHF /get_reward, vLLM-style /classify, /score"),
+    "config": Verb("rmkit.config.command_line", "show a recipe's settings (or the defaults), each with its help"),
 }
 
 
@@ -131,7 +131,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The verb's arguments. argparse reads positionals in one run, so ``section.key=value``
     overrides typed after an option (``rmkit eval RUN --heldout score.max_length=512``) come back
     unparsed: they join the verb's overrides."""
-    from rmkit.config_cli import OVERRIDE
+    from rmkit.config.command_line import OVERRIDE
 
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)

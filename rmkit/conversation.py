@@ -3,7 +3,7 @@
 A conversation is a list of ``{"role": ..., "content": ...}`` messages (HF / TRL chat
 format), with an optional system message first. Every input format is parsed into the
 types below once (``rmkit.data.formats``) and every output is written from them once
-(``rmkit.exports``); nothing in between sees a raw dataset record.
+(``rmkit.selection.exports``); nothing in between sees a raw dataset record.
 
 Tool use takes the HF / OpenAI shapes:
 

@@ -13,6 +13,8 @@ Each class also derives from the built-in error it refines, so ``except ValueErr
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 
 class UserError(Exception):
     """Bad input: the message says what, where (file:line:field or the recipe key) and what to do."""
@@ -48,6 +50,14 @@ def not_utf8(data: bytes, err: UnicodeDecodeError) -> tuple[int, str]:
     line = data.count(b"\n", 0, err.start) + 1
     column = err.start - data.rfind(b"\n", 0, err.start)
     return line, f"not UTF-8 text (byte 0x{data[err.start]:02x} at column {column}): save the file as UTF-8"
+
+
+def decode_utf8(data: bytes, error: Callable[[int, str], UserError]) -> str:
+    """``data`` as text; where it is not UTF-8, ``error(line, reason)`` (:func:`not_utf8`) is raised."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise error(*not_utf8(data, err)) from None
 
 
 def user_message(err: BaseException, hints: dict[str, str] | None = None) -> str | None:

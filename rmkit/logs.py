@@ -85,7 +85,8 @@ def _quiet_transformers(verbose: bool) -> None:
 
 
 def log_to(folder: str | Path) -> Path | None:
-    """Write the log to ``folder/rmkit.log`` from now on (with what was logged so far); the path, or None without :func:`setup`."""
+    """Write the log to ``folder/rmkit.log`` from now on (with what was logged so far); the path, or
+    None without :func:`setup`."""
     if _setup is None:
         return None
     return _attach(Path(folder) / LOG_NAME)

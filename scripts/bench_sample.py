@@ -54,7 +54,7 @@ CONTENDER_ENV = {
 
 
 def sample_config(args, name: str):
-    from rmkit.config import SampleConfig
+    from rmkit.config.sections import SampleConfig
 
     return SampleConfig(policy=args.policy, dtype=args.dtype, max_tokens=args.max_tokens, n=args.n,
                         temperature=args.temperature, batch_size=args.batch_size, **CONTENDERS[name])
@@ -113,11 +113,10 @@ def markdown(args, results: dict[str, list[dict]], loads: tuple[str, str]) -> st
 
 
 def bench_scoring(args):
-    from rmkit.data.formats import load_pairs
     from rmkit.data.data_report import DataReport
-    from rmkit.modeling import load_trained_reward_model
-    from rmkit.builtin_models import resolve_model
-    from rmkit.sampling.score import encode_all, score_ids
+    from rmkit.data.formats import load_pairs
+    from rmkit.models.builtin import resolve_model
+    from rmkit.scoring.reward_models import encode_all, load_trained_reward_model, score_ids
 
     model, tokenizer = load_trained_reward_model(resolve_model(args.reward_model))
     pairs = load_pairs(args.score_data, on_error="skip")[: args.score_examples]  # skip: the 2 identical pairs
@@ -138,7 +137,7 @@ def bench_scoring(args):
 
 
 def padded_tokens(sequences, batch_size, by_length) -> int:
-    from rmkit.sampling.score import batches
+    from rmkit.scoring.reward_models import batches
 
     lengths = [len(s) for s in sequences]
     return sum(len(b) * max(lengths[i] for i in b) for b in batches(lengths, batch_size, by_length))
@@ -195,7 +194,8 @@ def bench_executors(args) -> str:
         "",
         f"`python scripts/bench_sample.py {' '.join(sys.argv[1:])}`",
         "",
-        f"Machine: {benchlib.machine()}; {time.strftime('%Y-%m-%d')}. `rmkit sample` of {args.prompts} MT-bench questions (both turns), "
+        f"Machine: {benchlib.machine()}; {time.strftime('%Y-%m-%d')}. "
+        f"`rmkit sample` of {args.prompts} MT-bench questions (both turns), "
         f"policy `{args.policy}` ({args.backend}, {args.dtype}), N={args.n}, max_tokens={args.max_tokens}, "
         f"chunk_size={args.chunk_size}; {args.rounds} rounds, contenders interleaved, each run its own process, "
         "timed from start to exit (Ray start-up and model loading included). Load average (1 min) over the rounds: "
@@ -205,7 +205,7 @@ def bench_executors(args) -> str:
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for name, values in rates.items():
-        ratios = [v / l for v, l in zip(values, local)]  # per round: both ran under the same load
+        ratios = [value / base for value, base in zip(values, local)]  # per round: both ran under the same load
         lines.append(
             f"| {name} | {statistics.median(values):.0f} | {min(values):.0f}-{max(values):.0f} | "
             f"{statistics.median(ratios):.2f} | {min(ratios):.2f}-{max(ratios):.2f} |"

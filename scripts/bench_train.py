@@ -30,12 +30,12 @@ HEADING = "## Training: rmkit vs TRL's RewardTrainer"
 
 def prepare(args, workdir: Path) -> None:
     """Write train.jsonl / eval.jsonl (TRL conversational format) of pairs that fit."""
-    from rmkit.config import ModelConfig
+    from rmkit.config.sections import ModelConfig
     from rmkit.data.encode import SpecialTokens, TooLong, encode_conversation
     from rmkit.data.formats import load_pairs
     from rmkit.data.sources import split_heldout
-    from rmkit.exports import pair_record
-    from rmkit.modeling import load_tokenizer
+    from rmkit.models.classifier import load_tokenizer
+    from rmkit.selection.exports import pair_record
 
     tokenizer = load_tokenizer(ModelConfig(name_or_path=args.model, pad_token=args.pad_token))
     special = SpecialTokens.of(tokenizer)
@@ -68,7 +68,7 @@ def prepare(args, workdir: Path) -> None:
 
 def heldout_accuracy(model, tokenizer, eval_file: Path, max_length: int) -> float:
     from rmkit.data.formats import load_pairs
-    from rmkit.sampling.score import score_conversations
+    from rmkit.scoring.reward_models import score_conversations
 
     pairs = load_pairs(str(eval_file))
     chosen = score_conversations(model, tokenizer, [p.chosen_conversation() for p in pairs], 16, max_length)
@@ -77,12 +77,12 @@ def heldout_accuracy(model, tokenizer, eval_file: Path, max_length: int) -> floa
 
 
 def run_rmkit(args, workdir: Path) -> dict:
-    import rmkit.train
-    from rmkit.config import load_recipe
-    from rmkit.reward_loss import batch_tokens
+    import rmkit.training.trainer
+    from rmkit.config.recipe import load_recipe
+    from rmkit.training.reward_loss import batch_tokens
 
     steps, memory = [], {}  # memory: peak RSS MB by the end of each phase
-    train_step = rmkit.train.train_step
+    train_step = rmkit.training.trainer.train_step
 
     def timed_step(accelerator, model, optimizer, scheduler, batch, cfg, group_size, tokens_per_backward):  # every micro-batch
         started = time.perf_counter()
@@ -100,11 +100,11 @@ def run_rmkit(args, workdir: Path) -> dict:
             return out
         return wrapped
 
-    rmkit.train.train_step = timed_step
-    rmkit.train.make_loaders = after("data loaders", rmkit.train.make_loaders)  # "before data loaders": the model loaded
-    rmkit.train.held_out_metrics = after("eval", rmkit.train.held_out_metrics)
-    rmkit.train.save_outputs = after("save", rmkit.train.save_outputs)
-    rmkit.train.merge_outputs = after("merge", rmkit.train.merge_outputs)
+    rmkit.training.trainer.train_step = timed_step
+    rmkit.training.trainer.make_loaders = after("data loaders", rmkit.training.trainer.make_loaders)  # "before data loaders": the model loaded
+    rmkit.training.trainer.held_out_metrics = after("eval", rmkit.training.trainer.held_out_metrics)
+    rmkit.training.trainer.save_outputs = after("save", rmkit.training.trainer.save_outputs)
+    rmkit.training.trainer.merge_outputs = after("merge", rmkit.training.trainer.merge_outputs)
     recipe = load_recipe(None, [
         f"model.name_or_path={args.model}", f"model.pad_token={args.pad_token}",
         f"data.path={workdir / 'train.jsonl'}", f"data.eval_path={workdir / 'eval.jsonl'}",
@@ -117,7 +117,7 @@ def run_rmkit(args, workdir: Path) -> dict:
     import shutil
 
     shutil.rmtree(workdir / "rmkit", ignore_errors=True)  # each round trains afresh
-    summary = rmkit.train.train(recipe)
+    summary = rmkit.training.trainer.train(recipe)
     return {"steps": steps, "accuracy": summary["eval_accuracy"], "memory": memory,
             "gradient_checkpointing": summary["gradient_checkpointing"], "tokens_per_backward": summary["tokens_per_backward"]}
 
@@ -130,9 +130,9 @@ def run_trl(args, workdir: Path) -> dict:
     from trl import RewardConfig, RewardTrainer
     from trl.trainer.reward_trainer import DataCollatorForPreference
 
-    from rmkit.config import ModelConfig
-    from rmkit.modeling import load_tokenizer
-    from rmkit.builtin_models import resolve_model
+    from rmkit.config.sections import ModelConfig
+    from rmkit.models.builtin import resolve_model
+    from rmkit.models.classifier import load_tokenizer
 
     tokenizer = load_tokenizer(ModelConfig(name_or_path=args.model, pad_token=args.pad_token))
     model = AutoModelForSequenceClassification.from_pretrained(resolve_model(args.model), num_labels=1)

@@ -30,11 +30,13 @@ VARIANTS = "grouped,one,one-ckpt,grouped-bf16,one-bf16,runs949-grouped,runs949-g
 def measure(args, variant: str) -> str:
     import torch
 
-    from rmkit.config import load_recipe
-    from rmkit.data.loaders import load_datasets, make_loaders
+    from rmkit.config.recipe import load_recipe
     from rmkit.data.data_report import DataReport
-    from rmkit.modeling import build_reward_model, enable_gradient_checkpointing, load_tokenizer, store_frozen_weights_in
-    from rmkit.reward_loss import batch_tokens, loss_and_backward
+    from rmkit.data.loaders import load_datasets, make_loaders
+    from rmkit.models.classifier import load_tokenizer
+    from rmkit.training.memory import store_frozen_weights_in
+    from rmkit.training.reward_loss import batch_tokens, loss_and_backward
+    from rmkit.training.reward_model import build_reward_model, enable_gradient_checkpointing
 
     words = variant.split("-")
     runs = next((int(w[4:]) for w in words if re.fullmatch(r"runs\d+", w)), None)

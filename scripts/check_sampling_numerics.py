@@ -33,7 +33,7 @@ def main() -> None:
 
     import vllm
 
-    from rmkit.config import SampleConfig
+    from rmkit.config.sections import SampleConfig
     from rmkit.data.formats import load_prompts
     from rmkit.sampling.generate import sample_prompts
     from rmkit.sampling.policy import load_policy

@@ -31,7 +31,6 @@ import os
 import platform
 import random
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -40,12 +39,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rmkit.best_of_n import scores_by_prompt, selection_curve  # noqa: E402
-from rmkit.compare import compare  # noqa: E402
+from rmkit.atomic_files import write_json, write_jsonl  # noqa: E402
 from rmkit.conversation import reply_message  # noqa: E402
-from rmkit.exports import pair_record, write_json, write_jsonl  # noqa: E402
+from rmkit.evaluation.compare import compare  # noqa: E402
 from rmkit.sampling.runs import RunFolder  # noqa: E402
-from rmkit.sampling.verifiers import build_constraints  # noqa: E402
+from rmkit.scoring.verifiers import build_constraints  # noqa: E402
+from rmkit.selection.best_of_n import scores_by_prompt, selection_curve  # noqa: E402
+from rmkit.selection.exports import pair_record  # noqa: E402
 
 RECIPE = ROOT / "recipes" / "gold_study.yaml"
 HH = ROOT.parent / "shared" / "data" / "hh_rlhf" / "helpful-base" / "test.jsonl.gz"
@@ -97,7 +97,7 @@ def ifbench_prompts(limit: int | None) -> tuple[list[dict], int]:
     many were left out (checkers that need NLTK data an offline machine lacks)."""
     import importlib.resources
 
-    from rmkit.sampling.verifiers import BUILT_IN
+    from rmkit.scoring.verifiers import BUILT_IN
 
     rows = [json.loads(line) for line in (importlib.resources.files("ifbench") / "data" / "IFBench_test.jsonl").read_text().splitlines()]
     kept = []
@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> dict:
     write_jsonl(out / "prompts" / "train.jsonl", prompts[:train_count])
     write_jsonl(out / "prompts" / "heldout.jsonl", prompts[train_count:])
 
-    from rmkit.config import load_recipe
+    from rmkit.config.recipe import load_recipe
 
     common = [*overrides, *args.set]
     base = load_recipe(RECIPE, common).sample.policy

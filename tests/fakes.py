@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import random
 
-from rmkit.config import load_recipe
+from rmkit.config.recipe import load_recipe
 from rmkit.sampling.backends import Completion
 
 

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from rmkit.config import dump_recipe
+from rmkit.config.recipe import dump_recipe
 from tests.conftest import REPO
 from tests.fakes import recipe_for, synthetic_pairs, write_jsonl
 

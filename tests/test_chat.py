@@ -6,19 +6,19 @@ import json
 
 import pytest
 
-from rmkit.chat import (
-    ScoredReply,
+from rmkit.apps.chat import (
     ChatExit,
     ChatSession,
     Reply,
     Responder,
+    ScoredReply,
     chat_loop,
     format_candidates,
     load_responder,
     rank_candidates,
 )
 from rmkit.cli import main
-from rmkit.config import Recipe
+from rmkit.config.sections import Recipe
 from rmkit.conversation import message
 from tests.conftest import shutdown_vllm
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from rmkit.checkpoints import STATE_FILE, Progress, damage, find_resume_checkpoint
-from rmkit.config import ConfigError
-from rmkit.train import train
+from rmkit.errors import ConfigError
+from rmkit.training.checkpoints import STATE_FILE, Progress, damage, find_resume_checkpoint
+from rmkit.training.trainer import train
 from tests.fakes import final_eval, recipe_for, synthetic_pairs, write_jsonl
 
 

@@ -2,8 +2,9 @@ import math
 
 import torch
 
-from rmkit.data.collator import RewardDataCollatorWithPadding, backward_runs, forward_groups, padded_width
 from rmkit.data.batching import LengthGroupedBatchSampler, pair_length
+from rmkit.data.collator import RewardDataCollatorWithPadding
+from rmkit.training.reward_loss import backward_runs, forward_groups, padded_width
 
 EXAMPLES = [
     {"input_ids_chosen": [5, 6, 7], "input_ids_rejected": [5, 8]},
@@ -69,7 +70,7 @@ def test_forward_groups_cover_every_row_once_and_cut_padding():
 
 
 def test_batch_tokens_count_the_padding_of_the_forwards_run():
-    from rmkit.reward_loss import batch_tokens
+    from rmkit.training.reward_loss import batch_tokens
 
     examples = [{"input_ids_chosen": [1] * 100, "input_ids_rejected": [1] * 10},
                 {"input_ids_chosen": [1] * 98, "input_ids_rejected": [1] * 12}]
@@ -89,7 +90,7 @@ def test_backward_runs_cover_every_pair_once_within_the_budget():
 
 
 def test_batch_tokens_count_the_runs_forwards():
-    from rmkit.reward_loss import batch_tokens
+    from rmkit.training.reward_loss import batch_tokens
 
     examples = [{"input_ids_chosen": [1] * n, "input_ids_rejected": [1] * m} for n, m in [(100, 20), (90, 80), (10, 12)]]
     batch = RewardDataCollatorWithPadding(pad_token_id=0)(examples)
@@ -100,8 +101,7 @@ def test_batch_tokens_count_the_runs_forwards():
 
 
 def test_forward_cost_none_is_the_default_and_zero_is_honoured():
-    from rmkit.data.collator import FORWARD_COST_TOKENS
-    from rmkit.reward_loss import batch_tokens
+    from rmkit.training.reward_loss import FORWARD_COST_TOKENS, batch_tokens
 
     lengths = [30, 500, 120, 90, 480, 60]
     assert forward_groups(lengths, None) == forward_groups(lengths, FORWARD_COST_TOKENS)

@@ -2,10 +2,11 @@
 
 import json
 
-from rmkit.best_of_n import bootstrap_interval
 from rmkit.cli import main
-from rmkit.config import load_recipe
-from rmkit.sampling.runs import CandidateLog, RunFolder, fingerprint
+from rmkit.config.fingerprint import fingerprint
+from rmkit.config.recipe import load_recipe
+from rmkit.sampling.runs import CandidateLog, RunFolder
+from rmkit.selection.best_of_n import bootstrap_interval
 
 
 def write_run(path, gold_per_prompt, tokens=4):

@@ -1,6 +1,8 @@
 import pytest
 
-from rmkit.config import ConfigError, Recipe, load_recipe, parse_override
+from rmkit.config.recipe import load_recipe, parse_override
+from rmkit.config.sections import Recipe
+from rmkit.errors import ConfigError
 
 
 def write(tmp_path, text):
@@ -115,7 +117,7 @@ def numeric_keys() -> list[str]:
     import types
     import typing
 
-    from rmkit.config_cli import SECTIONS
+    from rmkit.config.command_line import SECTIONS
 
     keys = []
     for section, cls in SECTIONS.items():
@@ -149,7 +151,8 @@ def test_a_bad_category_temperature_and_nan_are_refused():
 BAD_RECIPE_FILES = [
     (b"train:\n  output_dir: caf\xe9\n", r"recipe .*recipe\.yaml, line 2: not UTF-8 text \(byte 0xe9 at column 18\)"),
     (b"train:\n  max_steps: [1, 2\nsample:\n  n: 4\n",
-     r"recipe .*, line 3, column 7: not valid YAML: expected ',' or '\]', but got ':' \(while parsing a flow sequence at line 2, column 14\)"),
+     r"recipe .*, line 3, column 7: not valid YAML: expected ',' or '\]', but got ':' "
+     r"\(while parsing a flow sequence at line 2, column 14\)"),
     (b"train: !!python/object/apply:os.system ['echo hi']\n", r"recipe .*, line 1, column 8: not valid YAML: could not determine a "
      r"constructor for the tag 'tag:yaml.org,2002:python/object/apply:os.system'; a recipe is plain YAML, without !!python"),
     (b"sample:\n  n: 4\n  stop: [\x00]\n", r"recipe .*, line 3: not valid YAML: unacceptable character #x0000"),
@@ -183,8 +186,8 @@ def parse(verb, argv):
 
 
 def test_scoring_flags_default_to_the_recipe_then_score_config(tmp_path):
-    from rmkit.config import ScoreConfig
-    from rmkit.config_cli import recipe_from_args, split_overrides
+    from rmkit.config.command_line import recipe_from_args, split_overrides
+    from rmkit.config.sections import ScoreConfig
 
     for verb, argv in [("eval", ["RM", "pairs.jsonl"]), ("leaderboard", ["out.json", "--reference", "ref.json"])]:
         args = parse(verb, argv)
@@ -205,13 +208,92 @@ def test_scoring_flags_default_to_the_recipe_then_score_config(tmp_path):
         parse("eval", ["RM", "--heldout", "stray"])
 
 
+def test_evals_data_flags_are_the_data_sections_keys(tmp_path):
+    """--format, --split and --on-error stand for data.format, data.split and data.on_error: the overrides
+    of those keys reach rmkit eval too (they were ignored), and eval reads the test split unless told."""
+    from rmkit.config.command_line import recipe_from_args, split_overrides
+    from rmkit.evaluation.evaluate import DATA_FLAGS, SCORE_FLAGS
+
+    def data_of(*argv):
+        args = parse("eval", ["RM", "pairs.jsonl", *argv])
+        data = recipe_from_args(args, DATA_FLAGS + SCORE_FLAGS, split_overrides(args.data)[1]).data
+        return data.format, data.split, data.on_error
+
+    assert data_of() == ("auto", "test", "raise")
+    assert data_of("data.format=trl", "data.split=validation", "data.on_error=skip") == ("trl", "validation", "skip")
+    assert data_of("--format", "sharegpt", "--split", "dev", "--on-error", "skip") == ("sharegpt", "dev", "skip")
+    assert data_of("--recipe", str(write(tmp_path, "data:\n  split: train\n"))) == ("auto", "train", "raise")
+    with pytest.raises(SystemExit):
+        data_of("--format", "csv")  # the key's own choices
+
+
 def test_field_help_reaches_the_verbs_help(capsys):
     from rmkit.cli import build_parser
 
     with pytest.raises(SystemExit):
         build_parser().parse_args(["eval", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "tokens per scored conversation; oldest turns are dropped first; capped at what the RM reads; recipe key score.max_length (default: 2048)" in text
+    assert (
+        "tokens per scored conversation; oldest turns are dropped first; capped at what the reward model reads; "
+        "recipe key score.max_length (default: 2048)"
+    ) in text
+
+
+def every_key():
+    """(section.key, its help) of every recipe key, score.scorers' entries included."""
+    import dataclasses
+
+    from rmkit.config.sections import SECTIONS, ScorerSpec
+
+    classes = {**SECTIONS, "score.scorers[]": ScorerSpec}
+    return [(f"{section}.{key.name}", key.metadata.get("help")) for section, cls in classes.items() for key in dataclasses.fields(cls)]
+
+
+def test_every_key_has_help():
+    keys = every_key()
+    assert len(keys) > 110
+    assert [key for key, text in keys if not text or len(text) < 15] == []
+
+
+def test_config_show_and_the_verbs_flags_print_each_keys_help(capsys):
+    from rmkit.cli import build_parser, main
+    from rmkit.evaluation.evaluate import SCORE_FLAGS
+
+    assert main(["config", "show"]) == 0
+    shown, section = {}, None
+    for line in capsys.readouterr().out.splitlines():
+        if not line.startswith(" "):
+            section = line.split(":")[0]
+        else:
+            name, _, comment = line.strip().partition(": ")
+            shown[f"{section}.{name}"] = comment.split("  # ", 1)[1]
+    assert shown == {key: text for key, text in every_key() if not key.startswith("score.scorers[]")}
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["eval", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for key in SCORE_FLAGS:
+        help_text = dict(every_key())[key]
+        assert f"{help_text}; recipe key {key} (default:" in text
+
+
+def test_the_keys_a_run_resumes_across_are_those_that_change_no_result():
+    """What a fingerprint leaves out: a change of these keys resumes a run or checkpoint, any other is refused."""
+    from rmkit.config.fingerprint import FINGERPRINTED, neutral_keys
+
+    assert {section: neutral_keys(section) for section in FINGERPRINTED} == {
+        "model": {"trust_remote_code", "gradient_checkpointing"},
+        "data": {"on_error"},
+        "lora": set(),
+        "train": {
+            "output_dir", "eval_batch_size", "pad_to_multiple_of", "eval_steps", "save_steps", "save_total_limit",
+            "resume", "logging_steps", "report_to", "merge", "tokens_per_backward",
+        },
+        "sample": {
+            "chunk_size", "batch_size", "tensor_parallel_size", "data_parallel_size", "gpu_memory_utilization", "enforce_eager",
+            "output_dir", "executor", "workers",
+        },
+        "score": {"batch_size", "gpu_memory_utilization", "enforce_eager", "verifier_workers"},
+    }
 
 
 def test_config_show_dumps_every_setting_with_its_help(tmp_path, capsys):
@@ -229,3 +311,37 @@ def test_config_show_dumps_every_setting_with_its_help(tmp_path, capsys):
     assert load_recipe(reloaded) == load_recipe(recipe, ["score.batch_size=4"])
     assert main(["config", "show", "score.batchsize=4"]) == 2
     assert "rmkit: error: recipe: unknown key score.batchsize" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("override, error", [
+    ("sample.category_temperature=nope", "sample.category_temperature: unknown preset 'nope'; known: mt_bench"),
+    ("sample.data_parallel_size=2", "sample.data_parallel_size > 1: use sample.executor=ray"),
+    ("select.model_id=org/model", "select.model_id='org/model': it names the FastChat answer file"),
+    ("score.scorers=[{name: a, verifier: math}, {name: a, verifier: ifeval}]", "score.scorers[1].name: 'a' is used twice"),
+    ("score.scorers=[{name: a, verifier: math, function: 'm:f'}]", "score.scorers[0] (a): set exactly one of reward_model"),
+    ("score.scorers=[{verifier: math}]", "score.scorers[0].name is not set"),
+])
+def test_each_section_checks_itself_as_it_is_read(override, error):
+    """Not when a stage first uses the section: `rmkit sample` would have started its engine by then."""
+    with pytest.raises(ConfigError) as caught:
+        load_recipe(None, [override])
+    assert str(caught.value).startswith(f"recipe: {error}")
+
+
+def test_a_renamed_key_says_what_to_write_now():
+    with pytest.raises(ConfigError, match=r"^recipe: sft\.bf16 is renamed: write sft\.mixed_precision: bf16 \(for bf16: true\) or no"):
+        load_recipe(None, ["sft.bf16=true"])
+    assert load_recipe(None, ["sft.mixed_precision=bf16"]).sft.mixed_precision == "bf16"
+    assert load_recipe(None, ["sft.mixed_precision=no"]).sft.mixed_precision == "no"  # YAML's boolean no, read as the word
+
+
+def test_the_format_keys_take_the_formats_the_readers_know():
+    import typing
+
+    from rmkit.config.sections import DataConfig, SampleConfig
+    from rmkit.data.formats import PAIR_FORMATS, PROMPT_FORMATS
+
+    assert typing.get_args(typing.get_type_hints(DataConfig)["format"]) == ("auto", *PAIR_FORMATS)
+    assert typing.get_args(typing.get_type_hints(SampleConfig)["prompts_format"]) == ("auto", *PROMPT_FORMATS)
+    with pytest.raises(ConfigError, match=r"sample\.prompts_format: expected one of \['auto', 'mt_bench'"):
+        load_recipe(None, ["sample.prompts_format=csv"])

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from rmkit.sampling import cpu_threads
-from rmkit.sampling.cpu_threads import RESERVED, engine_cores
+from rmkit.models import cpu_threads
+from rmkit.models.cpu_threads import RESERVED, engine_cores
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from rmkit.cli import main
-from rmkit.config import load_recipe
+from rmkit.config.recipe import load_recipe
 from rmkit.data.data_report import DataReport
 from tests.conftest import REPO
 
@@ -20,7 +20,7 @@ LONG_REPLY = "建议您先到医院神经内科就诊，查明头痛的原因，
 
 @pytest.fixture(scope="module")
 def minilm() -> str:
-    from rmkit.builtin_models import ModelNotAvailable, resolve_model
+    from rmkit.models.builtin import ModelNotAvailable, resolve_model
 
     try:
         return resolve_model("minilm")
@@ -70,7 +70,7 @@ def test_training_warns_when_most_pairs_are_dropped_and_much_is_unknown(minilm, 
         f"data.path={data}", f"train.output_dir={tmp_path / 'out'}", "data.max_length=96", "data.eval_fraction=0",
         "train.max_steps=1", "train.save_steps=null", "train.eval_steps=null",
     ])  # fmt: skip
-    from rmkit.config import dump_recipe
+    from rmkit.config.recipe import dump_recipe
 
     dump_recipe(recipe, tmp_path / "recipe.yaml")
     assert main(["train", str(tmp_path / "recipe.yaml")]) == 0
@@ -89,6 +89,7 @@ def test_eval_warns_too(minilm, tmp_path, capsys):
     captured = capsys.readouterr()
     result = json.loads(captured.out)
     warnings = [line for line in captured.err.splitlines() if line.startswith("rmkit: warning: ")]
-    assert warnings[-2].startswith("rmkit: warning: 70% of the pairs (7 of 10) were dropped (reply_too_long: 7): their reply alone is longer than score.max_length")
+    assert warnings[-2].startswith("rmkit: warning: 70% of the pairs (7 of 10) were dropped (reply_too_long: 7): "
+        "their reply alone is longer than score.max_length")
     assert "unknown token [UNK]" in warnings[-1]
     assert result["data_report"]["warnings"] == [line.removeprefix("rmkit: warning: ") for line in warnings[-2:]]

@@ -3,10 +3,10 @@ import json
 import re
 from collections import Counter
 
-from rmkit.config import load_recipe
+from rmkit.config.recipe import load_recipe
 from rmkit.data.formats import load_pairs, load_prompts
-from rmkit.evaluate import length_baseline
-from rmkit.builtin_models import BUILTINS
+from rmkit.evaluation.evaluate import length_baseline
+from rmkit.models.builtin import BUILTINS
 from tests.conftest import REPO
 
 DEMO = REPO / "rmkit" / "demo_data"

@@ -3,8 +3,8 @@
 import pytest
 
 from rmkit.conversation import PreferencePair, message
-from rmkit.data.encode import SpecialTokens, TooLong, encode_conversation, encode_pairs, encode_prompt
 from rmkit.data.data_report import DataReport
+from rmkit.data.encode import SpecialTokens, TooLong, encode_conversation, encode_pairs, encode_prompt
 from rmkit.data.templates import TEMPLATES, render, resolve_template, stop_strings, use_template
 from tests.tiny import build_tokenizer
 
@@ -150,7 +150,7 @@ def test_encode_pairs_counts_pairs_not_conversations(tokenizer):
 
 
 def test_special_tokens_of_an_encoder_tokenizer_wrap_the_sequence():
-    from rmkit.builtin_models import resolve_model
+    from rmkit.models.builtin import resolve_model
 
     transformers = pytest.importorskip("transformers")
     try:

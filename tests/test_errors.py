@@ -19,7 +19,9 @@ from string import Template
 import pytest
 
 from rmkit.cli import main
-from rmkit.config import ConfigError, Recipe, dump_recipe
+from rmkit.config.recipe import dump_recipe
+from rmkit.config.sections import Recipe
+from rmkit.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 PAIR = {"prompt": [{"role": "user", "content": "Hello!"}], "chosen": "Hi, how can I help?", "rejected": "Go away."}
@@ -439,7 +441,7 @@ def test_out_of_memory_names_the_settings_to_lower(error, inputs, capsys, monkey
     def train(recipe, overwrite=False):
         raise error
 
-    monkeypatch.setattr("rmkit.train.train", train)
+    monkeypatch.setattr("rmkit.training.trainer.train", train)
     assert main(["train", inputs.recipe]) == 2
     line = one_error_line(capsys.readouterr().err)
     assert "out of memory" in line and "train.per_device_batch_size" in line
@@ -459,7 +461,7 @@ def test_a_bug_keeps_its_traceback(inputs, monkeypatch):
     def broken(run_dir):
         return 1 / 0
 
-    monkeypatch.setattr("rmkit.run_report.write_report", broken)
+    monkeypatch.setattr("rmkit.reports.run_report.write_report", broken)
     with pytest.raises(ZeroDivisionError):
         main(["report", str(inputs.root)])
 

@@ -5,10 +5,11 @@ import re
 import pytest
 
 from rmkit.cli import main
-from rmkit.config import Recipe, dump_recipe, load_recipe
+from rmkit.config.recipe import dump_recipe, load_recipe
+from rmkit.config.sections import Recipe
 from rmkit.conversation import PreferencePair, message
 from rmkit.data.formats import load_pair_split
-from rmkit.evaluate import format_table, length_baseline, pairwise_metrics, results, subsample
+from rmkit.evaluation.evaluate import format_table, length_baseline, pairwise_metrics, results, subsample
 
 
 def pair(chosen: str, rejected: str, subset: str = "") -> PreferencePair:

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from rmkit.exports import write_atomic, write_json, write_jsonl
+from rmkit.atomic_files import write_atomic, write_json, write_jsonl
 
 
 @pytest.fixture(params=[0o022, 0o002, 0o077])

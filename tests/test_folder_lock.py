@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from rmkit.config import ConfigError
+from rmkit.errors import ConfigError
 from rmkit.folder_lock import LOCK_NAME, folder_lock
 from tests.conftest import REPO
 

@@ -3,7 +3,6 @@ from collections import Counter
 
 import pytest
 
-from rmkit.config import ConfigError
 from rmkit.conversation import RecordError, reply_message
 from rmkit.data.data_report import DataReport
 from rmkit.data.formats import (
@@ -16,6 +15,7 @@ from rmkit.data.formats import (
     parse_prompt,
 )
 from rmkit.data.records import reply_of
+from rmkit.errors import ConfigError
 from tests.conftest import shared_data
 
 SRC = "pairs.jsonl:7"
@@ -271,7 +271,7 @@ def test_load_pairs_sets_subset_from_folder_or_file_stem(tmp_path):
 
 
 def test_load_pair_split_from_a_fraction_or_an_eval_file(tmp_path):
-    from rmkit.config import DataConfig
+    from rmkit.config.sections import DataConfig
 
     def write(path, n, tag):
         write_jsonl(path, [{"prompt": f"{tag} question {i}", "chosen": "yes", "rejected": "no"} for i in range(n)])
@@ -368,7 +368,7 @@ def test_text_file_prompts(tmp_path):
 def test_duplicate_prompt_ids_name_both_lines(tmp_path):
     questions = [{"question_id": 1, "turns": ["a"]}, {"question_id": 2, "turns": ["b"]}, {"question_id": 1, "turns": ["c"]}]
     path = write_jsonl(tmp_path / "q.jsonl", questions)
-    with pytest.raises(RecordError, match=rf"q\.jsonl:3, field 'id': duplicate prompt id '1' \(first at .*q\.jsonl:1\)"):
+    with pytest.raises(RecordError, match=r"q\.jsonl:3, field 'id': duplicate prompt id '1' \(first at .*q\.jsonl:1\)"):
         load_prompts(str(path))
     report = DataReport()
     assert [p.id for p in load_prompts(str(path), on_error="skip", report=report)] == ["1", "2"]

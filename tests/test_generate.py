@@ -2,8 +2,9 @@
 
 import pytest
 
-from rmkit.config import ConfigError, SampleConfig
+from rmkit.config.sections import SampleConfig
 from rmkit.conversation import Prompt, message
+from rmkit.errors import ConfigError
 from rmkit.sampling.candidates import through_turn
 from rmkit.sampling.generate import make_policy, request_seed, sample_prompts, temperature
 from tests.fakes import FakeBackend

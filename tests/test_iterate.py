@@ -12,8 +12,8 @@ import psutil
 import pytest
 
 from rmkit.cli import main
-from rmkit.config import load_recipe
-from rmkit.iterate import round_overrides
+from rmkit.config.recipe import load_recipe
+from rmkit.training.iterate import round_overrides
 
 
 def reply_length(record, messages):

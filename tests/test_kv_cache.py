@@ -2,8 +2,8 @@
 
 import pytest
 
-from rmkit.config import ConfigError
-from rmkit.sampling.kv_cache import BLOCK_SLACK_TOKENS, FREE_SHARE, GiB, MAX_NUM_SEQS, KvShape, kv_cache_bytes, kv_shape
+from rmkit.errors import ConfigError
+from rmkit.models.kv_cache import BLOCK_SLACK_TOKENS, FREE_SHARE, MAX_NUM_SEQS, GiB, KvShape, kv_cache_bytes, kv_shape
 
 # SmolLM2-135M in bf16: 30 layers, 3 KV heads of 64.
 SMOLLM2 = KvShape(layers=30, kv_heads=3, head_dim=64, dtype_bytes=2, max_model_len=2048)
@@ -52,7 +52,7 @@ def test_cpu_engines_get_an_explicit_size_and_vllms_own_setting_wins(tiny_llama,
     pytest.importorskip("vllm")
     from vllm.platforms import current_platform
 
-    from rmkit.sampling import kv_cache
+    from rmkit.models import kv_cache
 
     if not current_platform.is_cpu():
         pytest.skip("the CPU sizing applies to vLLM's CPU platform")

@@ -1,25 +1,41 @@
-"""Rules of the code's shape, checked: no module imports one of a higher layer, no import
-circles, and `rmkit --help` imports no heavy library."""
+"""Rules of the code's shape (docs/architecture.md), checked: every module is on the map, no module
+imports one of a higher layer, no import circles, and `rmkit --help` imports no heavy library."""
 
 import ast
 import json
+import re
 import subprocess
 import sys
 
 from tests.conftest import REPO
 
-# Bottom to top. A module may import its own layer and those below, never one above (imports
-# inside functions count too). A module not listed fails the test: give it a layer.
-LAYERS = [
-    ["rmkit.errors", "rmkit.logs", "rmkit.config", "rmkit.config_cli", "rmkit.conversation", "rmkit.builtin_models",
-     "rmkit.folder_lock", "rmkit.processes"],
-    ["rmkit.data.*"],
-    ["rmkit.modeling", "rmkit.exports", "rmkit.reward_loss", "rmkit.metrics_log"],
-    ["rmkit.sampling.*", "rmkit.checkpoints"],  # stages and their engines; checkpoints share their settings fingerprint
-    ["rmkit.best_of_n", "rmkit.report_plots", "rmkit.run_report", "rmkit.evaluate", "rmkit.leaderboard", "rmkit.compare"],
-    ["rmkit.train", "rmkit.sft", "rmkit.iterate", "rmkit.chat", "rmkit.run_viewer", "rmkit.ui_app", "rmkit.ui", "rmkit.sampling.verbs",
-     "rmkit.serve", "rmkit.serve.*", "rmkit.cli"],  # commands and the app's parts
-]
+ARCHITECTURE = REPO / "docs" / "architecture.md"
+
+
+def documented_layers() -> list[list[str]]:
+    """The layers of docs/architecture.md's table, bottom to top, each a list of module names; "rmkit.x.*"
+    holds the package rmkit.x and its modules. A module may import its own layer and those below,
+    never one above (imports inside functions count too)."""
+    rows = [line for line in ARCHITECTURE.read_text().splitlines() if re.match(r"\| \d+ \|", line)]
+    return [re.findall(r"`(rmkit[\w.*]*)`", row.split("|")[3]) for row in reversed(rows)]
+
+
+def documented_modules() -> set[str]:
+    """The module files the tree of docs/architecture.md lists, as paths under rmkit/."""
+    text = ARCHITECTURE.read_text()
+    tree = text[text.index("```\nrmkit/\n") + len("```\nrmkit/\n") :].split("```")[0]
+    folders, paths = [], set()
+    for line in tree.splitlines():
+        indent, name = (len(line) - len(line.lstrip())) // 2, line.split()[0]
+        folders = folders[: indent - 1]
+        if name.endswith("/"):
+            folders.append(name)
+        else:
+            paths.add("".join(folders) + name)
+    return paths
+
+
+LAYERS = documented_layers()
 
 # Imported only inside the verbs that need them (rmkit/cli.py), so `rmkit --help` and a typo
 # answer at once, and a machine without a GPU stack can still list the verbs.
@@ -41,7 +57,10 @@ print(json.dumps(sorted(name for name in sys.modules if name.split(".")[0] in HE
 def layer_of(module: str) -> int:
     """The most specific entry wins: rmkit.sampling.verbs over rmkit.sampling.*."""
     exact = [i for i, names in enumerate(LAYERS) if module in names]
-    wild = [i for i, names in enumerate(LAYERS) for name in names if name.endswith(".*") and module.startswith(name[:-1])]
+    wild = [
+        i for i, names in enumerate(LAYERS) for name in names
+        if name.endswith(".*") and (module == name[:-2] or module.startswith(name[:-1]))
+    ]
     if not exact and not wild:
         raise AssertionError(f"{module} has no layer in tests/test_layers.py LAYERS")
     return (exact or wild)[0]
@@ -64,14 +83,22 @@ def module_name(path) -> str:
     return ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
 
 
+def test_every_module_is_on_the_map():
+    """docs/architecture.md lists every module of rmkit/ (and none that is gone); its layer table puts
+    the core at the bottom and the apps on top (every module's layer: test_no_module_imports_a_higher_layer)."""
+    files = {str(path.relative_to(REPO / "rmkit")) for path in (REPO / "rmkit").rglob("*.py") if path.name != "__init__.py"}
+    assert documented_modules() == files
+    assert "rmkit.config.*" in LAYERS[0] and LAYERS[1] == ["rmkit.data.*"] and "rmkit.apps.*" in LAYERS[-1]
+
+
 def test_no_module_imports_a_higher_layer():
     upward = []
     for path in sorted((REPO / "rmkit").rglob("*.py")):
         module = module_name(path)
-        if module in ("rmkit", "rmkit.data", "rmkit.sampling"):
+        if module == "rmkit":
             continue
         for target in sorted(rmkit_imports(path)):
-            if target not in ("rmkit", "rmkit.data", "rmkit.sampling") and layer_of(target) > layer_of(module):
+            if target != "rmkit" and layer_of(target) > layer_of(module):
                 upward.append(f"{module} -> {target}")
     assert upward == []
 

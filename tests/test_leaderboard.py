@@ -7,7 +7,7 @@ import math
 import pytest
 
 from rmkit.conversation import message
-from rmkit.leaderboard import (
+from rmkit.evaluation.leaderboard import (
     COLUMNS,
     Answer,
     by_model,
@@ -158,7 +158,7 @@ def test_fastchat_needs_questions_and_matching_turns(tmp_path):
 
 
 def test_reads_what_rmkit_exports_writes(tmp_path):
-    from rmkit.exports import alpaca_eval_output, mt_bench_answers
+    from rmkit.selection.exports import alpaca_eval_output, mt_bench_answers
 
     exchanges = [message("user", "Write a poem."), message("assistant", "Roses")]
     exchanges += [message("user", "Make it shorter."), message("assistant", "Red")]

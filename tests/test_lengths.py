@@ -11,13 +11,14 @@ import pytest
 from transformers import BertConfig, LlamaConfig
 
 from rmkit.cli import main
-from rmkit.config import ScoreConfig, load_recipe
+from rmkit.config.recipe import load_recipe
+from rmkit.config.sections import ScoreConfig
 from tests.conftest import REPO
 
 
 @pytest.fixture(scope="module")
 def minilm() -> str:
-    from rmkit.builtin_models import ModelNotAvailable, resolve_model
+    from rmkit.models.builtin import ModelNotAvailable, resolve_model
 
     try:
         return resolve_model("minilm")
@@ -31,7 +32,7 @@ class Tokenizer:
 
 
 def test_the_limit_is_the_positions_or_the_tokenizers_lower_one():
-    from rmkit.modeling import length_limit
+    from rmkit.models.lengths import length_limit
 
     assert length_limit(BertConfig(max_position_embeddings=512), Tokenizer(512)) == (512, "max_position_embeddings")
     # RoBERTa: 514 positions, two of them taken by its padding offset; its tokenizer says 512.
@@ -42,7 +43,7 @@ def test_the_limit_is_the_positions_or_the_tokenizers_lower_one():
 
 
 def test_a_longer_setting_is_capped_in_one_line_naming_the_key(capsys):
-    from rmkit.modeling import fit_length
+    from rmkit.models.lengths import fit_length
 
     config = BertConfig(max_position_embeddings=512)
     assert fit_length(256, config, Tokenizer(512), "score.max_length", "minilm") == 256
@@ -75,7 +76,7 @@ def test_eval_with_the_default_max_length_caps_it_at_minilms_512(minilm, tmp_pat
 
 
 def test_the_scorer_reads_at_most_what_the_model_reads(minilm, capsys):
-    from rmkit.sampling.score import TransformersScorer
+    from rmkit.scoring.reward_models import TransformersScorer
 
     scorer = TransformersScorer(ScoreConfig(reward_model=minilm, chat_template="plain"))  # max_length 2048
     conversations = [
@@ -110,7 +111,7 @@ def test_training_caps_data_max_length_and_its_final_eval_runs(minilm, tmp_path,
 
 
 def recipe_args(recipe, tmp_path) -> list[str]:
-    from rmkit.config import dump_recipe
+    from rmkit.config.recipe import dump_recipe
 
     dump_recipe(recipe, tmp_path / "recipe.yaml")
     return [str(tmp_path / "recipe.yaml")]

@@ -16,7 +16,8 @@ import pytest
 
 from rmkit import logs
 from rmkit.cli import main
-from rmkit.config import Recipe, dump_recipe
+from rmkit.config.recipe import dump_recipe
+from rmkit.config.sections import Recipe
 
 REPO = Path(__file__).resolve().parents[1]
 PAIR = {"prompt": [{"role": "user", "content": "Hello!"}], "chosen": "Hi, how can I help?", "rejected": "Go away."}

@@ -7,19 +7,14 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from rmkit.config import ConfigError, LoraConfig, ModelConfig
+from rmkit.config.sections import LoraConfig, ModelConfig
 from rmkit.conversation import message
 from rmkit.data.encode import encode_conversation
-from rmkit.modeling import (
-    compute_rewards,
-    compute_rewards_in_groups,
-    head_name,
-    build_reward_model,
-    load_tokenizer,
-    load_trained_reward_model,
-    save_reward_model,
-)
-from rmkit.reward_loss import bradley_terry_loss
+from rmkit.errors import ConfigError
+from rmkit.models.classifier import compute_rewards, head_name, load_tokenizer
+from rmkit.scoring.reward_models import load_trained_reward_model
+from rmkit.training.reward_loss import bradley_terry_loss, compute_rewards_in_groups
+from rmkit.training.reward_model import build_reward_model, save_reward_model
 
 REPLIES = [
     "yes",
@@ -121,8 +116,7 @@ def test_scores_do_not_depend_on_batch_size_or_padding_side(tiny_llama):
 
 @pytest.mark.parametrize("side", ["right", "left"])
 def test_grouped_forwards_give_the_rewards_loss_and_gradients_of_one_forward(tiny_llama, side):
-    from rmkit.data.collator import forward_groups
-    from rmkit.reward_loss import pair_rewards, training_loss
+    from rmkit.training.reward_loss import forward_groups, pair_rewards, training_loss
 
     tokenizer = load_tokenizer(ModelConfig(name_or_path=str(tiny_llama)))
     model = build_reward_model(ModelConfig(name_or_path=str(tiny_llama)), LoraConfig(r=4), tokenizer)
@@ -159,8 +153,7 @@ def test_grouped_forwards_give_the_rewards_loss_and_gradients_of_one_forward(tin
 def test_backward_in_runs_gives_the_loss_and_gradients_of_the_whole_batch(tiny_llama, runs_wanted):
     """Pairs backpropagated run by run (a run's activations freed before the next) sum to the
     whole batch's loss and gradients, margins and the centring term included."""
-    from rmkit.data.collator import backward_runs
-    from rmkit.reward_loss import loss_and_backward, pair_rewards, pair_tokens, training_loss
+    from rmkit.training.reward_loss import backward_runs, loss_and_backward, pair_rewards, pair_tokens, training_loss
 
     tokenizer = load_tokenizer(ModelConfig(name_or_path=str(tiny_llama)))
     model = build_reward_model(ModelConfig(name_or_path=str(tiny_llama)), LoraConfig(r=4), tokenizer)
@@ -193,8 +186,8 @@ def test_backward_in_runs_gives_the_loss_and_gradients_of_the_whole_batch(tiny_l
 
 def test_frozen_weights_stored_in_bf16_give_the_same_loss_and_gradients_under_autocast(tiny_llama):
     """Autocast casts each float32 weight to bf16 at every forward; stored in bf16 they give the same matmuls."""
-    from rmkit.modeling import store_frozen_weights_in
-    from rmkit.reward_loss import training_loss
+    from rmkit.training.memory import store_frozen_weights_in
+    from rmkit.training.reward_loss import training_loss
 
     tokenizer = load_tokenizer(ModelConfig(name_or_path=str(tiny_llama)))
     model = build_reward_model(ModelConfig(name_or_path=str(tiny_llama)), LoraConfig(r=4), tokenizer)
@@ -313,7 +306,7 @@ def test_full_fine_tuning_saves_just_the_model(tiny_llama, tmp_path):
 
 
 def test_encoder_classifier_head_with_lora(tmp_path):
-    from rmkit.builtin_models import ModelNotAvailable, resolve_model
+    from rmkit.models.builtin import ModelNotAvailable, resolve_model
 
     try:
         minilm = resolve_model("minilm")
@@ -349,8 +342,8 @@ def test_quantization_needs_a_gpu(tiny_llama):
 def test_score_chat_template_is_used_for_a_reward_model_without_one(tiny_llama, tmp_path):
     # A HF checkpoint whose tokenizer has no template: `score.chat_template` must decide how
     # it renders (it was silently replaced by the ModelConfig default, chatml, at load).
-    from rmkit.config import ScoreConfig
-    from rmkit.sampling.score import load_scoring_model
+    from rmkit.config.sections import ScoreConfig
+    from rmkit.scoring.reward_models import load_scoring_model
 
     folder = tmp_path / "no_template"
     shutil.copytree(tiny_llama, folder)

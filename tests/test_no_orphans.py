@@ -22,7 +22,8 @@ sys.path.insert(0, sys.argv[1])
 from rmkit.processes import start_reaper
 start_reaper()
 start_reaper()  # once per process
-subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']); time.sleep(600)"])
+child = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']); time.sleep(600)"
+subprocess.Popen([sys.executable, "-c", child])
 print("started", flush=True)
 time.sleep(float(sys.argv[2]))
 """

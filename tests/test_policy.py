@@ -1,6 +1,6 @@
 """The one policy loader: tokenizer and template, EOS ids, backend and prompting, by name."""
 
-from rmkit.config import SampleConfig
+from rmkit.config.sections import SampleConfig
 from rmkit.sampling.policy import load_policy
 from tests.fakes import FakeBackend
 

@@ -15,8 +15,9 @@ import time
 import pytest
 
 from rmkit import cli
-from rmkit.config import ConfigError, SampleConfig, load_recipe
-from rmkit.errors import MissingDependency
+from rmkit.config.recipe import load_recipe
+from rmkit.config.sections import SampleConfig
+from rmkit.errors import ConfigError, MissingDependency
 from rmkit.sampling import pipeline
 from rmkit.sampling.chunk_sampler import ChunkSampler
 from rmkit.sampling.pipeline import sample_and_score, validate

@@ -11,14 +11,14 @@ import statistics
 
 import pytest
 
-from rmkit.best_of_n import best_of_n_curve, best_of_n_table, expected_max, kl_bound, report_ns
-from rmkit.config import SelectConfig
+from rmkit.atomic_files import write_json
+from rmkit.config.sections import SelectConfig
 from rmkit.errors import MissingPath, RecordError
-from rmkit.exports import write_json
-from rmkit.run_report import write_report
+from rmkit.reports import run_report
+from rmkit.reports.run_report import write_report
 from rmkit.sampling.runs import CandidateLog
-from rmkit import run_report
-from rmkit.sampling.select import mark_selected, select, summarize
+from rmkit.selection.best_of_n import best_of_n_curve, best_of_n_table, expected_max, kl_bound, report_ns
+from rmkit.selection.select import mark_selected, select, summarize
 
 PNG = b"\x89PNG\r\n\x1a\n"
 DPI = 110  # what the report saves its figures at

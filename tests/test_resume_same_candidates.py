@@ -16,7 +16,7 @@ import shutil
 
 import pytest
 
-from rmkit.config import load_recipe
+from rmkit.config.recipe import load_recipe
 from rmkit.sampling.backends import Completion
 from rmkit.sampling.pipeline import sample_and_score
 

@@ -6,10 +6,12 @@ import json
 import os
 
 from rmkit.cli import main
-from rmkit.config import SampleConfig, load_recipe
+from rmkit.config.fingerprint import fingerprint
+from rmkit.config.recipe import load_recipe
+from rmkit.config.sections import SampleConfig
 from rmkit.sampling.pipeline import load_run_prompts, select_stage
-from rmkit.sampling.runs import CandidateLog, RunFolder, fingerprint
-from rmkit.sampling.select import random_index
+from rmkit.sampling.runs import CandidateLog, RunFolder
+from rmkit.selection.select import random_index
 
 N = 2
 QUESTION_IDS = (81, 82, 83)
@@ -69,9 +71,11 @@ def test_mt_bench_answers_are_in_fastchats_layout_and_load_as_one_model(tmp_path
     assert list(load_model_answers(run.path / "model_answer")) == ["bo2-renamed"]  # the old name's file goes
 
 
-def test_a_model_id_that_is_no_file_name_is_refused(tmp_path):
-    recipe, run = make_run(tmp_path / "run", "select.model_id=org/model")
+def test_a_model_id_that_is_no_file_name_is_refused(tmp_path, capsys):
+    recipe, run = make_run(tmp_path / "run")
     assert main(["select", str(run.path), "select.model_id=org/model"]) == 2
+    assert "select.model_id='org/model': it names the FastChat answer file" in capsys.readouterr().err
+    assert not (run.path / "sft.jsonl").exists()  # refused as the recipe was read, before anything was written
 
 
 def test_rescoring_marks_the_selected_outputs_stale_until_select(tmp_path, capsys):

@@ -4,19 +4,13 @@ import json
 
 import pytest
 
-from rmkit.config import ConfigError, Recipe, load_recipe
+from rmkit.config.fingerprint import differences, fingerprint
+from rmkit.config.recipe import load_recipe
+from rmkit.config.sections import Recipe
 from rmkit.data.data_report import DataReport
+from rmkit.errors import ConfigError
 from rmkit.sampling.pipeline import score_stage
-from rmkit.sampling.runs import (
-    CandidateLog,
-    RunFolder,
-    differences,
-    fingerprint,
-    merge_runs,
-    parse_shard,
-    read_log,
-    shard_items,
-)
+from rmkit.sampling.runs import CandidateLog, RunFolder, merge_runs, parse_shard, read_log, shard_items
 
 
 def group(pid, order=0, n=2):

@@ -13,14 +13,16 @@ import shutil
 import pytest
 
 from rmkit import cli
-from rmkit.config import ConfigError, SampleConfig, ScoreConfig, load_recipe
+from rmkit.config.recipe import load_recipe
+from rmkit.config.sections import SampleConfig, ScoreConfig
 from rmkit.conversation import RecordError, message
 from rmkit.data.encode import encode_prompt
+from rmkit.errors import ConfigError
 from rmkit.sampling.backends import GenParams, TransformersBackend
 from rmkit.sampling.candidates import through_turn
 from rmkit.sampling.pipeline import sample_and_score, score_stage, select_stage
 from rmkit.sampling.runs import RunFolder
-from rmkit.sampling.score import TransformersScorer, score_conversations
+from rmkit.scoring.reward_models import TransformersScorer, score_conversations
 from tests.conftest import shared_data, shutdown_vllm
 from tests.tiny import build_tiny_reward_model
 
@@ -29,7 +31,7 @@ pytestmark = pytest.mark.slow
 N, MAX_TOKENS = 4, 8
 CATEGORIES = ("writing", "roleplay", "math", "coding", "stem", "humanities")
 GREEDY = ("math", "coding")  # temperature 0 in the test recipe: four identical candidates
-# On CPU the KV cache is sized from what the run needs (rmkit.sampling.kv_cache), whatever the host.
+# On CPU the KV cache is sized from what the run needs (rmkit.models.kv_cache), whatever the host.
 ENGINE = SampleConfig(dtype="float32", enforce_eager=True)
 
 
@@ -317,7 +319,7 @@ def test_bad_prompt_records_fail_or_are_skipped_and_counted(questions, tiny_llam
 
 
 def write_recipe(recipe, path):
-    from rmkit.config import dump_recipe
+    from rmkit.config.recipe import dump_recipe
 
     dump_recipe(recipe, path)
     return str(path)
@@ -440,7 +442,7 @@ def test_an_interrupted_vllm_batch_leaves_nothing_behind(backends, policy_tokeni
     reason="starts a second vLLM engine (the pooling runner): run alone with RMKIT_TEST_VLLM_SCORER=1",
 )
 def test_vllm_scorer_gives_the_raw_logits_of_the_transformers_path(questions, scorer, reward_model):
-    from rmkit.sampling.score import VllmScorer
+    from rmkit.scoring.reward_models import VllmScorer
 
     rows = [json.loads(line) for line in questions.read_text().splitlines()]
     replies = ("Sure.", "Here is a short answer to that.", "No.")

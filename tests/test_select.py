@@ -2,11 +2,19 @@
 
 import pytest
 
-from rmkit import exports
-from rmkit.config import SelectConfig
+from rmkit.config.sections import SelectConfig
 from rmkit.conversation import message
-from rmkit.sampling.select import format_summary
-from rmkit.sampling.select import best_index, mark_selected, random_index, random_indices, ranking, select, summarize
+from rmkit.selection import exports
+from rmkit.selection.select import (
+    best_index,
+    format_summary,
+    mark_selected,
+    random_index,
+    random_indices,
+    ranking,
+    select,
+    summarize,
+)
 
 
 def test_ranking_and_best_break_ties_by_lower_index_and_skip_unscored():
@@ -67,7 +75,7 @@ def test_summarize_means_are_matched_over_scored_prompts():
 
     groups = [group("a", "math", [1.0, 3.0]), group("b", "writing", [0.0, 2.0]), group("c", "math", [None, None])]
     cfg = SelectConfig()
-    selections = [select([l["reward"] for l in g], [str(l["index"]) for l in g], cfg, g[0]["prompt_id"]) for g in groups]
+    selections = [select([c["reward"] for c in g], [str(c["index"]) for c in g], cfg, g[0]["prompt_id"]) for g in groups]
     stats = summarize(groups, selections)
     assert stats["prompts"] == 3 and stats["candidates"] == 6 and stats["scored_prompts"] == 2
     assert stats["mean_reward_all"] == pytest.approx(1.5)

@@ -26,11 +26,21 @@ from types import SimpleNamespace
 
 import pytest
 
-from rmkit.config import ConfigError, ServeConfig, load_recipe
+from rmkit.apps.serve.batcher import Batcher
+from rmkit.apps.serve.protocols import (
+    ClassifyRequest,
+    RewardRequest,
+    ScoreRequest,
+    classify_items,
+    label_record,
+    reward_items,
+    score_items,
+)
+from rmkit.config.recipe import load_recipe
+from rmkit.config.sections import ServeConfig
 from rmkit.conversation import RecordError, message
 from rmkit.data.templates import TEMPLATES, parse_rendered, render, template_shape
-from rmkit.serve.batcher import Batcher
-from rmkit.serve.protocols import ClassifyRequest, RewardRequest, ScoreRequest, classify_items, label_record, reward_items, score_items
+from rmkit.errors import ConfigError
 from tests.conftest import REPO
 
 CONVERSATION = [
@@ -181,7 +191,7 @@ def test_a_failed_batch_fails_its_requests_and_the_next_batch_is_scored():
 
 
 def test_hosts_beyond_this_machine_need_an_api_key():
-    from rmkit.serve.verb import check_access
+    from rmkit.apps.serve.verb import check_access
 
     check_access("127.0.0.1", None)
     check_access("localhost", None)
@@ -204,8 +214,9 @@ def reward_model(tiny_llama, tmp_path_factory):
     """A reward model saved by rmkit (random head): the tiny Llama with the plain template, unlike the policy's chatml."""
     import torch
 
-    from rmkit.config import ModelConfig
-    from rmkit.modeling import build_reward_model, load_tokenizer, save_reward_model
+    from rmkit.config.sections import ModelConfig
+    from rmkit.models.classifier import load_tokenizer
+    from rmkit.training.reward_model import build_reward_model, save_reward_model
 
     cfg = ModelConfig(name_or_path=str(tiny_llama), chat_template="plain", force_chat_template=True)
     tokenizer = load_tokenizer(cfg)
@@ -250,7 +261,7 @@ serve: {{max_batch_wait: 0.0}}
 
 @pytest.fixture(scope="module")
 def service(recipe_file):
-    from rmkit.serve.app import load_service
+    from rmkit.apps.serve.app import load_service
 
     service = load_service(load_recipe(recipe_file))
     yield service
@@ -268,7 +279,7 @@ def running(service, api_key=None, **serve):
 
     import uvicorn
 
-    from rmkit.serve.app import build_app
+    from rmkit.apps.serve.app import build_app
 
     recipe = dataclasses.replace(service.recipe, serve=dataclasses.replace(service.recipe.serve, **serve))
     app = build_app(dataclasses.replace(service, recipe=recipe), api_key)

@@ -7,7 +7,7 @@ import pytest
 
 from rmkit.cli import main
 from rmkit.conversation import message
-from rmkit.sft import encode_sft
+from rmkit.training.sft import encode_sft
 
 CONVERSATION = [
     message("user", "Hello! How are you?"),
@@ -30,8 +30,8 @@ def test_only_assistant_turns_are_learned():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("bf16", [False, True])  # bf16 on a CPU failed in TrainingArguments before use_cpu
-def test_sft_run_folder_to_a_merged_policy(tmp_path, tiny_llama, capsys, bf16):
+@pytest.mark.parametrize("mixed_precision", ["no", "bf16"])  # bf16 on a CPU failed in TrainingArguments before use_cpu
+def test_sft_run_folder_to_a_merged_policy(tmp_path, tiny_llama, capsys, mixed_precision):
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -41,7 +41,7 @@ def test_sft_run_folder_to_a_merged_policy(tmp_path, tiny_llama, capsys, bf16):
     (run / "sft.jsonl").write_text(json.dumps({"messages": CONVERSATION}) + "\n" * 1)
     out = tmp_path / "policy"
     overrides = [f"sft.output_dir={out}", "sft.max_steps=6", "sft.learning_rate=5e-3", "sft.logging_steps=1", "sft.warmup_ratio=0",
-                 f"sft.bf16={str(bf16).lower()}"]
+                 f"sft.mixed_precision={mixed_precision}"]
     assert main(["sft", str(run), *overrides]) == 0
     summary = json.loads((out / "sft_summary.json").read_text())
     losses = [entry["loss"] for entry in summary["log"]]
@@ -66,8 +66,8 @@ def test_sft_names_a_missing_data_file(tmp_path, capsys):
 
 @pytest.mark.parametrize("checkpointing", [True, False])
 def test_sft_settings_reach_trl(checkpointing):
-    from rmkit.config import load_recipe
-    from rmkit.sft import sft_arguments
+    from rmkit.config.recipe import load_recipe
+    from rmkit.training.sft import sft_arguments
 
     recipe = load_recipe(None, [f"sft.gradient_checkpointing={str(checkpointing).lower()}", "sft.learning_rate=3e-5", "sft.max_steps=7"])
     args = sft_arguments(recipe, 64)

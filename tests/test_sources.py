@@ -3,10 +3,9 @@ import json
 
 import pytest
 
-from rmkit.config import ConfigError
 from rmkit.conversation import RecordError
-from rmkit.errors import DataError, MissingPath
 from rmkit.data.sources import file_stem, read_records, split_files, split_heldout, subset_of
+from rmkit.errors import ConfigError, DataError, MissingPath
 
 
 def write_jsonl(path, records, blank_line_after=None):
@@ -146,7 +145,7 @@ def test_glob_pattern(tmp_path):
 def test_invalid_json_names_file_and_line(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"a": 1}\n{"a": \n')
-    with pytest.raises(RecordError, match=rf"bad\.jsonl:2: invalid JSON") as info:
+    with pytest.raises(RecordError, match=r"bad\.jsonl:2: invalid JSON") as info:
         list(read_records(str(path)))
     assert info.value.source == f"{path}:2"
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from rmkit.config import SampleConfig
+from rmkit.config.sections import SampleConfig
 from rmkit.conversation import RecordError, message_text, tools_of
 from rmkit.data.encode import encode_conversation, encode_pairs
 from rmkit.data.formats import load_pairs, load_prompts, parse_pair
 from rmkit.data.templates import knows_tools, render, tools_as_text, use_template
-from rmkit.exports import pair_record, sft_record
 from rmkit.sampling.generate import make_policy, sample_prompts
+from rmkit.selection.exports import pair_record, sft_record
 from tests.fakes import FakeBackend
 from tests.tiny import build_tokenizer
 
@@ -206,8 +206,8 @@ def test_tool_prompts_sample_with_tool_turns_as_fixed_history(shape):
 
 def test_tool_conversations_are_scored_and_evaluated(tiny_llama, capsys):
     from rmkit.cli import main
-    from rmkit.config import ScoreConfig
-    from rmkit.sampling.score import TransformersScorer
+    from rmkit.config.sections import ScoreConfig
+    from rmkit.scoring.reward_models import TransformersScorer
 
     scorer = TransformersScorer(ScoreConfig(reward_model=str(tiny_llama), max_length=2048))
     pairs = load_pairs(str(DATA / "tool_pairs_messages.jsonl"))
@@ -220,8 +220,8 @@ def test_tool_conversations_are_scored_and_evaluated(tiny_llama, capsys):
 
 @pytest.mark.slow
 def test_a_reward_model_trains_on_both_shapes(tiny_llama, tmp_path):
-    from rmkit.config import load_recipe
-    from rmkit.train import train
+    from rmkit.config.recipe import load_recipe
+    from rmkit.training.trainer import train
 
     recipe = load_recipe(None, [
         f"model.name_or_path={tiny_llama}", f"data.path={DATA}/tool_pairs_*.jsonl", f"train.output_dir={tmp_path}",

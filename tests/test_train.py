@@ -14,22 +14,28 @@ from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 import rmkit.train
-from rmkit.config import ConfigError, TrainConfig, dump_recipe, load_recipe
+import rmkit.training.trainer
+from rmkit.config.recipe import dump_recipe, load_recipe
+from rmkit.config.sections import TrainConfig
 from rmkit.conversation import RecordError
+from rmkit.data.batching import LengthGroupedBatchSampler
 from rmkit.data.collator import RewardDataCollatorWithPadding
 from rmkit.data.encode import encode_pairs
 from rmkit.data.formats import load_pairs
-from rmkit.data.batching import LengthGroupedBatchSampler
-from rmkit.data.sources import split_heldout
-from rmkit.modeling import compute_rewards, build_reward_model, load_tokenizer, load_trained_reward_model
-from rmkit.checkpoints import Progress, checkpoint_dirs, save_checkpoint
 from rmkit.data.loaders import FullBatches
-from rmkit.evaluate import pairwise_metrics
-from rmkit.metrics_log import MetricsLog
-from rmkit.reward_loss import bradley_terry_loss, pair_metrics, pair_rewards, training_loss
-from rmkit.train import accumulation_group_size, train, train_step
+from rmkit.data.sources import split_heldout
+from rmkit.errors import ConfigError
+from rmkit.evaluation.evaluate import pairwise_metrics
+from rmkit.models.classifier import compute_rewards, load_tokenizer
+from rmkit.scoring.reward_models import load_trained_reward_model
+from rmkit.training.checkpoints import Progress, checkpoint_dirs, save_checkpoint
+from rmkit.training.metrics_log import MetricsLog
+from rmkit.training.reward_loss import bradley_terry_loss, pair_metrics, pair_rewards, training_loss
+from rmkit.training.reward_model import build_reward_model
+from rmkit.training.trainer import accumulation_group_size, train, train_step
 from tests.conftest import REPO
 from tests.fakes import final_eval, recipe_for, synthetic_pairs, write_jsonl
+
 
 def read_metrics(output_dir) -> list[dict]:
     return [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
@@ -260,7 +266,7 @@ def test_resume_continues_exactly(tiny_llama, pairs, tmp_path, monkeypatch, mixe
     ]
     uninterrupted = train(recipe_for(tiny_llama, pairs, tmp_path / "a", *overrides))
 
-    real_save = rmkit.train.save_checkpoint
+    real_save = rmkit.training.trainer.save_checkpoint
     saved = []
 
     def save_then_die(*args, **kwargs):
@@ -268,7 +274,7 @@ def test_resume_continues_exactly(tiny_llama, pairs, tmp_path, monkeypatch, mixe
         if len(saved) == 2:
             raise Interrupted
 
-    monkeypatch.setattr(rmkit.train, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(rmkit.training.trainer, "save_checkpoint", save_then_die)
     with pytest.raises(Interrupted):
         train(recipe_for(tiny_llama, pairs, tmp_path / "b", *overrides))
     monkeypatch.undo()
@@ -356,7 +362,7 @@ def test_command_line_overrides(tiny_llama, pairs, tmp_path):
 
 
 def test_tiny_recipe_trains_the_encoder(tmp_path):
-    from rmkit.builtin_models import ModelNotAvailable, resolve_model
+    from rmkit.models.builtin import ModelNotAvailable, resolve_model
 
     try:
         resolve_model("minilm")
@@ -388,7 +394,7 @@ def memory_plan(batch_size=8, pair_length=100, single_process=True, **settings):
     model = FakeModel(hidden=8, layers=2, weight_floats=136_000)  # 544 bytes a token; weights 544,000 bytes: 1,000 tokens
     overrides = [f"train.per_device_batch_size={batch_size}"] + [f"{k.replace('__', '.')}={v}" for k, v in settings.items()]
     examples = [{"input_ids_chosen": [1] * pair_length, "input_ids_rejected": [1] * (pair_length // 2)}] * 3
-    plan = rmkit.train.plan_memory(load_recipe(None, overrides), model, examples, single_process)
+    plan = rmkit.training.memory.plan_memory(load_recipe(None, overrides), model, examples, single_process)
     assert plan["gradient_checkpointing"] == model.checkpointing  # what it says is what the model does
     return plan
 
@@ -398,7 +404,7 @@ def test_auto_memory_splits_a_batch_into_runs_instead_of_checkpointing():
     assert small["tokens_per_backward"] is None and not small["gradient_checkpointing"]
     big = memory_plan(batch_size=64)  # 12,800 tokens: runs of the weights' size, no recomputation
     assert big["tokens_per_backward"] == 1000 and not big["gradient_checkpointing"]
-    assert "1,000 tokens" in rmkit.train.memory_line(big)
+    assert "1,000 tokens" in rmkit.training.memory.memory_line(big)
     long = memory_plan(batch_size=64, pair_length=600)  # one pair (1,200 tokens) outweighs the weights
     assert long["gradient_checkpointing"] and "1,200 tokens" in long["gradient_checkpointing_why"]
 
@@ -420,10 +426,10 @@ def test_the_trained_model_is_released_before_the_merge_loads_the_base_again(tin
     """The merge reloads the base: the trained model must be gone by then, or memory holds two."""
     import weakref
 
-    import rmkit.modeling
+    import rmkit.training.reward_model
 
     built, seen_at_merge = [], []
-    real_build, real_merge = rmkit.modeling.build_reward_model, rmkit.train.merge_outputs
+    real_build, real_merge = rmkit.training.reward_model.build_reward_model, rmkit.training.trainer.merge_outputs
 
     def build(*args, **kwargs):
         model = real_build(*args, **kwargs)
@@ -434,8 +440,8 @@ def test_the_trained_model_is_released_before_the_merge_loads_the_base_again(tin
         seen_at_merge.append(built[0]())
         return real_merge(*args, **kwargs)
 
-    monkeypatch.setattr(rmkit.modeling, "build_reward_model", build)
-    monkeypatch.setattr(rmkit.train, "merge_outputs", merge)
+    monkeypatch.setattr(rmkit.training.reward_model, "build_reward_model", build)
+    monkeypatch.setattr(rmkit.training.trainer, "merge_outputs", merge)
     train(recipe_for(tiny_llama, pairs, tmp_path, "train.max_steps=2"))
     assert len(built) == 1 and seen_at_merge == [None]
     assert (tmp_path / "model" / "model.safetensors").exists()

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from rmkit.apps.run_viewer import RunError, candidate_rows, load_run_in, open_run, prompt_rows, report_images, selection_text
+from rmkit.apps.ui_app import ALL
 from rmkit.cli import main
-from rmkit.config import Recipe, dump_recipe
+from rmkit.config.recipe import dump_recipe
+from rmkit.config.sections import Recipe
 from rmkit.sampling.backends import Completion
-from rmkit.run_viewer import RunError, candidate_rows, load_run_in, open_run, prompt_rows, report_images, selection_text
-from rmkit.ui_app import ALL
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -177,8 +178,8 @@ def test_serving_beyond_this_machine_needs_a_login(run_dir, monkeypatch, capsys)
 
 
 def test_only_loopback_hosts_serve_without_a_login():
+    from rmkit.apps.ui import login
     from rmkit.errors import ConfigError
-    from rmkit.ui import login
 
     for host in ("127.0.0.1", "localhost", "::1", "127.0.0.2"):
         assert login(host, None) is None
@@ -189,7 +190,7 @@ def test_only_loopback_hosts_serve_without_a_login():
 
 
 def test_a_folder_of_runs_is_a_root_too(run_dir, tmp_path, monkeypatch, capsys):
-    from rmkit.run_viewer import find_runs
+    from rmkit.apps.run_viewer import find_runs
 
     pytest.importorskip("gradio", reason="the web UI needs gradio (pip install gradio)")
     calls = Launches(monkeypatch)
@@ -204,7 +205,7 @@ def test_a_folder_of_runs_is_a_root_too(run_dir, tmp_path, monkeypatch, capsys):
 def test_the_chat_uses_the_runs_models_by_default(run_dir, tiny_llama, tmp_path, monkeypatch, capsys):
     pytest.importorskip("gradio", reason="the web UI needs gradio (pip install gradio)")
     calls = Launches(monkeypatch)
-    monkeypatch.setattr("rmkit.ui.load_responder", calls.load_responder)
+    monkeypatch.setattr("rmkit.apps.ui.load_responder", calls.load_responder)
     run = copy_run(run_dir, tmp_path)
     recipe = Recipe()
     recipe.sample.policy, recipe.score.reward_model = str(tiny_llama), str(tiny_llama)
@@ -241,7 +242,7 @@ def test_the_app_serves_no_file_outside_its_run_folder(run_dir, tmp_path, monkey
     pytest.importorskip("gradio", reason="the web UI needs gradio (pip install gradio)")
     from gradio_client import Client
 
-    from rmkit.ui_app import build_app
+    from rmkit.apps.ui_app import build_app
 
     root = tmp_path / "root"
     run = copy_run(run_dir, root)
@@ -304,8 +305,8 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def app_url(browser, tiny_llama, run_dir):
     """The app with a best-of-3 chat (tiny policy and reward model) and the small run, on 127.0.0.1."""
-    from rmkit.chat import load_responder
-    from rmkit.ui_app import build_app
+    from rmkit.apps.chat import load_responder
+    from rmkit.apps.ui_app import build_app
 
     recipe = Recipe()
     recipe.sample.policy, recipe.sample.backend, recipe.sample.max_tokens = str(tiny_llama), "transformers", 8
@@ -373,4 +374,4 @@ def test_chat_and_run_viewer_in_a_browser(browser, app_url, run_dir, tmp_path):
     for folder, says in ((run_dir / "nowhere", "no such folder"), (tmp_path, "is outside")):
         path.clear()
         path.send_keys(str(folder), Keys.ENTER)  # (the first error's toast covers the Open button)
-        wait.until(lambda b: says in b.find_element(By.TAG_NAME, "body").text)
+        wait.until(lambda b, says=says: says in b.find_element(By.TAG_NAME, "body").text)

@@ -9,13 +9,15 @@ import types
 
 import pytest
 
-from rmkit.best_of_n import bootstrap_interval, expected_at_best, expected_max, selection_curve
-from rmkit.config import ConfigError, ScoreConfig, ScorerSpec, SelectConfig
+from rmkit.config.sections import ScoreConfig, ScorerSpec, SelectConfig
 from rmkit.conversation import message
 from rmkit.data.formats import parse_prompt
-from rmkit.sampling.score import ScorerSet, scorer_specs, score_groups
-from rmkit.sampling.select import select_group, summarize
-from rmkit.sampling.verifiers import NEEDS_NLTK_DATA, VerifierPool, build_constraints, ifeval_score, math_score
+from rmkit.errors import ConfigError
+from rmkit.sampling.candidates import score_groups
+from rmkit.scoring.scorer_set import ScorerSet, scorer_specs
+from rmkit.scoring.verifiers import NEEDS_NLTK_DATA, VerifierPool, build_constraints, ifeval_score, math_score
+from rmkit.selection.best_of_n import bootstrap_interval, expected_at_best, expected_max, selection_curve
+from rmkit.selection.select import select_group, summarize
 
 pytest.importorskip("if_verifiable")
 
@@ -213,7 +215,8 @@ def test_verifier_pool_matches_the_main_process():
 
 @pytest.mark.slow
 def test_verifiers_called_from_another_thread_check_in_a_process():
-    """math-verify times its parsing with signal.alarm, main thread only: from rmkit serve's scoring thread the checks go to a process."""
+    """math-verify times its parsing with signal.alarm, main thread only: from rmkit serve's scoring
+    thread the checks go to a process."""
     from concurrent.futures import ThreadPoolExecutor
 
     items = [("math", {"answer": "1/2"}, conversation("The answer is $\\frac{1}{2}$."))]
@@ -249,7 +252,7 @@ def test_selection_curves_and_bootstrap():
 
 def test_ifbench_verifier_checks_ifbench_constraints():
     pytest.importorskip("if_verifiable")
-    from rmkit.sampling.verifiers import BUILT_IN
+    from rmkit.scoring.verifiers import BUILT_IN
 
     record = {"instruction_id_list": ["count:keywords_multiple"],
               "kwargs": [{"keyword1": "kaleidoscope", "keyword2": "nebula", "keyword3": "whisper", "keyword4": "labyrinth",
@@ -267,8 +270,12 @@ def test_ifbench_checkers_load_without_printing():
     pytest.importorskip("if_verifiable")
     import subprocess
 
-    code = ("from rmkit.sampling.verifiers import BUILT_IN; m = [{'role': 'user', 'content': 'Hi'}, {'role': 'assistant', 'content': 'a b'}];"
-            "print(BUILT_IN['ifbench']({'instruction_id_list': ['count:word_count_range'], 'kwargs': [{'min_words': 1, 'max_words': 5}]}, m))")
+    code = (
+        "from rmkit.scoring.verifiers import BUILT_IN; "
+        "m = [{'role': 'user', 'content': 'Hi'}, {'role': 'assistant', 'content': 'a b'}];"
+        "print(BUILT_IN['ifbench']({'instruction_id_list': ['count:word_count_range'], "
+        "'kwargs': [{'min_words': 1, 'max_words': 5}]}, m))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "1.0\n" and "nltk" not in result.stderr

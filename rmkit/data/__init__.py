@@ -1,0 +1,2 @@
+"""Data: preference pairs and prompts read from files or the hub, each record parsed once into a
+conversation, and encoded with a chat template."""

@@ -37,7 +37,8 @@ class DataReport:
             reasons = ", ".join(f"{k}: {v}" for k, v in sorted(self.dropped.items()))
             self.warnings.append(
                 f"{dropped / encoded:.0%} of the pairs ({dropped} of {encoded}) were dropped ({reasons}): "
-                f"their reply alone is longer than {length_key}; raise it, or use a tokenizer that needs fewer tokens for this text"
+                f"their reply alone is longer than {length_key}; raise it, "
+                "or use a tokenizer that needs fewer tokens for this text"
             )
         if self.tokens and self.unknown_tokens / self.tokens > MANY_UNKNOWN:
             self.warnings.append(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from rmkit.config import DataConfig
+from rmkit.config.sections import DataConfig
 from rmkit.conversation import (
     ANSWERABLE,
     Conversation,
@@ -246,7 +246,7 @@ def detect_prompt_format(record: dict, source: str = "") -> str:
     )
 
 
-# Fields of any prompt record that the built-in verifiers read (rmkit.sampling.verifiers).
+# Fields of any prompt record that the built-in verifiers read (rmkit.scoring.verifiers).
 VERIFIER_FIELDS = ("instruction_id_list", "kwargs", "answer")
 
 

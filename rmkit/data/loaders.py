@@ -1,11 +1,11 @@
-"""Training data as :mod:`rmkit.train` consumes it: the encoded train and held-out pairs, and
+"""Training data as :mod:`rmkit.training.trainer` consumes it: the encoded train and held-out pairs, and
 their loaders of full, length-grouped global batches."""
 
 from __future__ import annotations
 
 import itertools
 
-from rmkit.config import DataConfig, TrainConfig
+from rmkit.config.sections import DataConfig, TrainConfig
 from rmkit.data.data_report import DataReport
 from rmkit.errors import DataError
 

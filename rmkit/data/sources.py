@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from rmkit.conversation import RecordError
-from rmkit.errors import ConfigError, DataError, MissingPath, not_utf8
+from rmkit.errors import ConfigError, DataError, MissingPath, decode_utf8, not_utf8
 
 # Text formats may be gzipped; ".jsonl.gz" is how HH-RLHF ships.
 TEXT_KINDS = ("jsonl", "json", "txt")
@@ -220,11 +220,7 @@ def _json_records(file: Path) -> Iterator[tuple[dict | RecordError, str]]:
     """A JSON list of objects, one object, or (despite the suffix) one object per line."""
     with _open_bytes(file) as f:
         raw = f.read()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line, reason = not_utf8(raw, err)
-        raise DataError(f"{file}:{line}: {reason} (a .json file is one value: no record of it can be read)") from None
+    text = decode_utf8(raw, lambda line, reason: DataError(f"{file}:{line}: {reason} (a .json file is one value: no record of it can be read)"))
     try:
         data = json.loads(text)
     except json.JSONDecodeError:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from typing import Protocol
 
-from rmkit.config import SampleConfig
+from rmkit.config.sections import SampleConfig
 from rmkit.errors import MissingDependency
 from rmkit.logs import engine_output, vllm_args
 
@@ -59,9 +59,9 @@ def load_backend(cfg: SampleConfig, model_path: str, tokenizer, sequences: int |
 
     ``sequences``: how many the caller generates at once (default: a chunk's worth), which
     sizes vLLM's KV cache on CPU. A ``sample.max_model_len`` above what the model reads is capped
-    there (:func:`rmkit.modeling.fit_length`).
+    there (:func:`rmkit.models.lengths.fit_length`).
     """
-    from rmkit.modeling import fit_length, model_config
+    from rmkit.models.lengths import fit_length, model_config
 
     if cfg.max_model_len:
         cfg = replace(cfg, max_model_len=fit_length(cfg.max_model_len, model_config(model_path), tokenizer, "sample.max_model_len", cfg.policy))
@@ -86,10 +86,10 @@ class VllmBackend:
             ) from err
         from vllm.platforms import current_platform
 
-        from rmkit.builtin_models import resolve_model
+        from rmkit.models.builtin import resolve_model
+        from rmkit.models.cpu_threads import engine_cores
+        from rmkit.models.kv_cache import engine_memory_args
         from rmkit.processes import start_reaper
-        from rmkit.sampling.cpu_threads import engine_cores
-        from rmkit.sampling.kv_cache import engine_memory_args
 
         # vLLM's CPU runner cannot rewind a seeded request's generator after a partial
         # prefill ("CPU Generator does not use offset"), so every prompt is prefilled whole.

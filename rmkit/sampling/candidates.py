@@ -4,15 +4,19 @@ A record is a plain dict (it is JSON on disk and in the UI), shaped as
 :class:`CandidateRecord`. It holds the candidate's whole conversation (``messages``: the
 prompt's fixed history, then per sampled turn the turn it answered — a user message or a
 tool result — and the reply this candidate's conversation continued with) and per turn its
-own reply and counts. The records of one prompt (its ``n`` candidates) are a *group*.
+own reply and counts. The records of one prompt (its ``n`` candidates) are a *group*;
+:func:`score_groups` scores groups in place.
 """
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 from rmkit.conversation import ANSWERABLE, Conversation, Prompt, reply_message
-from rmkit.sampling.select import ranking
+from rmkit.selection.select import mark_selected, ranking
+
+if TYPE_CHECKING:
+    from rmkit.scoring.scorer_set import ScorerSet
 
 
 class TurnRecord(TypedDict):
@@ -95,3 +99,20 @@ def rank_all(rewards: list[float | None]) -> list[int]:
     """Every candidate index, best first (ties keep the lower index); the unscored last, in order."""
     order = ranking(rewards)
     return order + [i for i in range(len(rewards)) if rewards[i] is None]
+
+
+def score_groups(groups: list[list[CandidateRecord]], score: ScorerSet) -> None:
+    """(Re)score each prompt's candidate lines in place: each finished conversation, or in best
+    mode every turn; then mark each prompt's best."""
+    lines = [line for group in groups for line in group]
+    items = [(line, t) for line in lines for t in (range(len(line["turns"])) if line["per_turn"] == "best" else [None])]
+    conversations = [line["messages"] if t is None else through_turn(line, t) for line, t in items]
+    results = score(conversations, [prompt_record(line) for line, _ in items])
+    for (line, t), result in zip(items, results):
+        if t is not None:
+            line["turns"][t].update(result)
+        if t is None or t == len(line["turns"]) - 1:
+            line.pop("errors", None)  # a re-score replaces the last one's errors
+            line.update(result)
+    for group in groups:
+        mark_selected(group)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from rmkit.config import Recipe
+from rmkit.config.sections import Recipe
 from rmkit.conversation import Prompt
 
 
@@ -30,9 +30,9 @@ class ChunkSampler:
     into a :class:`Finished`; the local run and every Ray worker run this same code."""
 
     def __init__(self, recipe: Recipe, score_too: bool, chunk_prompts: int, backend=None, scorer=None):
-        from rmkit.builtin_models import check_model
+        from rmkit.models.builtin import check_model
         from rmkit.sampling.policy import load_policy
-        from rmkit.sampling.score import load_scorers
+        from rmkit.scoring.scorer_set import load_scorers
 
         self.cfg, self.score_too = recipe.sample, score_too
         if backend is None:
@@ -47,8 +47,8 @@ class ChunkSampler:
         self.backend, self.policy = loaded.backend, loaded.policy
 
     def sample(self, chunk: list[tuple[int, Prompt]]) -> Finished:
+        from rmkit.sampling.candidates import score_groups
         from rmkit.sampling.generate import sample_prompts
-        from rmkit.sampling.score import score_groups
 
         cfg, timed = self.cfg, self.timed
         # Every chunk starts from an empty prefix cache, as in a fresh engine (a resumed run's):

@@ -24,15 +24,16 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rmkit.config import CATEGORY_TEMPERATURES, ConfigError, SampleConfig
+from rmkit.config.sections import CATEGORY_TEMPERATURES, SampleConfig
 from rmkit.conversation import Conversation, Prompt, reply_message, turn_message
 from rmkit.data.encode import EncodedPrompt, encode_prompt
 from rmkit.data.templates import stop_strings
+from rmkit.errors import ConfigError
 from rmkit.sampling.backends import Backend, Completion, GenParams
 from rmkit.sampling.candidates import new_candidates, prompt_record
-from rmkit.sampling.select import best_index, mark_selected
+from rmkit.selection.select import best_index, mark_selected
 
-# What scores a turn's replies (a rmkit.sampling.score.ScorerSet): the conversations and their
+# What scores a turn's replies (a rmkit.scoring.scorer_set.ScorerSet): the conversations and their
 # prompt records in, per conversation {"reward", "scores", "errors"?} out.
 TurnScorer = Callable[[list[Conversation], list[dict]], list[dict]]
 
@@ -64,9 +65,7 @@ def make_policy(tokenizer, template_name: str, cfg: SampleConfig, max_model_len:
 def temperature(cfg: SampleConfig, category: str) -> float:
     """The category's temperature from ``sample.category_temperature``, else ``sample.temperature``."""
     table = cfg.category_temperature or {}
-    if isinstance(table, str):
-        if table not in CATEGORY_TEMPERATURES:
-            raise ConfigError(f"sample.category_temperature: unknown preset {table!r}; known: {', '.join(CATEGORY_TEMPERATURES)}")
+    if isinstance(table, str):  # a preset's name, checked as the section is read
         table = CATEGORY_TEMPERATURES[table]
     return float(table.get(category, cfg.temperature))
 
@@ -119,21 +118,16 @@ def _sample_trajectories(active: list[tuple[Prompt, list[dict]]], turn: int, bac
 
 
 
+# The sample section's keys a request takes as they are (their names are GenParams' and vLLM's).
+REQUEST_KEYS = ("top_p", "top_k", "min_p", "max_tokens", "repetition_penalty", "presence_penalty", "frequency_penalty")
+
+
 def gen_params(cfg: SampleConfig, policy, temperature: float, seed: int) -> GenParams:
-    """The recipe's sampling settings for one request, with the policy's stop strings and ids."""
-    return GenParams(
-        temperature=temperature,
-        top_p=cfg.top_p,
-        top_k=cfg.top_k,
-        min_p=cfg.min_p,
-        max_tokens=cfg.max_tokens,
-        repetition_penalty=cfg.repetition_penalty,
-        presence_penalty=cfg.presence_penalty,
-        frequency_penalty=cfg.frequency_penalty,
-        stop=policy.stop,
-        stop_token_ids=policy.stop_token_ids,
-        seed=seed,
-    )
+    """The recipe's sampling settings for one request: its temperature and seed, the policy's stop
+    strings and ids, and the :data:`REQUEST_KEYS` as the recipe sets them."""
+    recipe = {key: getattr(cfg, key) for key in REQUEST_KEYS}
+    return GenParams(temperature=temperature, stop=policy.stop, stop_token_ids=policy.stop_token_ids, seed=seed, **recipe)
+
 
 def _generate(requests, turn: int, backend: Backend, policy: Policy, cfg: SampleConfig, n: int):
     """(context with the user turn, encoded prompt, n completions) per request, in one backend call."""

@@ -13,10 +13,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from rmkit import logs
-from rmkit.config import ConfigError, Recipe, SampleConfig, dump_recipe
-from rmkit.errors import DataError
+from rmkit.atomic_files import write_json, write_jsonl
+from rmkit.config.fingerprint import differences, fingerprint
+from rmkit.config.recipe import dump_recipe
+from rmkit.config.sections import Recipe, SampleConfig
+from rmkit.errors import ConfigError, DataError
 from rmkit.sampling.chunk_sampler import ChunkSampler, Finished, Timed
-from rmkit.sampling.runs import MODEL_ANSWERS, CandidateLog, RunFolder, differences, fingerprint, shard_items
+from rmkit.sampling.runs import MODEL_ANSWERS, CandidateLog, RunFolder, shard_items
 
 # ----------------------------------------------------------------------------- stages
 
@@ -116,7 +119,8 @@ def score_stage(recipe: Recipe, run: RunFolder, scorer=None) -> None:
     """Score every candidate with ``score.reward_model``; resumable, swapped in when complete."""
     from tqdm import tqdm
 
-    from rmkit.sampling.score import load_scorers, score_groups
+    from rmkit.sampling.candidates import score_groups
+    from rmkit.scoring.scorer_set import load_scorers
 
     groups = run.groups()
     if not groups:
@@ -156,15 +160,13 @@ def select_stage(recipe: Recipe, run: RunFolder, quiet: bool = False) -> dict:
     """Write sft.jsonl, pairs.jsonl, the requested exports and stats.json; print the summary."""
     from tqdm import tqdm
 
-    from rmkit import exports
     from rmkit.sampling.candidates import sampled_messages
-    from rmkit.sampling.select import format_summary, select_group, summarize
+    from rmkit.selection import exports
+    from rmkit.selection.select import format_summary, select_group, summarize
 
     began = time.perf_counter()
     cfg, groups = recipe.select, run.groups()
     model_id = cfg.model_id or f"{Path(recipe.sample.policy).name}-bo{recipe.sample.n}"
-    if "/" in model_id or not model_id.strip("."):
-        raise ConfigError(f"select.model_id={model_id!r}: it names the FastChat answer file {MODEL_ANSWERS}/MODEL_ID.jsonl; use no '/'")
     sft, pairs, answers, alpaca, selections = [], [], [], [], []
     no_pair = Counter()
     for group in tqdm(groups, desc="select", unit="prompt", disable=quiet):
@@ -179,12 +181,12 @@ def select_stage(recipe: Recipe, run: RunFolder, quiet: bool = False) -> dict:
         best = group[selection.kept[0] if selection.kept else selection.best if selection.best is not None else 0]
         answers.append((best["extra"].get("question_id", best["prompt_id"]), sampled_messages(best)))
         alpaca.append(exports.alpaca_eval_output(best["messages"], best["extra"], model_id, best["category"]))
-    exports.write_jsonl(run.path / "sft.jsonl", sft)
-    exports.write_jsonl(run.path / "pairs.jsonl", pairs)
+    write_jsonl(run.path / "sft.jsonl", sft)
+    write_jsonl(run.path / "pairs.jsonl", pairs)
     if "mt_bench" in cfg.exports:
         write_model_answers(run.path / MODEL_ANSWERS, model_id, exports.mt_bench_answers(answers, model_id, time.time()))
     if "alpaca_eval" in cfg.exports:
-        exports.write_json(run.path / "alpaca_eval_outputs.json", alpaca)
+        write_json(run.path / "alpaca_eval_outputs.json", alpaca)
     run.state.setdefault("timings", {})["select"] = {"seconds": time.perf_counter() - began}
     run.save()
     dump_recipe(recipe, run.recipe_path)
@@ -201,7 +203,7 @@ def select_stage(recipe: Recipe, run: RunFolder, quiet: bool = False) -> dict:
         "prompt_file": run.state.get("prompts", {}).get("file", {}),
         "timings": _timings(run.state.get("timings", {})),
     }
-    exports.write_json(run.path / "stats.json", stats)
+    write_json(run.path / "stats.json", stats)
     if run.state.pop("stale_outputs", None):  # they follow the rewards again
         run.save()
     if not quiet:
@@ -212,10 +214,9 @@ def select_stage(recipe: Recipe, run: RunFolder, quiet: bool = False) -> dict:
 def write_model_answers(folder: Path, model_id: str, records: list[dict]) -> None:
     """FastChat's layout: ``model_answer/<model_id>.jsonl``, the folder FastChat's ``load_model_answers``
     reads (every ``*.jsonl`` in it is a model, named by the file); an earlier model id's file goes."""
-    from rmkit import exports
 
     folder.mkdir(exist_ok=True)
-    exports.write_jsonl(folder / f"{model_id}.jsonl", records)
+    write_jsonl(folder / f"{model_id}.jsonl", records)
     for other in folder.glob("*.jsonl"):
         if other.name != f"{model_id}.jsonl":
             other.unlink()
@@ -248,20 +249,12 @@ def _timings(timings: dict) -> dict:
 
 
 def validate(recipe: Recipe, scoring: bool, ray_address: str | None = None) -> None:
-    from rmkit.sampling.generate import temperature
-
-    cfg = recipe.sample  # its ranges are checked as it is read (SampleConfig)
-    if ray_address and cfg.executor != "ray":
-        raise ConfigError(f"--ray-address {ray_address} goes with sample.executor=ray (the recipe has {cfg.executor!r})")
-    temperature(cfg, "")  # an unknown preset name fails here, not after the engine started
-    if cfg.data_parallel_size > 1:  # vLLM's offline engine refuses data parallelism in one process
-        raise ConfigError(
-            "sample.data_parallel_size > 1: use sample.executor=ray (one worker per tensor_parallel_size GPUs), "
-            "or run one process per replica, each with --shard i/n (and CUDA_VISIBLE_DEVICES set to its GPUs), "
-            "then join the folders with `rmkit merge`"
-        )
-    if scoring or cfg.per_turn == "best":
-        from rmkit.sampling.score import scorer_specs
+    """What a stage needs beyond the sections' own checks (made as they were read): the flags that go
+    with them, and a scorer when this stage scores."""
+    if ray_address and recipe.sample.executor != "ray":
+        raise ConfigError(f"--ray-address {ray_address} goes with sample.executor=ray (the recipe has {recipe.sample.executor!r})")
+    if scoring or recipe.sample.per_turn == "best":
+        from rmkit.scoring.scorer_set import scorer_specs
 
         scorer_specs(recipe.score)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rmkit.config import SampleConfig
+from rmkit.config.sections import SampleConfig
 from rmkit.sampling.backends import Backend
 from rmkit.sampling.generate import Policy
 
@@ -29,7 +29,7 @@ def load_policy(cfg: SampleConfig, sequences: int | None = None, backend: Backen
     """
     from transformers import GenerationConfig
 
-    from rmkit.builtin_models import resolve_model
+    from rmkit.models.builtin import resolve_model
     from rmkit.sampling.backends import load_backend
     from rmkit.sampling.generate import make_policy
 
@@ -48,8 +48,8 @@ def load_policy_tokenizer(cfg: SampleConfig):
     """``(tokenizer, template name)``: the policy's tokenizer with its chat template resolved, as it prompts the policy."""
     from transformers import AutoTokenizer
 
-    from rmkit.builtin_models import resolve_model
     from rmkit.data.templates import use_template
+    from rmkit.models.builtin import resolve_model
 
     label = "sample.tokenizer" if cfg.tokenizer else "sample.policy"
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(cfg.tokenizer or cfg.policy, label))

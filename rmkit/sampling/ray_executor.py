@@ -23,7 +23,7 @@ from collections import Counter, deque
 from collections.abc import Iterator
 
 from rmkit import logs
-from rmkit.config import SampleConfig
+from rmkit.config.sections import SampleConfig
 from rmkit.errors import MissingDependency, UserError
 
 IN_FLIGHT = 2  # chunks per worker: one generating, the next already there when it finishes
@@ -65,7 +65,8 @@ class RayWorkers:
         count, resources = placement(self.cfg, ray.cluster_resources(), len([n for n in ray.nodes() if n["Alive"]]))
         logs.note(f"sampling on {count} Ray worker(s), each with {resources}")
         if logs.quiet() and self.started_ray:
-            logs.note("the workers' engine logs are in Ray's session logs (/tmp/ray/session_latest/logs on each node); -v shows them here")
+            logs.note("the workers' engine logs are in Ray's session logs (/tmp/ray/session_latest/logs on each node); "
+                "-v shows them here")
         worker = ray.remote(self.sampler).options(**resources, scheduling_strategy="SPREAD", max_restarts=0)
         self.actors = [worker.remote(*self.sampler_args) for _ in range(count)]
         return self

@@ -17,7 +17,8 @@ import argparse
 from pathlib import Path
 
 from rmkit import logs
-from rmkit.config import Recipe, load_recipe
+from rmkit.config.recipe import load_recipe
+from rmkit.config.sections import Recipe
 from rmkit.errors import ConfigError, MissingPath
 from rmkit.folder_lock import folder_lock
 
@@ -42,7 +43,8 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--ray-address", metavar="ADDRESS",
-        help="with sample.executor=ray: the Ray cluster to use, e.g. auto or HOST:6379 (default: $RAY_ADDRESS, else a new local Ray)",
+        help="with sample.executor=ray: the Ray cluster to use, e.g. auto or HOST:6379 "
+        "(default: $RAY_ADDRESS, else a new local Ray)",
     )
 
 
@@ -135,6 +137,6 @@ def resolve_target(args: argparse.Namespace) -> tuple[Recipe, Path]:
 
 
 def write_report_page(path: Path) -> None:
-    from rmkit.run_report import write_report
+    from rmkit.reports.run_report import write_report
 
     print(f"report: {write_report(path)}")

@@ -1,0 +1,1 @@
+"""The report of a run folder (``rmkit report``): plots and an HTML page."""
