@@ -3,10 +3,14 @@
 import builtins
 import io
 import json
+import os
+from types import SimpleNamespace
 
 import pytest
 
+import rmkit.apps.chat as chat_module
 from rmkit.apps.chat import (
+    ENGINE_PROCESS,
     ChatExit,
     ChatSession,
     Reply,
@@ -228,7 +232,6 @@ def test_terminal_chat_best_of_n_ranks_by_reward(best_of_n):
 def test_rmkit_chat_verb(tiny_llama, tmp_path, monkeypatch, capsys):
     script = lines("Hello!", "/system Be brief.", f"/save {tmp_path / 'chat.json'}", "/exit")
     monkeypatch.setattr(builtins, "input", script)
-    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # `rmkit chat` sets it; undone after the test
     code = main(["chat", "--model", str(tiny_llama), "--backend", "transformers", "sample.max_tokens=4"])
     assert code == 0
     out = capsys.readouterr().out
@@ -238,9 +241,24 @@ def test_rmkit_chat_verb(tiny_llama, tmp_path, monkeypatch, capsys):
 
 
 def test_rmkit_chat_reports_a_bad_recipe(capsys, monkeypatch):
-    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    monkeypatch.delenv(ENGINE_PROCESS, raising=False)
     assert main(["chat", "--model", "x", "sample.no_such_key=1"]) == 2
     assert "unknown key sample.no_such_key" in capsys.readouterr().err
+    # its engine-in-this-process choice did not outlive it: a vLLM engine started later in this
+    # process (test_logs' sampling run, in CI) would otherwise run without its engine process
+    assert ENGINE_PROCESS not in os.environ
+
+
+def test_the_chats_engine_choice_is_undone_after_it_starts(tiny_llama, monkeypatch):
+    monkeypatch.delenv(ENGINE_PROCESS, raising=False)
+    seen = []
+    monkeypatch.setattr(chat_module, "load_responder", lambda recipe: seen.append(os.environ.get(ENGINE_PROCESS)) or SimpleNamespace(ranked=False))
+    monkeypatch.setattr(chat_module, "chat_loop", lambda *args: None)
+    assert main(["chat", "--model", str(tiny_llama)]) == 0
+    assert seen == ["0"] and ENGINE_PROCESS not in os.environ  # set while the engine started, then undone
+    monkeypatch.setenv(ENGINE_PROCESS, "1")  # the user's own choice is kept
+    assert main(["chat", "--model", str(tiny_llama)]) == 0
+    assert seen == ["0", "1"] and os.environ[ENGINE_PROCESS] == "1"
 
 
 @pytest.fixture(scope="module")

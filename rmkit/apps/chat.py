@@ -16,6 +16,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TextIO
@@ -31,6 +32,8 @@ COMMANDS = {
     "/save FILE": 'write the conversation to FILE as {"messages": [...]}',
     "/exit": "leave (Ctrl-D too)",
 }
+
+ENGINE_PROCESS = "VLLM_ENABLE_V1_MULTIPROCESSING"
 
 
 class ChatExit(Exception):
@@ -293,14 +296,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--system", default="", help="system prompt")
 
 
+@contextmanager
+def engine_in_this_process():
+    """While the chat's vLLM engine starts, unless the user chose: the engine in this process.
+    Ctrl-C reaches every process of the terminal's group, and vLLM's engine process shuts down
+    on it; with the engine in this process, Ctrl-C only interrupts the reply. The environment is
+    restored afterwards (vLLM reads it when the engine starts), so nothing started later in this
+    process (a test, a library caller) inherits the choice."""
+    if ENGINE_PROCESS in os.environ:
+        yield
+        return
+    os.environ[ENGINE_PROCESS] = "0"
+    try:
+        yield
+    finally:
+        os.environ.pop(ENGINE_PROCESS, None)
+
+
 def run(args: argparse.Namespace) -> int:
     import readline  # noqa: F401  (line editing and history for input())
 
-    # Ctrl-C reaches every process of the terminal's group, and vLLM's engine process shuts
-    # down on it; with the engine in this process, Ctrl-C only interrupts the reply.
-    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     recipe = chat_recipe(args)
-    responder = load_responder(recipe)
+    with engine_in_this_process():
+        responder = load_responder(recipe)
     session = ChatSession(system=args.system, n=recipe.sample.n, ranked=responder.ranked)
     mode = f"best of {session.n} by reward" if responder.ranked else "one streamed reply per turn"
     print(f"rmkit chat: {mode}; Ctrl-C stops a reply, /help lists the commands, /exit leaves")
