@@ -24,6 +24,21 @@ POLL_SECONDS = 0.5
 _reaper: dict[int, subprocess.Popen] = {}  # this process's reaper, by the pid it watches (a fork needs its own)
 
 
+@contextlib.contextmanager
+def engine_environment(name: str, value: str):
+    """While an engine starts (vLLM reads its variables then; its processes inherit them):
+    ``name=value``, unless the user set the variable. Restored afterwards, so nothing started
+    later in this process (a test, a library caller's next engine) inherits the choice."""
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
+
+
 def die_with_parent(parent: int | None = None) -> None:
     """Have the kernel SIGKILL this process when its parent dies (Linux ``PR_SET_PDEATHSIG``).
 

@@ -13,16 +13,15 @@ terminal around both.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TextIO
 
 from rmkit.config.command_line import positive_int
 from rmkit.conversation import Conversation, message, reply_message, turn_message
+from rmkit.processes import engine_environment
 
 COMMANDS = {
     "/reset": "forget the conversation (the system prompt stays)",
@@ -33,7 +32,7 @@ COMMANDS = {
     "/exit": "leave (Ctrl-D too)",
 }
 
-ENGINE_PROCESS = "VLLM_ENABLE_V1_MULTIPROCESSING"
+ENGINE_PROCESS = "VLLM_ENABLE_V1_MULTIPROCESSING"  # 0: vLLM's engine in this process
 
 
 class ChatExit(Exception):
@@ -296,28 +295,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--system", default="", help="system prompt")
 
 
-@contextmanager
-def engine_in_this_process():
-    """While the chat's vLLM engine starts, unless the user chose: the engine in this process.
-    Ctrl-C reaches every process of the terminal's group, and vLLM's engine process shuts down
-    on it; with the engine in this process, Ctrl-C only interrupts the reply. The environment is
-    restored afterwards (vLLM reads it when the engine starts), so nothing started later in this
-    process (a test, a library caller) inherits the choice."""
-    if ENGINE_PROCESS in os.environ:
-        yield
-        return
-    os.environ[ENGINE_PROCESS] = "0"
-    try:
-        yield
-    finally:
-        os.environ.pop(ENGINE_PROCESS, None)
-
-
 def run(args: argparse.Namespace) -> int:
     import readline  # noqa: F401  (line editing and history for input())
 
     recipe = chat_recipe(args)
-    with engine_in_this_process():
+    # Ctrl-C reaches every process of the terminal's group, and vLLM's engine process shuts
+    # down on it; with the engine in this process, Ctrl-C only interrupts the reply.
+    with engine_environment(ENGINE_PROCESS, "0"):
         responder = load_responder(recipe)
     session = ChatSession(system=args.system, n=recipe.sample.n, ranked=responder.ranked)
     mode = f"best of {session.n} by reward" if responder.ranked else "one streamed reply per turn"

@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
+from rmkit.processes import engine_environment
+
 FEW_CORES = 4
 RESERVED = "VLLM_CPU_NUM_OF_RESERVED_CPU"
 
@@ -25,11 +27,8 @@ def usable_cores() -> int:
 def engine_cores(is_cpu: bool):
     """While a vLLM engine starts (its processes read the variable when spawned): on a CPU of
     few cores, no core reserved for the scheduler. The environment is restored afterwards."""
-    if not is_cpu or RESERVED in os.environ or usable_cores() > FEW_CORES:
+    if not is_cpu or usable_cores() > FEW_CORES:
         yield
         return
-    os.environ[RESERVED] = "0"
-    try:
+    with engine_environment(RESERVED, "0"):
         yield
-    finally:
-        os.environ.pop(RESERVED, None)
