@@ -441,7 +441,7 @@ def test_out_of_memory_names_the_settings_to_lower(error, inputs, capsys, monkey
     def train(recipe, overwrite=False):
         raise error
 
-    monkeypatch.setattr("rmkit.training.trainer.train", train)
+    monkeypatch.setattr("rmkit.train.train", train)  # the command's own name for it
     assert main(["train", inputs.recipe]) == 2
     line = one_error_line(capsys.readouterr().err)
     assert "out of memory" in line and "train.per_device_batch_size" in line
