@@ -38,18 +38,29 @@ VERBS: dict[str, Verb] = {
     "models": Verb("rmkit.models.builtin", "list the built-in models, or build the default one now"),
     "eval": Verb("rmkit.evaluation.evaluate", "pairwise accuracy of a reward model on preference data, per subset"),
     "sample-and-score": Verb(
-        SAMPLING, "best-of-N: sample N candidates per prompt, score them, select", "run_sample_and_score", "add_sampling_arguments"
+        SAMPLING,
+        "best-of-N: sample N candidates per prompt, score them, select",
+        "run_sample_and_score",
+        "add_sampling_arguments",
     ),
     "sample": Verb(SAMPLING, "sample N candidates per prompt into a run folder", "run_sample", "add_sampling_arguments"),
     "score": Verb(SAMPLING, "score or re-score a run folder's candidates with a reward model", "run_score", "add_run_arguments"),
-    "select": Verb(SAMPLING, "SFT data, DPO pairs, exports and stats from a scored run folder", "run_select", "add_run_arguments"),
+    "select": Verb(
+        SAMPLING, "SFT data, DPO pairs, exports and stats from a scored run folder", "run_select", "add_run_arguments"
+    ),
     "merge": Verb(SAMPLING, "join the run folders of a --shard i/n split", "run_merge", "add_merge_arguments"),
-    "iterate": Verb("rmkit.training.iterate", "rounds of sample, score, select and sft, each round sampling with the last policy"),
-    "compare": Verb("rmkit.evaluation.compare", "policies on the same held-out prompts: mean score with intervals, paired differences"),
+    "iterate": Verb(
+        "rmkit.training.iterate", "rounds of sample, score, select and sft, each round sampling with the last policy"
+    ),
+    "compare": Verb(
+        "rmkit.evaluation.compare", "policies on the same held-out prompts: mean score with intervals, paired differences"
+    ),
     "sft": Verb("rmkit.training.sft", "fine-tune the policy on a run's sft.jsonl (TRL SFTTrainer, LoRA or full), merged"),
     "chat": Verb("rmkit.apps.chat", "chat in the terminal; with a reward model each reply is the best of N"),
     "ui": Verb("rmkit.apps.ui", "web app: best-of-N chat and a viewer for sample-and-score runs"),
-    "serve": Verb("rmkit.apps.serve.verb", "HTTP reward service of a recipe's scorers: OpenRLHF /get_reward, vLLM-style /classify, /score"),
+    "serve": Verb(
+        "rmkit.apps.serve.verb", "HTTP reward service of a recipe's scorers: OpenRLHF /get_reward, vLLM-style /classify, /score"
+    ),
     "config": Verb("rmkit.config.command_line", "show a recipe's settings (or the defaults), each with its help"),
 }
 
@@ -60,7 +71,10 @@ SAMPLING_HINTS = {
     "memory": "sample.chunk_size, sample.max_model_len or score.batch_size",
 }
 HINTS: dict[str, dict[str, str]] = {
-    "train": {"record": "data.on_error=skip skips and counts such records", "memory": "train.per_device_batch_size or data.max_length"},
+    "train": {
+        "record": "data.on_error=skip skips and counts such records",
+        "memory": "train.per_device_batch_size or data.max_length",
+    },
     "eval": {"record": "--on-error skip skips and counts such records", "memory": "--batch-size or --max-length"},
     "sample-and-score": SAMPLING_HINTS,
     "sample": SAMPLING_HINTS,
@@ -75,7 +89,9 @@ HINTS: dict[str, dict[str, str]] = {
 
 def add_global_flags(parser: argparse.ArgumentParser, default=False) -> None:
     """``--debug`` and ``-v``, before the verb or after it (a verb's parser passes ``argparse.SUPPRESS``)."""
-    parser.add_argument("--debug", action="store_true", default=default, help="show the traceback of errors too (or RMKIT_DEBUG=1)")
+    parser.add_argument(
+        "--debug", action="store_true", default=default, help="show the traceback of errors too (or RMKIT_DEBUG=1)"
+    )
     parser.add_argument(
         "-v", "--verbose", action="store_true", default=default,
         help="show the engines' logs (vLLM, transformers, ...) on the screen too; they always go to rmkit.log",

@@ -154,7 +154,9 @@ def check_turn_order(messages: Conversation, source: str, field_name: str, index
         role = messages[i]["role"]
         if role in ("user", "assistant") and messages[i - 1]["role"] == role:
             where = f"{field_name}[{i}]" if indexed else field_name
-            reason = f"two {role} turns in a row (turns {i} and {i + 1} of {len(messages)}): user and assistant turns must alternate"
+            reason = (
+                f"two {role} turns in a row (turns {i} and {i + 1} of {len(messages)}): user and assistant turns must alternate"
+            )
             raise RecordError(reason, source=source, field=where, kind="order")
 
 

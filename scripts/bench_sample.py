@@ -56,8 +56,15 @@ CONTENDER_ENV = {
 def sample_config(args, name: str):
     from rmkit.config.sections import SampleConfig
 
-    return SampleConfig(policy=args.policy, dtype=args.dtype, max_tokens=args.max_tokens, n=args.n,
-                        temperature=args.temperature, batch_size=args.batch_size, **CONTENDERS[name])
+    return SampleConfig(
+        policy=args.policy,
+        dtype=args.dtype,
+        max_tokens=args.max_tokens,
+        n=args.n,
+        temperature=args.temperature,
+        batch_size=args.batch_size,
+        **CONTENDERS[name],
+    )
 
 
 def run_sampler(args, name: str) -> dict:
@@ -74,8 +81,14 @@ def run_sampler(args, name: str) -> dict:
     groups = sample_prompts(prompts, loaded.backend, loaded.policy, cfg)
     seconds = time.perf_counter() - began
     tokens = sum(turn["tokens"] for lines in groups for line in lines for turn in line["turns"])
-    return {"prompts": len(prompts), "turns": max(len(p.turns) for p in prompts), "startup_s": startup,
-            "seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / seconds}
+    return {
+        "prompts": len(prompts),
+        "turns": max(len(p.turns) for p in prompts),
+        "startup_s": startup,
+        "seconds": seconds,
+        "tokens": tokens,
+        "tokens_per_s": tokens / seconds,
+    }
 
 
 def child(args) -> None:
@@ -90,23 +103,32 @@ def markdown(args, results: dict[str, list[dict]], loads: tuple[str, str]) -> st
     baseline = names[-1]
     tps = {name: [r["tokens_per_s"] for r in runs] for name, runs in results.items()}
     lines = [
-        HEADING, "", *benchlib.header("python scripts/bench_sample.py " + " ".join(sys.argv[1:])), "",
+        HEADING,
+        "",
+        *benchlib.header("python scripts/bench_sample.py " + " ".join(sys.argv[1:])),
+        "",
         f"Policy `{args.policy}` ({args.dtype}), MT-bench questions (both turns, each turn answered with the "
         f"conversation so far), N={args.n} independent trajectories a question, max_tokens={args.max_tokens} a turn, "
         f"temperature {args.temperature}; transformers batch size {args.batch_size}. {args.rounds} rounds interleaved "
         f"({' '.join(names)} ...), each run its own process. Load average (1/5/15 min) {loads[0]} before, "
-        f"{loads[1]} after.", "",
+        f"{loads[1]} after.",
+        "",
         "| backend | questions | engine start s, median | sampling s, median | generated tokens | tokens/s, median (min–max) "
         "| peak RSS MB |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-        *(f"| {name} | {runs[0]['prompts']} | {benchlib.median([r['startup_s'] for r in runs]):.1f} "
-          f"| {benchlib.median([r['seconds'] for r in runs]):.1f} | {runs[0]['tokens']:,} | {benchlib.spread(tps[name])} "
-          f"| {max(r['peak_rss_mb'] for r in runs):,.0f} |" for name, runs in results.items()),
+        *(
+            f"| {name} | {runs[0]['prompts']} | {benchlib.median([r['startup_s'] for r in runs]):.1f} "
+            f"| {benchlib.median([r['seconds'] for r in runs]):.1f} | {runs[0]['tokens']:,} | {benchlib.spread(tps[name])} "
+            f"| {max(r['peak_rss_mb'] for r in runs):,.0f} |"
+            for name, runs in results.items()
+        ),
         "",
         *benchlib.rounds_table(results, tps),
         "",
-        *(f"{name} / {baseline} tokens/s: {benchlib.format_ratio(benchlib.ratio(tps[name], tps[baseline]))}."
-          for name in names[:-1]),
+        *(
+            f"{name} / {baseline} tokens/s: {benchlib.format_ratio(benchlib.ratio(tps[name], tps[baseline]))}."
+            for name in names[:-1]
+        ),
         "",
     ]
     return "\n".join(lines)
@@ -130,8 +152,14 @@ def bench_scoring(args):
         seconds = time.perf_counter() - began
         padded = padded_tokens(sequences, args.score_batch_size, by_length)
         real = sum(len(s) for s in sequences)
-        rows.append({"order": "by length" if by_length else "file order", "seconds": seconds,
-                     "conversations_per_s": len(sequences) / seconds, "padding": 1 - real / padded})
+        rows.append(
+            {
+                "order": "by length" if by_length else "file order",
+                "seconds": seconds,
+                "conversations_per_s": len(sequences) / seconds,
+                "padding": 1 - real / padded,
+            }
+        )
         print(json.dumps(rows[-1]), file=sys.stderr)
     return rows
 
@@ -144,17 +172,22 @@ def padded_tokens(sequences, batch_size, by_length) -> int:
 
 
 def scoring_markdown(args, rows) -> str:
-    return "\n".join([
-        SCORING_HEADING, "", *benchlib.header("python scripts/bench_sample.py " + " ".join(sys.argv[1:])), "",
-        f"Scoring {args.score_examples} conversations of `{args.score_data}` (chosen side, file order, "
-        f"max_length {args.score_max_length}) with `{args.reward_model}` (float32, batch size {args.score_batch_size}), "
-        f"load average {benchlib.load_average()} after:",
-        "",
-        "| batches | seconds | conversations/s | padding share |",
-        "| --- | ---: | ---: | ---: |",
-        *(f"| {r['order']} | {r['seconds']:.1f} | {r['conversations_per_s']:.1f} | {r['padding']:.0%} |" for r in rows),
-        "",
-    ])
+    return "\n".join(
+        [
+            SCORING_HEADING,
+            "",
+            *benchlib.header("python scripts/bench_sample.py " + " ".join(sys.argv[1:])),
+            "",
+            f"Scoring {args.score_examples} conversations of `{args.score_data}` (chosen side, file order, "
+            f"max_length {args.score_max_length}) with `{args.reward_model}` (float32, batch size {args.score_batch_size}), "
+            f"load average {benchlib.load_average()} after:",
+            "",
+            "| batches | seconds | conversations/s | padding share |",
+            "| --- | ---: | ---: | ---: |",
+            *(f"| {r['order']} | {r['seconds']:.1f} | {r['conversations_per_s']:.1f} | {r['padding']:.0%} |" for r in rows),
+            "",
+        ]
+    )
 
 
 def bench_executors(args) -> str:
@@ -167,12 +200,26 @@ def bench_executors(args) -> str:
     contenders = [("local", [])] + [(f"ray, {k} worker(s)", ["sample.executor=ray", f"sample.workers={k}"]) for k in args.workers]
     work = Path(tempfile.mkdtemp(prefix="bench_executors_"))
     recipe = work / "recipe.yaml"
-    recipe.write_text(yaml.safe_dump({"sample": {
-        "prompts": str(Path(args.questions).resolve()), "max_prompts": args.prompts, "policy": args.policy, "backend": args.backend,
-        "n": args.n, "max_tokens": args.max_tokens, "temperature": args.temperature, "dtype": args.dtype,
-        "batch_size": args.batch_size, "chunk_size": args.chunk_size, "enforce_eager": True,
-        "gpu_memory_utilization": args.gpu_memory_utilization,
-    }}))
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "sample": {
+                    "prompts": str(Path(args.questions).resolve()),
+                    "max_prompts": args.prompts,
+                    "policy": args.policy,
+                    "backend": args.backend,
+                    "n": args.n,
+                    "max_tokens": args.max_tokens,
+                    "temperature": args.temperature,
+                    "dtype": args.dtype,
+                    "batch_size": args.batch_size,
+                    "chunk_size": args.chunk_size,
+                    "enforce_eager": True,
+                    "gpu_memory_utilization": args.gpu_memory_utilization,
+                }
+            }
+        )
+    )
     rates: dict[str, list[float]] = {name: [] for name, _ in contenders}
     loads = [os.getloadavg()[0]]
     for round_ in range(args.rounds):
@@ -225,8 +272,9 @@ def main() -> None:
     parser.add_argument("--dtype", default="bfloat16")
     parser.add_argument("--batch-size", type=int, default=16, help="transformers backend rows per generate call")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--contenders", default="vllm,transformers",
-                        help=f"from {list(CONTENDERS)}; each is compared with the last")
+    parser.add_argument(
+        "--contenders", default="vllm,transformers", help=f"from {list(CONTENDERS)}; each is compared with the last"
+    )
     parser.add_argument("--score", action="store_true", help="also time reward scoring by length vs in file order")
     parser.add_argument("--reward-model", default="smollm2-135m", help="a classifier folder or built-in backbone")
     parser.add_argument("--score-data", default="../shared/data/hh_rlhf/helpful-base/test.jsonl.gz")
@@ -234,8 +282,12 @@ def main() -> None:
     parser.add_argument("--score-max-length", type=int, default=1024)
     parser.add_argument("--score-batch-size", type=int, default=8)
     parser.add_argument("--gpu-memory-utilization", type=float, default=0.3)
-    parser.add_argument("--executor", choices=["backends", "ray"], default="backends",
-                        help="ray: whole `rmkit sample` runs, local vs Ray with --workers workers")
+    parser.add_argument(
+        "--executor",
+        choices=["backends", "ray"],
+        default="backends",
+        help="ray: whole `rmkit sample` runs, local vs Ray with --workers workers",
+    )
     parser.add_argument("--workers", type=lambda text: [int(k) for k in text.split(",")], default=[1, 2], help="e.g. 1,2")
     parser.add_argument("--backend", default="transformers", help="--executor ray: the sampling backend")
     parser.add_argument("--chunk-size", type=int, default=2, help="--executor ray: prompts per chunk (what workers share out)")
@@ -255,8 +307,9 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="bench_sample_"))
     before = benchlib.load_average()
-    results = benchlib.interleave(args.contenders.split(","), args.rounds,
-                                  lambda name, i: benchlib.child_run(__file__, sys.argv[1:], name, i, workdir))
+    results = benchlib.interleave(
+        args.contenders.split(","), args.rounds, lambda name, i: benchlib.child_run(__file__, sys.argv[1:], name, i, workdir)
+    )
     (workdir / "results.json").write_text(json.dumps(results))
     section = markdown(args, results, (before, benchlib.load_average()))
     print(section)

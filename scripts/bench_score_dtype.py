@@ -98,25 +98,32 @@ def markdown(args, result: dict, seconds: dict[str, list[float]], loads: tuple[s
         for key, r in result.items() if key.startswith("best_of_")
     ]  # fmt: skip
     speed = {dtype: benchlib.median(values) for dtype, values in seconds.items()}
-    return "\n".join([
-        HEADING, "", *benchlib.header("python scripts/bench_score_dtype.py " + " ".join(sys.argv[1:])), "",
-        f"Reward model `{args.reward_model}`, the {result['candidates']} candidates of `{args.run}` ({result['prompts']} prompts "
-        f"x {result['n']}), each scored in its whole conversation at max_length {args.max_length}, batch size {args.batch_size}, "
-        f"through rmkit's TransformersScorer in each dtype. Load average (1/5/15 min) {loads[0]} before, {loads[1]} after.",
-        "",
-        f"|reward(bfloat16) - reward(float32)|: mean {result['difference_mean']:.4f}, median {result['difference_median']:.4f}, "
-        f"max {result['difference_max']:.4f}; the float32 rewards' standard deviation is {result['reward_std_float32']:.3f}.",
-        "",
-        "| pick | prompts | median gap best - second (float32) | gaps below the max difference | picks that flip "
-        "| float32 reward lost by the bf16 pick, mean | max |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-        *rows,
-        "",
-        f"Scoring all {result['candidates']} candidates, seconds over {args.rounds} interleaved rounds (model loads apart): "
-        + "; ".join(f"{dtype} {benchlib.spread(values, '.1f')}" for dtype, values in seconds.items())
-        + f"; bfloat16 / float32 time {speed['bfloat16'] / speed['float32']:.2f}.",
-        "",
-    ])
+    return "\n".join(
+        [
+            HEADING,
+            "",
+            *benchlib.header("python scripts/bench_score_dtype.py " + " ".join(sys.argv[1:])),
+            "",
+            f"Reward model `{args.reward_model}`, the {result['candidates']} candidates of `{args.run}` "
+            f"({result['prompts']} prompts x {result['n']}), each scored in its whole conversation at max_length "
+            f"{args.max_length}, batch size {args.batch_size}, through rmkit's TransformersScorer in each dtype. "
+            f"Load average (1/5/15 min) {loads[0]} before, {loads[1]} after.",
+            "",
+            f"|reward(bfloat16) - reward(float32)|: mean {result['difference_mean']:.4f}, "
+            f"median {result['difference_median']:.4f}, max {result['difference_max']:.4f}; "
+            f"the float32 rewards' standard deviation is {result['reward_std_float32']:.3f}.",
+            "",
+            "| pick | prompts | median gap best - second (float32) | gaps below the max difference | picks that flip "
+            "| float32 reward lost by the bf16 pick, mean | max |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+            *rows,
+            "",
+            f"Scoring all {result['candidates']} candidates, seconds over {args.rounds} interleaved rounds (model loads apart): "
+            + "; ".join(f"{dtype} {benchlib.spread(values, '.1f')}" for dtype, values in seconds.items())
+            + f"; bfloat16 / float32 time {speed['bfloat16'] / speed['float32']:.2f}.",
+            "",
+        ]
+    )
 
 
 def main() -> None:

@@ -159,7 +159,14 @@ def start_other(command: list[str], port: int, limit: float) -> tuple[subprocess
     import httpx
 
     log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
-    process = subprocess.Popen(command, cwd=REPO, env={**ENV, "VLLM_CPU_KVCACHE_SPACE": "2"}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env={**ENV, "VLLM_CPU_KVCACHE_SPACE": "2"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.time() + limit
     while time.time() < deadline and process.poll() is None:
         try:
@@ -171,7 +178,10 @@ def start_other(command: list[str], port: int, limit: float) -> tuple[subprocess
     stop(process, signal.SIGTERM)
     lines = [line.strip() for line in Path(log.name).read_text().splitlines() if line.strip()]
     reason = next((line for line in reversed(lines) if "Error" in line), lines[-1] if lines else "no output")
-    return None, f"{'did not answer within ' + str(int(limit)) + ' s' if process.returncode is None else 'exited'}: {reason[:200]}"
+    return (
+        None,
+        f"{'did not answer within ' + str(int(limit)) + ' s' if process.returncode is None else 'exited'}: {reason[:200]}",
+    )
 
 
 def stop(process: subprocess.Popen, sig=signal.SIGINT) -> None:
@@ -190,7 +200,11 @@ def peak_rss(pid: int) -> int:
     total = 0
     for proc in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
         try:
-            total += next(int(line.split()[1]) * 1024 for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines() if line.startswith("VmHWM"))
+            total += next(
+                int(line.split()[1]) * 1024
+                for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+                if line.startswith("VmHWM")
+            )
         except (FileNotFoundError, psutil.Error):
             pass
     return total
@@ -232,8 +246,15 @@ async def load(url: str, sizes: list[int], clients: int, payload, rewards_of, ti
 
         await asyncio.gather(*(client_loop() for _ in range(clients)))
     seconds = time.perf_counter() - began
-    return {"seconds": seconds, "conversations": len(rewards), "requests": len(latencies), "failed": failed,
-            "p50": statistics.median(latencies), "p99": sorted(latencies)[max(0, int(0.99 * len(latencies)) - 1)], "rewards": rewards}
+    return {
+        "seconds": seconds,
+        "conversations": len(rewards),
+        "requests": len(latencies),
+        "failed": failed,
+        "p50": statistics.median(latencies),
+        "p99": sorted(latencies)[max(0, int(0.99 * len(latencies)) - 1)],
+        "rewards": rewards,
+    }
 
 
 def batch_mean(url: str) -> float | None:
@@ -304,7 +325,9 @@ def run_openrlhf(args, reward_model: Path, texts: list[str], sizes: list[int]) -
         return {"skipped": f"OpenRLHF's serve_rm {reason}"}
     try:
         payload = lambda start, size: {"query": texts[start : start + size]}  # noqa: E731
-        result = asyncio.run(load(f"http://127.0.0.1:{port}/get_reward", sizes, args.clients, payload, lambda a: a["rewards"], args.time_limit))
+        result = asyncio.run(
+            load(f"http://127.0.0.1:{port}/get_reward", sizes, args.clients, payload, lambda a: a["rewards"], args.time_limit)
+        )
         result["peak_rss"] = peak_rss(process.pid)
     finally:
         stop(process, signal.SIGTERM)
@@ -366,7 +389,9 @@ def table(args, rounds: list[tuple[dict, dict]], load_before: str, load_after: s
                     "offline sorts a whole chunk by length, a server what arrived together"
                 )
             if result.get("difference") is not None:
-                notes.append(f"- round {number}, {name}: rewards differ from offline by at most {result['difference']:.1e} ({args.dtype})")
+                notes.append(
+                    f"- round {number}, {name}: rewards differ from offline by at most {result['difference']:.1e} ({args.dtype})"
+                )
             if result["failed"]:
                 notes.append(f"- round {number}, {name}: first failure: {result['failed'][0]}")
     summary = [f"- {name} / offline: {benchlib.format_ratio(benchlib.ratio(*pair))}" for name, pair in ratios.items()]
@@ -391,10 +416,14 @@ def main() -> None:
     parser.add_argument("--max-per-request", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--chunk", type=int, default=512, help="offline: conversations per scoring call (a run chunk: 64 prompts x 8)")
+    parser.add_argument(
+        "--chunk", type=int, default=512, help="offline: conversations per scoring call (a run chunk: 64 prompts x 8)"
+    )
     parser.add_argument("--dtype", default="bfloat16")
     parser.add_argument("--reward-model", help="a reward model folder (default: --base with a random head)")
-    parser.add_argument("--base", default="minilm", help="the built-in backbone of the default reward model (minilm, smollm2-135m)")
+    parser.add_argument(
+        "--base", default="minilm", help="the built-in backbone of the default reward model (minilm, smollm2-135m)"
+    )
     parser.add_argument("--heading", default=HEADING, help="the section of --write to replace")
     parser.add_argument("--contenders", default="batching,no-batching,vllm-backend,vllm,openrlhf")
     parser.add_argument("--time-limit", type=float, default=240, help="seconds of load per contender at most")
@@ -421,16 +450,22 @@ def main() -> None:
     print(f"{len(convs)} conversations in {len(sizes)} requests", file=sys.stderr)
     rounds = []
     for round_ in range(args.rounds):
-        offline = benchlib.child_run(__file__, [*sys.argv[1:], "--recipe", str(recipe), "--workdir", str(workdir)], "offline", round_, workdir)
+        offline = benchlib.child_run(
+            __file__, [*sys.argv[1:], "--recipe", str(recipe), "--workdir", str(workdir)], "offline", round_, workdir
+        )
         results = {}
         for name in args.contenders.split(","):
             print(f"round {round_ + 1}: {name} (load {benchlib.load_average()})", file=sys.stderr, flush=True)
             if name in RMKIT:
                 label, overrides = RMKIT[name]
                 results[label] = run_rmkit(args, recipe, convs, sizes, overrides)
-                results[label]["padded"] = "score.backend=vllm" not in overrides and "skipped" not in results[label]  # vLLM packs sequences
+                results[label]["padded"] = (
+                    "score.backend=vllm" not in overrides and "skipped" not in results[label]
+                )  # vLLM packs sequences
             elif name == "vllm":
-                results["vLLM pooling server (`--runner pooling`)"] = run_vllm(args, reward_model, texts_of(reward_model, convs), sizes)
+                results["vLLM pooling server (`--runner pooling`)"] = run_vllm(
+                    args, reward_model, texts_of(reward_model, convs), sizes
+                )
             else:
                 results["OpenRLHF serve_rm"] = run_openrlhf(args, reward_model, texts_of(reward_model, convs), sizes)
         for result in results.values():

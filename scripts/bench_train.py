@@ -98,28 +98,49 @@ def run_rmkit(args, workdir: Path) -> dict:
             out = function(*a, **k)
             memory[phase] = peak_rss_mb()
             return out
+
         return wrapped
 
     rmkit.training.trainer.train_step = timed_step
-    rmkit.training.trainer.make_loaders = after("data loaders", rmkit.training.trainer.make_loaders)  # "before data loaders": the model loaded
+    rmkit.training.trainer.make_loaders = after(
+        "data loaders", rmkit.training.trainer.make_loaders
+    )  # "before data loaders": the model loaded
     rmkit.training.trainer.held_out_metrics = after("eval", rmkit.training.trainer.held_out_metrics)
     rmkit.training.trainer.save_outputs = after("save", rmkit.training.trainer.save_outputs)
     rmkit.training.trainer.merge_outputs = after("merge", rmkit.training.trainer.merge_outputs)
-    recipe = load_recipe(None, [
-        f"model.name_or_path={args.model}", f"model.pad_token={args.pad_token}",
-        f"data.path={workdir / 'train.jsonl'}", f"data.eval_path={workdir / 'eval.jsonl'}",
-        f"data.max_length={args.max_length}", f"train.output_dir={workdir / 'rmkit'}", "train.resume=never",
-        f"train.per_device_batch_size={args.batch_size}", f"train.max_steps={args.steps}",
-        f"train.learning_rate={args.lr}", "train.mixed_precision=bf16", "train.warmup_ratio=0.1",
-        "train.logging_steps=10", f"lora.r={args.lora_r}", f"lora.alpha={2 * args.lora_r}", "lora.dropout=0.0",
-        *args.rmkit_override,
-    ])
+    recipe = load_recipe(
+        None,
+        [
+            f"model.name_or_path={args.model}",
+            f"model.pad_token={args.pad_token}",
+            f"data.path={workdir / 'train.jsonl'}",
+            f"data.eval_path={workdir / 'eval.jsonl'}",
+            f"data.max_length={args.max_length}",
+            f"train.output_dir={workdir / 'rmkit'}",
+            "train.resume=never",
+            f"train.per_device_batch_size={args.batch_size}",
+            f"train.max_steps={args.steps}",
+            f"train.learning_rate={args.lr}",
+            "train.mixed_precision=bf16",
+            "train.warmup_ratio=0.1",
+            "train.logging_steps=10",
+            f"lora.r={args.lora_r}",
+            f"lora.alpha={2 * args.lora_r}",
+            "lora.dropout=0.0",
+            *args.rmkit_override,
+        ],
+    )
     import shutil
 
     shutil.rmtree(workdir / "rmkit", ignore_errors=True)  # each round trains afresh
     summary = rmkit.training.trainer.train(recipe)
-    return {"steps": steps, "accuracy": summary["eval_accuracy"], "memory": memory,
-            "gradient_checkpointing": summary["gradient_checkpointing"], "tokens_per_backward": summary["tokens_per_backward"]}
+    return {
+        "steps": steps,
+        "accuracy": summary["eval_accuracy"],
+        "memory": memory,
+        "gradient_checkpointing": summary["gradient_checkpointing"],
+        "tokens_per_backward": summary["tokens_per_backward"],
+    }
 
 
 def run_trl(args, workdir: Path) -> dict:
@@ -153,25 +174,42 @@ def run_trl(args, workdir: Path) -> dict:
             steps.append({"seconds": time.perf_counter() - self.started})
 
     config = RewardConfig(
-        output_dir=str(workdir / "trl"), per_device_train_batch_size=args.batch_size, max_steps=args.steps,
-        learning_rate=args.lr, bf16=True, use_cpu=True, warmup_steps=round(0.1 * args.steps), lr_scheduler_type="linear",
-        logging_steps=10, save_strategy="no", report_to=[], max_length=args.max_length, seed=42,
+        output_dir=str(workdir / "trl"),
+        per_device_train_batch_size=args.batch_size,
+        max_steps=args.steps,
+        learning_rate=args.lr,
+        bf16=True,
+        use_cpu=True,
+        warmup_steps=round(0.1 * args.steps),
+        lr_scheduler_type="linear",
+        logging_steps=10,
+        save_strategy="no",
+        report_to=[],
+        max_length=args.max_length,
+        seed=42,
         dataloader_num_workers=0,
     )
     trainer = RewardTrainer(
-        model=model, args=config, processing_class=tokenizer,
+        model=model,
+        args=config,
+        processing_class=tokenizer,
         train_dataset=load_dataset("json", data_files=str(workdir / "train.jsonl"), split="train"),
-        data_collator=CountingCollator(pad_token_id=tokenizer.pad_token_id), callbacks=[StepTimer()],
-        peft_config=LoraConfig(task_type=TaskType.SEQ_CLS, r=args.lora_r, lora_alpha=2 * args.lora_r,
-                               lora_dropout=0.0, target_modules="all-linear"),
+        data_collator=CountingCollator(pad_token_id=tokenizer.pad_token_id),
+        callbacks=[StepTimer()],
+        peft_config=LoraConfig(
+            task_type=TaskType.SEQ_CLS, r=args.lora_r, lora_alpha=2 * args.lora_r, lora_dropout=0.0, target_modules="all-linear"
+        ),
     )
     trainer.train()
     model = trainer.model.eval()
     with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
         accuracy = heldout_accuracy(model, tokenizer, workdir / "eval.jsonl", args.max_length)
     # Batches are collated in step order (the loader may collate one ahead: keep the first ``steps``).
-    return {"steps": [{**t, **b} for t, b in zip(steps, batches)], "accuracy": accuracy,
-            "gradient_checkpointing": config.gradient_checkpointing}
+    return {
+        "steps": [{**t, **b} for t, b in zip(steps, batches)],
+        "accuracy": accuracy,
+        "gradient_checkpointing": config.gradient_checkpointing,
+    }
 
 
 CONTENDERS = {"rmkit": run_rmkit, "trl": run_trl}  # the first is the ratio's numerator
@@ -200,14 +238,18 @@ def markdown(args, results: dict[str, list[dict]], loads: tuple[str, str]) -> st
     tps = {name: [s["tokens_per_s"] for s in rows] for name, rows in speeds.items()}
     peak_share = {name: [t * args.flops_per_token / (args.peak_gflops * 1e9) for t in values] for name, values in tps.items()}
     lines = [
-        HEADING, "", *benchlib.header("python scripts/bench_train.py " + " ".join(sys.argv[1:])), "",
+        HEADING,
+        "",
+        *benchlib.header("python scripts/bench_train.py " + " ".join(sys.argv[1:])),
+        "",
         f"Backbone `{args.model}` (pad `{args.pad_token}`), LoRA r {args.lora_r} on all linear layers, dropout 0, "
         f"lr {args.lr} linear with 10% warmup, bf16 autocast, {args.steps} steps × {args.batch_size} pairs at "
         f"max_length {args.max_length}; both train on the same pairs (those that fit unchanged), held-out accuracy by "
         f"the same scorer on the same {args.eval_pairs} pairs. {args.rounds} rounds interleaved "
         f"({' '.join(names)} {' '.join(names)} ...), each run its own process; tokens/s over steps "
         f"{args.warmup_steps + 1}–{args.steps}, after {args.warmup_steps} warm-up step(s). "
-        f"Load average (1/5/15 min) {loads[0]} before, {loads[1]} after.", "",
+        f"Load average (1/5/15 min) {loads[0]} before, {loads[1]} after.",
+        "",
         "| trainer | real tokens/s, median (min–max) | padding efficiency | share of bf16 matmul peak | peak RSS MB (max) "
         "| gradient checkpointing | tokens a backward | held-out accuracy |",
         "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
@@ -222,10 +264,13 @@ def markdown(args, results: dict[str, list[dict]], loads: tuple[str, str]) -> st
         )
     ratio = benchlib.ratio(tps[names[0]], tps[names[1]])
     lines += [
-        "", *benchlib.rounds_table(results, tps, ratio),
-        "", f"{names[0]} / {names[1]} real-token throughput: {benchlib.format_ratio(ratio)}. Share of peak: real tokens/s × "
+        "",
+        *benchlib.rounds_table(results, tps, ratio),
+        "",
+        f"{names[0]} / {names[1]} real-token throughput: {benchlib.format_ratio(ratio)}. Share of peak: real tokens/s × "
         f"{args.flops_per_token / 1e6:.0f} MFLOP a token (≈ 4 × parameters for LoRA: forward and input gradients) "
-        f"over {args.peak_gflops:.0f} GFLOP/s (bf16 2048² matmul, 2 threads, measured on a quiet machine).", "",
+        f"over {args.peak_gflops:.0f} GFLOP/s (bf16 2048² matmul, 2 threads, measured on a quiet machine).",
+        "",
     ]
     for name, runs in results.items():
         if "memory" in runs[0]:
@@ -249,8 +294,13 @@ def main() -> None:
     parser.add_argument("--eval-pairs", type=int, default=100)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--lora-r", type=int, default=16)
-    parser.add_argument("--rmkit-override", action="append", default=[], metavar="section.key=value",
-                        help="extra recipe override for rmkit, e.g. model.gradient_checkpointing=false")
+    parser.add_argument(
+        "--rmkit-override",
+        action="append",
+        default=[],
+        metavar="section.key=value",
+        help="extra recipe override for rmkit, e.g. model.gradient_checkpointing=false",
+    )
     parser.add_argument("--peak-gflops", type=float, default=879.0, help="the CPU's bf16 matmul peak")
     parser.add_argument("--flops-per-token", type=float, default=4 * 135e6)
     parser.add_argument("--write", type=Path, help=f"put the results under '{HEADING}' in this markdown file")
@@ -264,8 +314,9 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench_train_"))
     prepare(args, workdir)
     before = benchlib.load_average()
-    results = benchlib.interleave(args.contenders.split(","), args.rounds,
-                                  lambda name, i: benchlib.child_run(__file__, sys.argv[1:], name, i, workdir))
+    results = benchlib.interleave(
+        args.contenders.split(","), args.rounds, lambda name, i: benchlib.child_run(__file__, sys.argv[1:], name, i, workdir)
+    )
     section = markdown(args, results, (before, benchlib.load_average()))
     (workdir / "results.json").write_text(json.dumps(results))
     print(section)

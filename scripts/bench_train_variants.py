@@ -41,9 +41,20 @@ def measure(args, variant: str) -> str:
     words = variant.split("-")
     runs = next((int(w[4:]) for w in words if re.fullmatch(r"runs\d+", w)), None)
     cost = math.inf if "one" in words else 32
-    recipe = load_recipe(None, [f"model.name_or_path={args.model}", f"model.pad_token={args.pad_token}", f"data.path={args.data}",
-                                f"data.split={args.split}", "data.eval_fraction=0", f"data.max_length={args.max_length}",
-                                "data.on_error=skip", "lora.dropout=0.0", f"train.per_device_batch_size={args.batch_size}"])
+    recipe = load_recipe(
+        None,
+        [
+            f"model.name_or_path={args.model}",
+            f"model.pad_token={args.pad_token}",
+            f"data.path={args.data}",
+            f"data.split={args.split}",
+            "data.eval_fraction=0",
+            f"data.max_length={args.max_length}",
+            "data.on_error=skip",
+            "lora.dropout=0.0",
+            f"train.per_device_batch_size={args.batch_size}",
+        ],
+    )
     tokenizer = load_tokenizer(recipe.model)
     train_set, _ = load_datasets(recipe.data, tokenizer, DataReport())
     loader, _ = make_loaders(train_set[: args.batches * args.batch_size * 4], [], tokenizer, recipe.train, 1)
@@ -87,7 +98,12 @@ def main() -> None:
     print("| --- | ---: | ---: | ---: | ---: |")
     for variant in args.variants.split(","):
         out = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--child", variant], capture_output=True, text=True)
-        print(next((line for line in out.stdout.splitlines() if line.startswith("|")), f"| {variant} | failed: {out.stderr[-200:]} |"), flush=True)
+        print(
+            next(
+                (line for line in out.stdout.splitlines() if line.startswith("|")), f"| {variant} | failed: {out.stderr[-200:]} |"
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -62,8 +62,13 @@ def child_run(script: str, argv: list[str], name: str, round_: int, workdir: Pat
 def ratio(numerators: list[float], denominators: list[float]) -> dict:
     """Per-round ratios, their median and spread; inconclusive when rounds disagree in sign."""
     ratios = [a / b for a, b in zip(numerators, denominators)]
-    return {"ratios": ratios, "median": statistics.median(ratios), "min": min(ratios), "max": max(ratios),
-            "inconclusive": min(ratios) < 1 < max(ratios)}
+    return {
+        "ratios": ratios,
+        "median": statistics.median(ratios),
+        "min": min(ratios),
+        "max": max(ratios),
+        "inconclusive": min(ratios) < 1 < max(ratios),
+    }
 
 
 def format_ratio(r: dict) -> str:
@@ -87,8 +92,10 @@ def rounds_table(results: dict[str, list[dict]], tokens_per_s: dict[str, list[fl
     and the round's ratio (from :func:`ratio`) when given."""
     names = list(results)
     last = (f" {names[0]} / {names[1]} |", " ---: |") if ratio else ("", "")
-    lines = ["| round | " + " | ".join(f"{n} tokens/s (load)" for n in names) + " |" + last[0],
-             "| ---: | " + " | ".join("---:" for _ in names) + " |" + last[1]]
+    lines = [
+        "| round | " + " | ".join(f"{n} tokens/s (load)" for n in names) + " |" + last[0],
+        "| ---: | " + " | ".join("---:" for _ in names) + " |" + last[1],
+    ]
     for i in range(len(tokens_per_s[names[0]])):
         cells = " | ".join(f"{tokens_per_s[n][i]:.0f} ({results[n][i]['load']:.1f})" for n in names)
         lines.append(f"| {i + 1} | {cells} |" + (f" {ratio['ratios'][i]:.2f} |" if ratio else ""))

@@ -39,13 +39,24 @@ def main() -> None:
     from rmkit.sampling.policy import load_policy
 
     if args.no_prefix_caching:
+
         class LLM(vllm.LLM):
             def __init__(self, *a, **k):
                 super().__init__(*a, **{**k, "enable_prefix_caching": False})
 
         vllm.LLM = LLM
-    cfg = SampleConfig(policy=args.policy, backend="vllm", n=args.n, temperature=0.7, top_p=0.95, max_tokens=args.max_tokens,
-                       dtype=args.dtype, max_model_len=2048, enforce_eager=True, seed=0)  # the demo's settings
+    cfg = SampleConfig(
+        policy=args.policy,
+        backend="vllm",
+        n=args.n,
+        temperature=0.7,
+        top_p=0.95,
+        max_tokens=args.max_tokens,
+        dtype=args.dtype,
+        max_model_len=2048,
+        enforce_eager=True,
+        seed=0,
+    )  # the demo's settings
     prompts = load_prompts(str(Path(__file__).resolve().parents[1] / "rmkit/demo_data/prompts.jsonl"))[: args.prompts]
     loaded = load_policy(cfg, sequences=len(prompts) * args.n)
 
@@ -64,11 +75,19 @@ def main() -> None:
     warm = replies(prompts)
     half = len(prompts) // 2
     first, second = replies(prompts[:half]), replies(prompts[half:])
-    print(json.dumps({
-        "prefix_caching": not args.no_prefix_caching, "forget": args.forget, "max_tokens": args.max_tokens,
-        "again_vs_first": differ(warm, cold), "first_half_alone": differ(first, warm), "second_half_alone": differ(second, warm),
-        "seconds": round(time.time() - began),
-    }))
+    print(
+        json.dumps(
+            {
+                "prefix_caching": not args.no_prefix_caching,
+                "forget": args.forget,
+                "max_tokens": args.max_tokens,
+                "again_vs_first": differ(warm, cold),
+                "first_half_alone": differ(first, warm),
+                "second_half_alone": differ(second, warm),
+                "seconds": round(time.time() - began),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":  # vLLM's engine process is spawned: it imports this module again

@@ -52,9 +52,22 @@ HH = ROOT.parent / "shared" / "data" / "hh_rlhf" / "helpful-base" / "test.jsonl.
 SIZES = {  # train prompts, held-out prompts, N (train), M (held-out per arm), IFBench prompts (None: all), overrides
     "full": (512, 128, 16, 8, None, []),
     "quick": (
-        6, 6, 4, 2, 6,
-        ["sample.backend=transformers", "sample.max_tokens=24", "sample.batch_size=24", "train.num_epochs=1",
-         "sft.num_epochs=1", "sft.warmup_ratio=0", "sft.learning_rate=1e-3", "sft.logging_steps=1", "data.eval_fraction=0.0"],
+        6,
+        6,
+        4,
+        2,
+        6,
+        [
+            "sample.backend=transformers",
+            "sample.max_tokens=24",
+            "sample.batch_size=24",
+            "train.num_epochs=1",
+            "sft.num_epochs=1",
+            "sft.warmup_ratio=0",
+            "sft.learning_rate=1e-3",
+            "sft.logging_steps=1",
+            "data.eval_fraction=0.0",
+        ],
     ),
 }
 GOLD = "score.scorers=[{name: gold, verifier: ifeval, weight: 1.0}]"
@@ -82,12 +95,15 @@ def build_prompts(count: int, seed: int) -> list[dict]:
     for i, question in enumerate(questions):
         constraints = build_constraints(rng, rng.randint(1, 3), question)
         text = question + "\n\n" + " ".join(constraints["descriptions"])
-        records.append({
-            "id": f"hh-{i}", "question": question,
-            "messages": [{"role": "user", "content": text}],
-            "instruction_id_list": constraints["instruction_id_list"],
-            "kwargs": constraints["kwargs"],
-        })
+        records.append(
+            {
+                "id": f"hh-{i}",
+                "question": question,
+                "messages": [{"role": "user", "content": text}],
+                "instruction_id_list": constraints["instruction_id_list"],
+                "kwargs": constraints["kwargs"],
+            }
+        )
     return records
 
 
@@ -98,12 +114,18 @@ def ifbench_prompts(limit: int | None) -> tuple[list[dict], int]:
 
     from rmkit.scoring.verifiers import BUILT_IN
 
-    rows = [json.loads(line) for line in (importlib.resources.files("ifbench") / "data" / "IFBench_test.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line)
+        for line in (importlib.resources.files("ifbench") / "data" / "IFBench_test.jsonl").read_text().splitlines()
+    ]
     kept = []
     for row in rows:
-        record = {"id": f"ifbench-{row['key']}", "messages": [{"role": "user", "content": row["prompt"]}],
-                  "instruction_id_list": row["instruction_id_list"],
-                  "kwargs": [{k: v for k, v in kw.items() if v is not None} for kw in row["kwargs"]]}
+        record = {
+            "id": f"ifbench-{row['key']}",
+            "messages": [{"role": "user", "content": row["prompt"]}],
+            "instruction_id_list": row["instruction_id_list"],
+            "kwargs": [{k: v for k, v in kw.items() if v is not None} for kw in row["kwargs"]],
+        }
         try:  # a checker that cannot run here raises on any reply
             BUILT_IN["ifbench"](record, [*record["messages"], reply_message("A reply. Another one.")])
         except Exception:
@@ -151,7 +173,13 @@ def pairwise(groups: list[list[dict]]) -> dict:
             for b in group:
                 if a["scores"]["gold"] > b["scores"]["gold"]:
                     count += 1
-                    proxy += 1.0 if a["scores"]["proxy"] > b["scores"]["proxy"] else 0.5 if a["scores"]["proxy"] == b["scores"]["proxy"] else 0.0
+                    proxy += (
+                        1.0
+                        if a["scores"]["proxy"] > b["scores"]["proxy"]
+                        else 0.5
+                        if a["scores"]["proxy"] == b["scores"]["proxy"]
+                        else 0.0
+                    )
                     la, lb = (sum(t["tokens"] for t in x["turns"]) for x in (a, b))
                     longer += 1.0 if la > lb else 0.5 if la == lb else 0.0
     return {"pairs": int(count), "proxy": proxy / max(count, 1), "longer_reply": longer / max(count, 1), "chance": 0.5}
@@ -178,15 +206,28 @@ def analyse(out: Path, n: int, arms: list[str]) -> dict:
         "random_pick_gold": selection_curve(prompts, None, "gold", ns),
         "oracle_gold": selection_curve(prompts, "gold", "gold", ns),
     }
-    train_stats = {arm: json.loads((out / path / "stats.json").read_text()) for arm, path in
-                   (("verifier", "iterate/round-1/run"), ("random", "random"), ("proxy", "proxy_arm"), ("round2", "iterate/round-2/run"))
-                   if arm in arms}
+    train_stats = {
+        arm: json.loads((out / path / "stats.json").read_text())
+        for arm, path in (
+            ("verifier", "iterate/round-1/run"),
+            ("random", "random"),
+            ("proxy", "proxy_arm"),
+            ("round2", "iterate/round-2/run"),
+        )
+        if arm in arms
+    }
     result = {
         "arms": arms,
         "heldout": evaluation(out / "heldout", "gold", arms),
-        "proxy": {"heldout_pairwise": pairwise(base_groups), "train_pairs": sum(1 for _ in open(out / "proxy_pairs.jsonl")), "curves": curves},
-        "kept": {arm: {"prompts": s["kept_prompts"], "conversations": s["sft_written"], "mean_selecting_reward": s["mean_reward_kept"]}
-                 for arm, s in train_stats.items()},
+        "proxy": {
+            "heldout_pairwise": pairwise(base_groups),
+            "train_pairs": sum(1 for _ in open(out / "proxy_pairs.jsonl")),
+            "curves": curves,
+        },
+        "kept": {
+            arm: {"prompts": s["kept_prompts"], "conversations": s["sft_written"], "mean_selecting_reward": s["mean_reward_kept"]}
+            for arm, s in train_stats.items()
+        },
     }
     if (out / "ifbench" / "base").exists():
         result["ifbench"] = evaluation(out / "ifbench", "gold", arms)
@@ -198,15 +239,20 @@ def markdown(result: dict, meta: dict) -> str:
         return f"{row['mean']:{sign}.3f} [{row['low']:{sign}.3f}, {row['high']:{sign}.3f}]"
 
     lines = []
-    for key, title in (("heldout", "Held-out prompts (IFEval constraints, gold = strict fraction followed)"),
-                       ("ifbench", "IFBench test prompts (out of distribution, its own checkers)")):
+    for key, title in (
+        ("heldout", "Held-out prompts (IFEval constraints, gold = strict fraction followed)"),
+        ("ifbench", "IFBench test prompts (out of distribution, its own checkers)"),
+    ):
         if key not in result:
             continue
         e = result[key]
         diffs = {(d["policy"], d["reference"]): d for d in e["differences"]}
-        lines += [f"**{title}**: {e['prompts']} prompts, 95% bootstrap intervals over prompts", "",
-                  "| arm | gold mean | minus base (paired) | minus random control (paired) | mean reply tokens |",
-                  "| --- | --- | --- | --- | ---: |"]
+        lines += [
+            f"**{title}**: {e['prompts']} prompts, 95% bootstrap intervals over prompts",
+            "",
+            "| arm | gold mean | minus base (paired) | minus random control (paired) | mean reply tokens |",
+            "| --- | --- | --- | --- | ---: |",
+        ]
         for arm in result["arms"]:
             row = e["policies"][arm]
             vs_base = ci(diffs[(arm, "base")], "+") if arm != "base" else "-"
@@ -215,16 +261,27 @@ def markdown(result: dict, meta: dict) -> str:
         lines.append("")
     p = result["proxy"]
     acc = p["heldout_pairwise"]
-    lines += [f"Proxy reward model: trained on {p['train_pairs']} gold-distinct pairs of the train candidates; on "
-              f"{acc['pairs']} held-out gold-distinct pairs its pairwise accuracy is {acc['proxy']:.3f} "
-              f"(longer reply {acc['longer_reply']:.3f}, chance 0.5).", "",
-              "| n | gold of proxy's best-of-n | gold of random pick | gold oracle best-of-n |", "| ---: | --- | --- | --- |"]
+    lines += [
+        f"Proxy reward model: trained on {p['train_pairs']} gold-distinct pairs of the train candidates; on "
+        f"{acc['pairs']} held-out gold-distinct pairs its pairwise accuracy is {acc['proxy']:.3f} "
+        f"(longer reply {acc['longer_reply']:.3f}, chance 0.5).",
+        "",
+        "| n | gold of proxy's best-of-n | gold of random pick | gold oracle best-of-n |",
+        "| ---: | --- | --- | --- |",
+    ]
     c = p["curves"]
     for i, row in enumerate(c["proxy_pick_gold"]):
         lines.append(f"| {row['n']} | {ci(row)} | {ci(c['random_pick_gold'][i])} | {ci(c['oracle_gold'][i])} |")
-    kept = ", ".join(f"{arm} {k['conversations']} (mean selecting reward {k['mean_selecting_reward']:.3f})" for arm, k in result["kept"].items())
-    lines += ["", f"SFT examples kept on the train prompts: {kept}.", "",
-              f"Command: `{meta['command']}`; machine: {meta['machine']}; {meta['minutes']:.0f} min; {meta['date']}."]
+    kept = ", ".join(
+        f"{arm} {k['conversations']} (mean selecting reward {k['mean_selecting_reward']:.3f})"
+        for arm, k in result["kept"].items()
+    )
+    lines += [
+        "",
+        f"SFT examples kept on the train prompts: {kept}.",
+        "",
+        f"Command: `{meta['command']}`; machine: {meta['machine']}; {meta['minutes']:.0f} min; {meta['date']}.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -237,8 +294,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--n", type=int, help="candidates per train prompt")
     parser.add_argument("--m", type=int, help="replies per held-out prompt and arm")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--set", action="append", default=[], metavar="section.key=value",
-                        help="a recipe override for every stage (the quick test runs tiny models: --set sample.policy=DIR ...)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="section.key=value",
+        help="a recipe override for every stage (the quick test runs tiny models: --set sample.policy=DIR ...)",
+    )
     args = parser.parse_args(argv)
     began = time.time()
     size = "quick" if args.quick else "full"
@@ -268,14 +330,20 @@ def main(argv: list[str] | None = None) -> dict:
     write_jsonl(out / "proxy_pairs.jsonl", gold_distinct_pairs(round1, PAIRS_PER_PROMPT, args.seed))
     if not (proxy / "model").exists():
         rmkit("train", RECIPE, *common, f"data.path={out / 'proxy_pairs.jsonl'}", f"train.output_dir={proxy}")
-    with_proxy = f"score.scorers=[{{name: proxy, reward_model: {proxy}, weight: 1.0}}, {{name: gold, verifier: ifeval, weight: 0.0}}]"
+    with_proxy = (
+        f"score.scorers=[{{name: proxy, reward_model: {proxy}, weight: 1.0}}, {{name: gold, verifier: ifeval, weight: 0.0}}]"
+    )
     copy_run(round1, out / "proxy_arm")
     if load_recipe(out / "proxy_arm" / "recipe.yaml").score.scorers[0].name != "proxy":
         rmkit("score", out / "proxy_arm", with_proxy)
     rmkit("select", out / "proxy_arm", with_proxy)
     sft(out / "proxy_arm", out / "proxy_arm" / "policy", common, base)
-    policies = {"base": base, "random": out / "random" / "policy", "verifier": out / "iterate" / "round-1" / "policy",
-                "proxy": out / "proxy_arm" / "policy"}
+    policies = {
+        "base": base,
+        "random": out / "random" / "policy",
+        "verifier": out / "iterate" / "round-1" / "policy",
+        "proxy": out / "proxy_arm" / "policy",
+    }
     ifbench_note = evaluate_arms(out, policies, common, with_proxy, m, ifbench_limit)
     report(out, list(policies), ifbench_note, argv, began, (train_count, heldout_count, n, m, common))
     # round 2 (ReST-EM): sampled with round 1's policy, the base fine-tuned on both rounds' data
@@ -290,8 +358,17 @@ def evaluate_arms(out: Path, policies: dict, common: list[str], with_proxy: str,
     heldout = f"sample.prompts={out / 'prompts' / 'heldout.jsonl'}"
     for arm, policy in policies.items():  # base: 2M replies, scored by the proxy too (its best-of-n curve)
         scorers, count = (with_proxy, 2 * m) if arm == "base" else (GOLD, m)
-        rmkit("sample-and-score", "-o", out / "heldout" / arm, RECIPE, *common, heldout, f"sample.policy={policy}", f"sample.n={count}",
-              scorers)
+        rmkit(
+            "sample-and-score",
+            "-o",
+            out / "heldout" / arm,
+            RECIPE,
+            *common,
+            heldout,
+            f"sample.policy={policy}",
+            f"sample.n={count}",
+            scorers,
+        )
     try:
         records, left_out = ifbench_prompts(ifbench_limit)
     except ModuleNotFoundError as err:
@@ -301,8 +378,17 @@ def evaluate_arms(out: Path, policies: dict, common: list[str], with_proxy: str,
     write_jsonl(out / "prompts" / "ifbench.jsonl", records)
     ifbench_gold = "score.scorers=[{name: gold, verifier: ifbench, weight: 1.0}]"
     for arm, policy in policies.items():
-        rmkit("sample-and-score", "-o", out / "ifbench" / arm, RECIPE, *common, f"sample.prompts={out / 'prompts' / 'ifbench.jsonl'}",
-              f"sample.policy={policy}", f"sample.n={max(m // 4, 2)}", ifbench_gold)
+        rmkit(
+            "sample-and-score",
+            "-o",
+            out / "ifbench" / arm,
+            RECIPE,
+            *common,
+            f"sample.prompts={out / 'prompts' / 'ifbench.jsonl'}",
+            f"sample.policy={policy}",
+            f"sample.n={max(m // 4, 2)}",
+            ifbench_gold,
+        )
     return f"IFBench: {len(records)} test prompts; {left_out} left out (checkers that need NLTK data)"
 
 
@@ -310,12 +396,19 @@ def report(out: Path, arms: list[str], ifbench_note: str, argv, began: float, si
     """study.json and study.md of the arms evaluated so far."""
     train_count, heldout_count, n, m, common = sizes
     result = analyse(out, n, arms)
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor()
+    )
     meta = {
         "command": "python scripts/gold_study.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip(),
         "machine": f"{cpu}, {os.cpu_count()} cores, no GPU, load average {os.getloadavg()[0]:.1f} at the end",
-        "minutes": (time.time() - began) / 60, "date": time.strftime("%Y-%m-%d"),
-        "train_prompts": train_count, "heldout_prompts": heldout_count, "n": n, "m": m, "overrides": common,
+        "minutes": (time.time() - began) / 60,
+        "date": time.strftime("%Y-%m-%d"),
+        "train_prompts": train_count,
+        "heldout_prompts": heldout_count,
+        "n": n,
+        "m": m,
+        "overrides": common,
         "ifbench": ifbench_note,
     }
     write_json(out / "study.json", {**result, "meta": meta})

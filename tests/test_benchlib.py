@@ -39,8 +39,10 @@ def test_rounds_table_lists_each_round_with_its_load_and_ratio():
     results = {"a": [{"load": 1.0}, {"load": 2.0}], "b": [{"load": 1.5}, {"load": 0.5}]}
     tps = {"a": [300.0, 420.0], "b": [200.0, 200.0]}
     assert benchlib.rounds_table(results, tps) == [
-        "| round | a tokens/s (load) | b tokens/s (load) |", "| ---: | ---: | ---: |",
-        "| 1 | 300 (1.0) | 200 (1.5) |", "| 2 | 420 (2.0) | 200 (0.5) |",
+        "| round | a tokens/s (load) | b tokens/s (load) |",
+        "| ---: | ---: | ---: |",
+        "| 1 | 300 (1.0) | 200 (1.5) |",
+        "| 2 | 420 (2.0) | 200 (0.5) |",
     ]
     with_ratio = benchlib.rounds_table(results, tps, benchlib.ratio(tps["a"], tps["b"]))
     assert with_ratio[0].endswith("| b tokens/s (load) | a / b |") and with_ratio[1] == "| ---: | ---: | ---: | ---: |"

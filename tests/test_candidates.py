@@ -16,7 +16,12 @@ TOOL_RESULT = {"role": "tool", "content": '{"bmi": 26.8}'}
 def two_turn_record():
     prompt = Prompt(id="q1", turns=["Hi", "And?"], history=[message("system", "Be brief.")], category="chat")
     (record,) = new_candidates(prompt, 1, "independent")
-    record["messages"] += [message("user", "Hi"), message("assistant", "Hello."), message("user", "And?"), message("assistant", "Bye.")]
+    record["messages"] += [
+        message("user", "Hi"),
+        message("assistant", "Hello."),
+        message("user", "And?"),
+        message("assistant", "Bye."),
+    ]
     record["turns"] = [{"reply": "Hello.", "reward": 0.1}, {"reply": "Bye.", "reward": 0.2}]
     return record
 

@@ -252,7 +252,9 @@ def test_rmkit_chat_reports_a_bad_recipe(capsys, monkeypatch):
 def test_the_chats_engine_choice_is_undone_after_it_starts(tiny_llama, monkeypatch):
     monkeypatch.delenv(ENGINE_PROCESS, raising=False)
     seen = []
-    monkeypatch.setattr(chat_module, "load_responder", lambda recipe: seen.append(os.environ.get(ENGINE_PROCESS)) or SimpleNamespace(ranked=False))
+    monkeypatch.setattr(
+        chat_module, "load_responder", lambda recipe: seen.append(os.environ.get(ENGINE_PROCESS)) or SimpleNamespace(ranked=False)
+    )
     monkeypatch.setattr(chat_module, "chat_loop", lambda *args: None)
     assert main(["chat", "--model", str(tiny_llama)]) == 0
     assert seen == ["0"] and ENGINE_PROCESS not in os.environ  # set while the engine started, then undone

@@ -31,7 +31,10 @@ def cut(path, keep):
 
 
 DAMAGES = {
-    "weights cut short": (lambda p: cut(p / "model.safetensors", -10), r"model\.safetensors: \d+ bytes where its header says \d+"),
+    "weights cut short": (
+        lambda p: cut(p / "model.safetensors", -10),
+        r"model\.safetensors: \d+ bytes where its header says \d+",
+    ),
     "weights header cut": (lambda p: cut(p / "model.safetensors", 5), r"model\.safetensors: 5 bytes, cut short in its header"),
     "optimizer cut short": (lambda p: cut(p / "optimizer.bin", -30), r"optimizer\.bin: not a whole torch\.save archive"),
     "empty RNG state": (lambda p: cut(p / "random_states_0.pkl", 0), r"random_states_0\.pkl: not a whole torch\.save archive"),
@@ -56,8 +59,11 @@ def test_a_damaged_last_checkpoint_is_passed_over_with_one_line(tmp_path, capsys
 def test_with_every_checkpoint_damaged_one_line_names_the_newest(tmp_path):
     for step in (2, 4):
         cut(fake_checkpoint(tmp_path, step) / "model.safetensors", -1)
-    with pytest.raises(ConfigError, match=r"step-2 is damaged \(model\.safetensors: .*\), and no earlier checkpoint is left: "
-                                          r"rerun with --overwrite to start over$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"step-2 is damaged \(model\.safetensors: .*\), and no earlier checkpoint is left: "
+        r"rerun with --overwrite to start over$",
+    ):
         find_resume_checkpoint("auto", tmp_path)
 
 

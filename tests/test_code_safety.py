@@ -63,7 +63,7 @@ def findings(source: str, filename: str = "<source>") -> list[str]:
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             arguments = node.args
             positional = arguments.posonlyargs + arguments.args
-            pairs = list(zip(positional[len(positional) - len(arguments.defaults):], arguments.defaults))
+            pairs = list(zip(positional[len(positional) - len(arguments.defaults) :], arguments.defaults))
             pairs += [(a, d) for a, d in zip(arguments.kwonlyargs, arguments.kw_defaults) if d is not None]
             for argument, default in pairs:
                 if argument.arg == "trust_remote_code" and _is_true(default):

@@ -72,8 +72,10 @@ def test_forward_groups_cover_every_row_once_and_cut_padding():
 def test_batch_tokens_count_the_padding_of_the_forwards_run():
     from rmkit.training.reward_loss import batch_tokens
 
-    examples = [{"input_ids_chosen": [1] * 100, "input_ids_rejected": [1] * 10},
-                {"input_ids_chosen": [1] * 98, "input_ids_rejected": [1] * 12}]
+    examples = [
+        {"input_ids_chosen": [1] * 100, "input_ids_rejected": [1] * 10},
+        {"input_ids_chosen": [1] * 98, "input_ids_rejected": [1] * 12},
+    ]
     real, padded = batch_tokens(RewardDataCollatorWithPadding(pad_token_id=0)(examples), forward_cost=32).tolist()
     assert real == 220 and padded == 2 * 100 + 2 * 12  # two forwards, not 4 rows of 100
 

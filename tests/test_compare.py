@@ -16,15 +16,37 @@ def write_run(path, gold_per_prompt, tokens=4):
     run.start(recipe, fingerprint(recipe, ("sample", "score")), None, overwrite=False)
     log = CandidateLog(run.candidates)
     for order, (prompt, golds) in enumerate(gold_per_prompt.items()):
-        log.append([
-            {"prompt_id": prompt, "category": "", "index": k, "n": len(golds), "per_turn": "independent",
-             "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": f"r{k}"}],
-             "turns": [{"reply": f"r{k}", "tokens": tokens, "finish_reason": "stop", "prompt_tokens": 3, "dropped_turns": 0,
-                        "cut_tokens": 0, "reward": None}],
-             "best_per_turn": [], "reward": 0.0, "selected": k == 0, "scores": {"gold": g, "proxy": 1.0},
-             "extra": {}, "source": f"p.jsonl:{order + 1}", "order": order}
-            for k, g in enumerate(golds)
-        ])
+        log.append(
+            [
+                {
+                    "prompt_id": prompt,
+                    "category": "",
+                    "index": k,
+                    "n": len(golds),
+                    "per_turn": "independent",
+                    "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": f"r{k}"}],
+                    "turns": [
+                        {
+                            "reply": f"r{k}",
+                            "tokens": tokens,
+                            "finish_reason": "stop",
+                            "prompt_tokens": 3,
+                            "dropped_turns": 0,
+                            "cut_tokens": 0,
+                            "reward": None,
+                        }
+                    ],
+                    "best_per_turn": [],
+                    "reward": 0.0,
+                    "selected": k == 0,
+                    "scores": {"gold": g, "proxy": 1.0},
+                    "extra": {},
+                    "source": f"p.jsonl:{order + 1}",
+                    "order": order,
+                }
+                for k, g in enumerate(golds)
+            ]
+        )
     return path
 
 
@@ -51,8 +73,25 @@ def test_compare_uses_only_the_prompts_every_run_answered_and_each_reference(tmp
     b = write_run(tmp_path / "b", {"q2": [1.0], "q3": [1.0]})
     c = write_run(tmp_path / "c", {"q2": [0.5], "q3": [0.5]})
     out = tmp_path / "c.json"
-    assert main(["compare", str(a), str(b), str(c), "--scorer", "gold", "--reference", str(a), "--reference", str(c),
-                 "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                str(a),
+                str(b),
+                str(c),
+                "--scorer",
+                "gold",
+                "--reference",
+                str(a),
+                "--reference",
+                str(c),
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     assert result["prompts"] == 2 and result["policies"][str(a)]["prompts_left_out"] == 1
     pairs = {(d["policy"], d["reference"]): d["mean"] for d in result["differences"]}

@@ -77,7 +77,9 @@ def test_short_floats_in_a_recipe_file_are_numbers_as_on_the_command_line(tmp_pa
     recipe = load_recipe(write(tmp_path, text), ["data.eval_fraction=5e-2"])
     assert recipe.train.learning_rate == 3e-4 and recipe.train.weight_decay == 0.01
     assert recipe.train.center_rewards_coefficient == 1e-3 and recipe.data.eval_fraction == 0.05
-    assert load_recipe(write(tmp_path, "sample:\n  category_temperature: {writing: 7e-1}\n")).sample.category_temperature == {"writing": 0.7}
+    assert load_recipe(write(tmp_path, "sample:\n  category_temperature: {writing: 7e-1}\n")).sample.category_temperature == {
+        "writing": 0.7
+    }
     assert load_recipe(None, ["model.name_or_path=1e5"]).model.name_or_path == "1e5"  # a text key keeps the text
     with pytest.raises(ConfigError, match=r"train\.learning_rate: expected float, got 'fast'"):
         load_recipe(write(tmp_path, "train:\n  learning_rate: fast\n"))
@@ -91,22 +93,64 @@ def test_counts_that_divide_must_be_at_least_one(key):
 
 # A value out of range for every numeric key that has a range; the keys without one are listed below.
 OUT_OF_RANGE = {
-    "data.eval_fraction": 1, "data.max_length": 0, "data.max_examples": 0,
-    "lora.r": 0, "lora.alpha": 0, "lora.dropout": 1,
-    "train.per_device_batch_size": 0, "train.eval_batch_size": 0, "train.gradient_accumulation_steps": 0,
-    "train.learning_rate": 0, "train.weight_decay": -0.1, "train.warmup_ratio": 1.5, "train.num_epochs": 0, "train.max_steps": 0,
-    "train.max_grad_norm": -1, "train.center_rewards_coefficient": -0.01, "train.tokens_per_backward": 0,
-    "train.pad_to_multiple_of": 0, "train.eval_steps": 0, "train.save_steps": 0, "train.save_total_limit": -1, "train.logging_steps": 0,
-    "sample.max_prompts": 0, "sample.n": 0, "sample.temperature": -0.1, "sample.top_p": 0, "sample.top_k": -1, "sample.min_p": 1.5,
-    "sample.max_tokens": 0, "sample.repetition_penalty": 0, "sample.presence_penalty": 2.5, "sample.frequency_penalty": -3,
-    "sample.chunk_size": 0, "sample.workers": 0, "sample.batch_size": 0, "sample.max_model_len": 0, "sample.tensor_parallel_size": 0,
-    "sample.data_parallel_size": 0, "sample.gpu_memory_utilization": 0,
-    "score.verifier_workers": -1, "score.max_length": 0, "score.batch_size": 0, "score.gpu_memory_utilization": 1.5,
-    "select.top_k": 0, "select.min_margin": -1,
-    "sft.max_length": 0, "sft.per_device_batch_size": 0, "sft.gradient_accumulation_steps": 0, "sft.learning_rate": -1e-4,
-    "sft.warmup_ratio": 2, "sft.num_epochs": 0, "sft.max_steps": 0, "sft.logging_steps": 0,
+    "data.eval_fraction": 1,
+    "data.max_length": 0,
+    "data.max_examples": 0,
+    "lora.r": 0,
+    "lora.alpha": 0,
+    "lora.dropout": 1,
+    "train.per_device_batch_size": 0,
+    "train.eval_batch_size": 0,
+    "train.gradient_accumulation_steps": 0,
+    "train.learning_rate": 0,
+    "train.weight_decay": -0.1,
+    "train.warmup_ratio": 1.5,
+    "train.num_epochs": 0,
+    "train.max_steps": 0,
+    "train.max_grad_norm": -1,
+    "train.center_rewards_coefficient": -0.01,
+    "train.tokens_per_backward": 0,
+    "train.pad_to_multiple_of": 0,
+    "train.eval_steps": 0,
+    "train.save_steps": 0,
+    "train.save_total_limit": -1,
+    "train.logging_steps": 0,
+    "sample.max_prompts": 0,
+    "sample.n": 0,
+    "sample.temperature": -0.1,
+    "sample.top_p": 0,
+    "sample.top_k": -1,
+    "sample.min_p": 1.5,
+    "sample.max_tokens": 0,
+    "sample.repetition_penalty": 0,
+    "sample.presence_penalty": 2.5,
+    "sample.frequency_penalty": -3,
+    "sample.chunk_size": 0,
+    "sample.workers": 0,
+    "sample.batch_size": 0,
+    "sample.max_model_len": 0,
+    "sample.tensor_parallel_size": 0,
+    "sample.data_parallel_size": 0,
+    "sample.gpu_memory_utilization": 0,
+    "score.verifier_workers": -1,
+    "score.max_length": 0,
+    "score.batch_size": 0,
+    "score.gpu_memory_utilization": 1.5,
+    "select.top_k": 0,
+    "select.min_margin": -1,
+    "sft.max_length": 0,
+    "sft.per_device_batch_size": 0,
+    "sft.gradient_accumulation_steps": 0,
+    "sft.learning_rate": -1e-4,
+    "sft.warmup_ratio": 2,
+    "sft.num_epochs": 0,
+    "sft.max_steps": 0,
+    "sft.logging_steps": 0,
     "iterate.rounds": 0,
-    "serve.max_batch_wait": -0.5, "serve.max_batch_conversations": 0, "serve.max_request_bytes": 0, "serve.max_conversations": 0,
+    "serve.max_batch_wait": -0.5,
+    "serve.max_batch_conversations": 0,
+    "serve.max_request_bytes": 0,
+    "serve.max_conversations": 0,
 }
 UNBOUNDED = {"data.seed", "train.seed", "sample.seed", "select.seed", "select.min_reward", "sft.seed"}  # any number will do
 
@@ -150,11 +194,16 @@ def test_a_bad_category_temperature_and_nan_are_refused():
 # A recipe file with one fault each, and the start of the one line that names it.
 BAD_RECIPE_FILES = [
     (b"train:\n  output_dir: caf\xe9\n", r"recipe .*recipe\.yaml, line 2: not UTF-8 text \(byte 0xe9 at column 18\)"),
-    (b"train:\n  max_steps: [1, 2\nsample:\n  n: 4\n",
-     r"recipe .*, line 3, column 7: not valid YAML: expected ',' or '\]', but got ':' "
-     r"\(while parsing a flow sequence at line 2, column 14\)"),
-    (b"train: !!python/object/apply:os.system ['echo hi']\n", r"recipe .*, line 1, column 8: not valid YAML: could not determine a "
-     r"constructor for the tag 'tag:yaml.org,2002:python/object/apply:os.system'; a recipe is plain YAML, without !!python"),
+    (
+        b"train:\n  max_steps: [1, 2\nsample:\n  n: 4\n",
+        r"recipe .*, line 3, column 7: not valid YAML: expected ',' or '\]', but got ':' "
+        r"\(while parsing a flow sequence at line 2, column 14\)",
+    ),
+    (
+        b"train: !!python/object/apply:os.system ['echo hi']\n",
+        r"recipe .*, line 1, column 8: not valid YAML: could not determine a "
+        r"constructor for the tag 'tag:yaml.org,2002:python/object/apply:os.system'; a recipe is plain YAML, without !!python",
+    ),
     (b"sample:\n  n: 4\n  stop: [\x00]\n", r"recipe .*, line 3: not valid YAML: unacceptable character #x0000"),
     (b"- train\n", r"recipe .*: expected a mapping of sections \(train:, sample:, ...\), got a list"),
     (b"train:\n  - 1\n", r".*recipe\.yaml: train: expected a mapping, got \[1\]"),
@@ -246,7 +295,9 @@ def every_key():
     from rmkit.config.sections import SECTIONS, ScorerSpec
 
     classes = {**SECTIONS, "score.scorers[]": ScorerSpec}
-    return [(f"{section}.{key.name}", key.metadata.get("help")) for section, cls in classes.items() for key in dataclasses.fields(cls)]
+    return [
+        (f"{section}.{key.name}", key.metadata.get("help")) for section, cls in classes.items() for key in dataclasses.fields(cls)
+    ]
 
 
 def test_every_key_has_help():
@@ -285,12 +336,28 @@ def test_the_keys_a_run_resumes_across_are_those_that_change_no_result():
         "data": {"on_error"},
         "lora": set(),
         "train": {
-            "output_dir", "eval_batch_size", "pad_to_multiple_of", "eval_steps", "save_steps", "save_total_limit",
-            "resume", "logging_steps", "report_to", "merge", "tokens_per_backward",
+            "output_dir",
+            "eval_batch_size",
+            "pad_to_multiple_of",
+            "eval_steps",
+            "save_steps",
+            "save_total_limit",
+            "resume",
+            "logging_steps",
+            "report_to",
+            "merge",
+            "tokens_per_backward",
         },
         "sample": {
-            "chunk_size", "batch_size", "tensor_parallel_size", "data_parallel_size", "gpu_memory_utilization", "enforce_eager",
-            "output_dir", "executor", "workers",
+            "chunk_size",
+            "batch_size",
+            "tensor_parallel_size",
+            "data_parallel_size",
+            "gpu_memory_utilization",
+            "enforce_eager",
+            "output_dir",
+            "executor",
+            "workers",
         },
         "score": {"batch_size", "gpu_memory_utilization", "enforce_eager", "verifier_workers"},
     }
@@ -313,14 +380,17 @@ def test_config_show_dumps_every_setting_with_its_help(tmp_path, capsys):
     assert "rmkit: error: recipe: unknown key score.batchsize" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("override, error", [
-    ("sample.category_temperature=nope", "sample.category_temperature: unknown preset 'nope'; known: mt_bench"),
-    ("sample.data_parallel_size=2", "sample.data_parallel_size > 1: use sample.executor=ray"),
-    ("select.model_id=org/model", "select.model_id='org/model': it names the FastChat answer file"),
-    ("score.scorers=[{name: a, verifier: math}, {name: a, verifier: ifeval}]", "score.scorers[1].name: 'a' is used twice"),
-    ("score.scorers=[{name: a, verifier: math, function: 'm:f'}]", "score.scorers[0] (a): set exactly one of reward_model"),
-    ("score.scorers=[{verifier: math}]", "score.scorers[0].name is not set"),
-])
+@pytest.mark.parametrize(
+    "override, error",
+    [
+        ("sample.category_temperature=nope", "sample.category_temperature: unknown preset 'nope'; known: mt_bench"),
+        ("sample.data_parallel_size=2", "sample.data_parallel_size > 1: use sample.executor=ray"),
+        ("select.model_id=org/model", "select.model_id='org/model': it names the FastChat answer file"),
+        ("score.scorers=[{name: a, verifier: math}, {name: a, verifier: ifeval}]", "score.scorers[1].name: 'a' is used twice"),
+        ("score.scorers=[{name: a, verifier: math, function: 'm:f'}]", "score.scorers[0] (a): set exactly one of reward_model"),
+        ("score.scorers=[{verifier: math}]", "score.scorers[0].name is not set"),
+    ],
+)
 def test_each_section_checks_itself_as_it_is_read(override, error):
     """Not when a stage first uses the section: `rmkit sample` would have started its engine by then."""
     with pytest.raises(ConfigError) as caught:
@@ -329,7 +399,9 @@ def test_each_section_checks_itself_as_it_is_read(override, error):
 
 
 def test_a_renamed_key_says_what_to_write_now():
-    with pytest.raises(ConfigError, match=r"^recipe: sft\.bf16 is renamed: write sft\.mixed_precision: bf16 \(for bf16: true\) or no"):
+    with pytest.raises(
+        ConfigError, match=r"^recipe: sft\.bf16 is renamed: write sft\.mixed_precision: bf16 \(for bf16: true\) or no"
+    ):
         load_recipe(None, ["sft.bf16=true"])
     assert load_recipe(None, ["sft.mixed_precision=bf16"]).sft.mixed_precision == "bf16"
     assert load_recipe(None, ["sft.mixed_precision=no"]).sft.mixed_precision == "no"  # YAML's boolean no, read as the word

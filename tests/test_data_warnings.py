@@ -34,7 +34,9 @@ def test_most_dropped_and_many_unknown_are_each_one_line():
     report.tokens, report.unknown_tokens = 1000, 60
     lines = report.check("data.max_length", "[UNK]")
     assert lines == report.warnings == report.to_dict()["warnings"] and len(lines) == 2
-    assert lines[0].startswith("60% of the pairs (6 of 10) were dropped (reply_too_long: 6): their reply alone is longer than data.max_length")
+    assert lines[0].startswith(
+        "60% of the pairs (6 of 10) were dropped (reply_too_long: 6): their reply alone is longer than data.max_length"
+    )
     assert lines[1].startswith("6% of the tokens (60 of 1000) are the tokenizer's unknown token [UNK]")
     fine = DataReport(kept=5, tokens=1000, unknown_tokens=50)
     fine.dropped["reply_too_long"] = 5
@@ -48,7 +50,9 @@ def test_unknown_tokens_are_counted_only_where_a_tokenizer_has_them(minilm, tiny
     from rmkit.data.encode import encode_pairs
     from rmkit.data.templates import use_template
 
-    pair = PreferencePair(prompt=[message("user", QUESTION)], chosen=[message("assistant", SHORT_REPLY)], rejected=[message("assistant", "好")])
+    pair = PreferencePair(
+        prompt=[message("user", QUESTION)], chosen=[message("assistant", SHORT_REPLY)], rejected=[message("assistant", "好")]
+    )
     for path, has_unknown in ((minilm, True), (tiny_llama, False)):  # WordPiece with [UNK]; a byte-level BPE covers every text
         tokenizer = AutoTokenizer.from_pretrained(path)
         use_template(tokenizer, "plain", False)
@@ -89,7 +93,9 @@ def test_eval_warns_too(minilm, tmp_path, capsys):
     captured = capsys.readouterr()
     result = json.loads(captured.out)
     warnings = [line for line in captured.err.splitlines() if line.startswith("rmkit: warning: ")]
-    assert warnings[-2].startswith("rmkit: warning: 70% of the pairs (7 of 10) were dropped (reply_too_long: 7): "
-        "their reply alone is longer than score.max_length")
+    assert warnings[-2].startswith(
+        "rmkit: warning: 70% of the pairs (7 of 10) were dropped (reply_too_long: 7): "
+        "their reply alone is longer than score.max_length"
+    )
     assert "unknown token [UNK]" in warnings[-1]
     assert result["data_report"]["warnings"] == [line.removeprefix("rmkit: warning: ") for line in warnings[-2:]]

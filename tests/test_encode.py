@@ -41,7 +41,7 @@ def test_every_registry_template_renders_reply_after_generation_prompt(tokenizer
     msgs = conversation([("Hello!", "Hi."), ("What is the capital of France?", None)], "Paris.", system="Be brief.")
     prompt = render(tok, msgs[:-1], add_generation_prompt=True)
     full = render(tok, msgs)
-    assert full.startswith(prompt) and "Paris." in full[len(prompt):]
+    assert full.startswith(prompt) and "Paris." in full[len(prompt) :]
     assert stop_strings(tok, name)
 
 

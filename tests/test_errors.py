@@ -121,7 +121,9 @@ class Inputs:
         shutil.copytree(self.run, self.root / "run_copy")
         shutil.copytree(self.run, self.root / "damaged_run")
         lines = (self.root / "run" / "candidates.jsonl").read_text().splitlines()
-        (self.root / "damaged_run" / "candidates.jsonl").write_text("\n".join([lines[0], '{"prompt_id": "1", "n"', *lines[1:]]) + "\n")
+        (self.root / "damaged_run" / "candidates.jsonl").write_text(
+            "\n".join([lines[0], '{"prompt_id": "1", "n"', *lines[1:]]) + "\n"
+        )
         shutil.copytree(self.run, self.root / "damaged_state")
         (self.root / "damaged_state" / "run.json").write_text('{"fingerprint": ')
 
@@ -162,7 +164,11 @@ CASES = {
     "iterate-recipe-syntax": ("iterate", "syntax.yaml", "syntax.yaml, line 3"),
     "train-recipe-python-tag": ("train", "python_tag.yaml", "python_tag.yaml, line 1, column 8: not valid YAML"),
     "chat-recipe-python-tag": ("chat", "--recipe python_tag.yaml", "a recipe is plain YAML, without !!python"),
-    "config-recipe-control-character": ("config", "show control_character.yaml", "control_character.yaml, line 2: not valid YAML"),
+    "config-recipe-control-character": (
+        "config",
+        "show control_character.yaml",
+        "control_character.yaml, line 2: not valid YAML",
+    ),
     "train-recipe-a-list": ("train", "a_list.yaml", "recipe a_list.yaml: expected a mapping of sections"),
     "sample-recipe-a-word": ("sample", "a_word.yaml", "recipe a_word.yaml: expected a mapping of sections"),
     "config-section-a-list": ("config", "show section_list.yaml", "section_list.yaml: train: expected a mapping"),
@@ -192,16 +198,22 @@ CASES = {
     "train-lora-dropout-1": ("train", "recipe.yaml lora.dropout=1", "lora.dropout must be in [0, 1)"),
     "sample-and-score-zero-n": ("sample-and-score", "recipe.yaml sample.n=0", "sample.n must be at least 1"),
     "sample-and-score-negative-temperature": (
-        "sample-and-score", "recipe.yaml sample.temperature=-1", "sample.temperature must be at least 0"
+        "sample-and-score",
+        "recipe.yaml sample.temperature=-1",
+        "sample.temperature must be at least 0",
     ),
     "sample-negative-category-temperature": (
-        "sample", "recipe.yaml 'sample.category_temperature={writing: -0.5}'", "sample.category_temperature.writing must be at least 0"
+        "sample",
+        "recipe.yaml 'sample.category_temperature={writing: -0.5}'",
+        "sample.category_temperature.writing must be at least 0",
     ),
     "sample-zero-max-tokens": ("sample", "recipe.yaml sample.max_tokens=0", "sample.max_tokens must be at least 1"),
     "sample-top-p-above-1": ("sample", "recipe.yaml sample.top_p=2", "sample.top_p must be in (0, 1]"),
     "sample-zero-chunk": ("sample", "recipe.yaml sample.chunk_size=0", "sample.chunk_size must be at least 1"),
     "sample-gpu-memory-above-1": (
-        "sample", "recipe.yaml sample.gpu_memory_utilization=1.5", "sample.gpu_memory_utilization must be in (0, 1]"
+        "sample",
+        "recipe.yaml sample.gpu_memory_utilization=1.5",
+        "sample.gpu_memory_utilization must be in (0, 1]",
     ),
     "score-zero-batch": ("score", "recipe.yaml score.batch_size=0", "score.batch_size must be at least 1"),
     "score-zero-max-length": ("score", "run score.max_length=0", "run/recipe.yaml: score.max_length must be at least 1"),
@@ -214,36 +226,55 @@ CASES = {
     "chat-zero-max-tokens": ("chat", "--model $model sample.max_tokens=0", "sample.max_tokens must be at least 1"),
     # --- data faults: encoding, JSON, fields, types, roles, turn order, empty, huge lines, damaged files
     "train-data-not-utf8": (
-        "train", "recipe.yaml data.path=bad_encoding.jsonl", "bad_encoding.jsonl:11: not UTF-8 text (byte 0xe9"
+        "train",
+        "recipe.yaml data.path=bad_encoding.jsonl",
+        "bad_encoding.jsonl:11: not UTF-8 text (byte 0xe9",
     ),
     "eval-data-not-utf8": ("eval", "$model bad_encoding.jsonl", "bad_encoding.jsonl:11: not UTF-8"),
     "sample-and-score-prompts-not-utf8": (
-        "sample-and-score", "recipe.yaml sample.prompts=latin1_prompts.jsonl", "latin1_prompts.jsonl:2: not UTF-8"
+        "sample-and-score",
+        "recipe.yaml sample.prompts=latin1_prompts.jsonl",
+        "latin1_prompts.jsonl:2: not UTF-8",
     ),
     "leaderboard-outputs-not-utf8": (
-        "leaderboard", "latin1_outputs.json --reference reference.json --reward-model $model", "latin1_outputs.json:2: not UTF-8"
+        "leaderboard",
+        "latin1_outputs.json --reference reference.json --reward-model $model",
+        "latin1_outputs.json:2: not UTF-8",
     ),
     "train-invalid-json": ("train", "recipe.yaml data.path=bad_pairs.jsonl", "bad_pairs.jsonl:2: invalid JSON"),
     "eval-invalid-json": ("eval", "$model bad_invalid_json.jsonl", "bad_invalid_json.jsonl:11: invalid JSON"),
     "train-record-not-an-object": (
-        "train", "recipe.yaml data.path=bad_type.jsonl", "bad_type.jsonl:11: expected a JSON object, got list"
+        "train",
+        "recipe.yaml data.path=bad_type.jsonl",
+        "bad_type.jsonl:11: expected a JSON object, got list",
     ),
     "sample-and-score-prompt-not-an-object": (
-        "sample-and-score", "recipe.yaml sample.prompts=bad_prompts.jsonl", "bad_prompts.jsonl:2"
+        "sample-and-score",
+        "recipe.yaml sample.prompts=bad_prompts.jsonl",
+        "bad_prompts.jsonl:2",
     ),
-    "train-wrong-field-type": ("train", "recipe.yaml data.path=typed.jsonl", "typed.jsonl:1, field 'chosen': expected str or list"),
+    "train-wrong-field-type": (
+        "train",
+        "recipe.yaml data.path=typed.jsonl",
+        "typed.jsonl:1, field 'chosen': expected str or list",
+    ),
     "eval-undetectable-format": ("eval", "$model unknown_format.jsonl", "unknown_format.jsonl:1: cannot detect the pair format"),
     "train-unknown-role": ("train", "recipe.yaml data.path=bad_invalid.jsonl", "bad_invalid.jsonl:11, field 'prompt[0].role'"),
     "train-turns-out-of-order": (
-        "train", "recipe.yaml data.path=bad_order.jsonl", "bad_order.jsonl:11, field 'prompt[1]': two user turns"
+        "train",
+        "recipe.yaml data.path=bad_order.jsonl",
+        "bad_order.jsonl:11, field 'prompt[1]': two user turns",
     ),
     "sample-prompt-turns-out-of-order": (
-        "sample", "recipe.yaml sample.prompts=order_prompts.jsonl", "order_prompts.jsonl:1, field 'messages[2]'"
+        "sample",
+        "recipe.yaml sample.prompts=order_prompts.jsonl",
+        "order_prompts.jsonl:1, field 'messages[2]'",
     ),
     "sft-turns-out-of-order": ("sft", "recipe.yaml sft.data=sft_order.jsonl", "sft_order.jsonl:1, field 'messages[1]'"),
     "sft-no-reply": ("sft", "recipe.yaml sft.data=sft_no_reply.jsonl", "sft_no_reply.jsonl:1, field 'messages'"),
     "sft-template-rewrites-earlier-replies": (
-        "sft", "recipe.yaml sft.data=sft_two_turns.jsonl sample.policy=rewriting_policy",
+        "sft",
+        "recipe.yaml sft.data=sft_two_turns.jsonl sample.policy=rewriting_policy",
         "sample.chat_template: the policy's chat template does not render each reply after the conversation before it",
     ),
     "eval-message-without-content": ("eval", "$model bad_missing.jsonl", "bad_missing.jsonl:11, field 'prompt[0].content'"),
@@ -251,18 +282,26 @@ CASES = {
     "train-empty-reply": ("train", "recipe.yaml data.path=bad_empty.jsonl", "bad_empty.jsonl:11, field 'chosen'"),
     "train-late-system": ("train", "recipe.yaml data.path=late_system.jsonl", "late_system.jsonl:1, field 'prompt[1]'"),
     "sample-prompt-turns-not-a-list": (
-        "sample", "recipe.yaml sample.prompts=turns_text.jsonl", "turns_text.jsonl:1, field 'turns'"
+        "sample",
+        "recipe.yaml sample.prompts=turns_text.jsonl",
+        "turns_text.jsonl:1, field 'turns'",
     ),
     "sample-duplicate-prompt-ids": (
-        "sample", "recipe.yaml sample.prompts=duplicate_ids.jsonl", "duplicate_ids.jsonl:2, field 'id'"
+        "sample",
+        "recipe.yaml sample.prompts=duplicate_ids.jsonl",
+        "duplicate_ids.jsonl:2, field 'id'",
     ),
     "leaderboard-output-without-text": (
-        "leaderboard", "bad_outputs.json --reference reference.json --reward-model $model", "bad_outputs.json:#0, field 'output'"
+        "leaderboard",
+        "bad_outputs.json --reference reference.json --reward-model $model",
+        "bad_outputs.json:#0, field 'output'",
     ),
     "eval-empty-data": ("eval", "$model empty.jsonl", "empty.jsonl: no pairs in it"),
     "train-no-data": ("train", "recipe.yaml data.path=blank.jsonl", "data.path blank.jsonl: no training pairs left"),
     "sample-and-score-no-prompts": (
-        "sample-and-score", "recipe.yaml sample.prompts=blank.jsonl", "sample.prompts blank.jsonl: no prompts"
+        "sample-and-score",
+        "recipe.yaml sample.prompts=blank.jsonl",
+        "sample.prompts blank.jsonl: no prompts",
     ),
     "train-nothing-fits": ("train", "recipe.yaml data.max_length=4", "raise data.max_length"),
     "train-huge-line": ("train", "recipe.yaml data.path=huge_line.jsonl", "huge_line.jsonl:2: invalid JSON"),
@@ -276,49 +315,75 @@ CASES = {
     "ui-damaged-run": ("ui", "damaged_run --no-chat", "damaged_run is malformed"),
     # --- path faults: missing, a file for a folder, a folder for a file, not a model, not a run
     "train-missing-data": ("train", "recipe.yaml data.path=nowhere.jsonl", "no such file: nowhere.jsonl"),
-    "train-data-glob-matches-nothing": ("train", "recipe.yaml 'data.path=nowhere/*.jsonl'", "no data files match nowhere/*.jsonl"),
+    "train-data-glob-matches-nothing": (
+        "train",
+        "recipe.yaml 'data.path=nowhere/*.jsonl'",
+        "no data files match nowhere/*.jsonl",
+    ),
     "eval-data-neither-local-nor-hub": (
-        "eval", "$model no-such-org/no-such-pairs", "'no-such-org/no-such-pairs' is neither a local file, folder or glob nor"
+        "eval",
+        "$model no-such-org/no-such-pairs",
+        "'no-such-org/no-such-pairs' is neither a local file, folder or glob nor",
     ),
     "eval-missing-data": ("eval", "$model nowhere.jsonl", "no such file: nowhere.jsonl"),
     "sample-and-score-missing-prompts": (
-        "sample-and-score", "recipe.yaml sample.prompts=nowhere.jsonl", "no such file: nowhere.jsonl"
+        "sample-and-score",
+        "recipe.yaml sample.prompts=nowhere.jsonl",
+        "no such file: nowhere.jsonl",
     ),
-    "leaderboard-missing-outputs": ("leaderboard", "nowhere.json --reference reference.json --reward-model $model", "nowhere.json"),
+    "leaderboard-missing-outputs": (
+        "leaderboard",
+        "nowhere.json --reference reference.json --reward-model $model",
+        "nowhere.json",
+    ),
     "sft-missing-data": ("sft", "recipe.yaml sft.data=nowhere.jsonl", "nowhere.jsonl does not exist"),
     "train-missing-model": (
-        "train", "recipe.yaml model.name_or_path=/nowhere/model", "model.name_or_path /nowhere/model: no such folder"
+        "train",
+        "recipe.yaml model.name_or_path=/nowhere/model",
+        "model.name_or_path /nowhere/model: no such folder",
     ),
     "eval-missing-reward-model": ("eval", "/nowhere/rm pairs.jsonl", "reward model /nowhere/rm: no such folder"),
     "sample-and-score-missing-policy": ("sample-and-score", "recipe.yaml sample.policy=/nowhere/p", "sample.policy /nowhere/p"),
     "sample-and-score-missing-reward-model": (
-        "sample-and-score", "recipe.yaml score.reward_model=/nowhere/rm", "score.reward_model /nowhere/rm"
+        "sample-and-score",
+        "recipe.yaml score.reward_model=/nowhere/rm",
+        "score.reward_model /nowhere/rm",
     ),
     "sample-and-score-no-reward-model": ("sample-and-score", "recipe.yaml score.reward_model=", "score.reward_model is not set"),
     "leaderboard-missing-reward-model": (
-        "leaderboard", "outputs.json --reference reference.json --reward-model /nowhere/rm", "--reward-model /nowhere/rm: no such folder"
+        "leaderboard",
+        "outputs.json --reference reference.json --reward-model /nowhere/rm",
+        "--reward-model /nowhere/rm: no such folder",
     ),
     "chat-missing-model": ("chat", "--model /nowhere/p", "--model /nowhere/p: no such folder"),
     "chat-missing-reward-model": ("chat", "--model $model --reward-model /nowhere/rm", "--reward-model /nowhere/rm"),
     "report-missing-folder": ("report", "/nowhere/run", "/nowhere/run"),
     "ui-missing-run": ("ui", "/nowhere/run", "/nowhere/run: no such folder"),
     "train-model-is-a-file": (
-        "train", "recipe.yaml model.name_or_path=model.bin", "model.name_or_path model.bin: a file, not a model folder"
+        "train",
+        "recipe.yaml model.name_or_path=model.bin",
+        "model.name_or_path model.bin: a file, not a model folder",
     ),
     "eval-reward-model-is-a-file": ("eval", "model.bin pairs.jsonl", "reward model model.bin: a file, not a model folder"),
     "sample-and-score-policy-is-a-file": (
-        "sample-and-score", "recipe.yaml sample.policy=model.bin", "sample.policy model.bin: a file"
+        "sample-and-score",
+        "recipe.yaml sample.policy=model.bin",
+        "sample.policy model.bin: a file",
     ),
     "chat-model-is-a-file": ("chat", "--model model.bin", "--model model.bin: a file"),
     "leaderboard-reward-model-is-a-file": (
-        "leaderboard", "outputs.json --reference reference.json --reward-model model.bin", "--reward-model model.bin: a file"
+        "leaderboard",
+        "outputs.json --reference reference.json --reward-model model.bin",
+        "--reward-model model.bin: a file",
     ),
     "report-run-is-a-file": ("report", "model.bin", "model.bin: no candidates.jsonl"),
     "merge-shard-is-a-file": ("merge", "merged model.bin", "model.bin is not a run folder"),
     "train-data-folder-without-data": ("train", "recipe.yaml data.path=not_a_run", "no data files"),
     "sft-data-folder-without-sft-data": ("sft", "recipe.yaml sft.data=not_a_run", "not_a_run/sft.jsonl does not exist"),
     "train-model-not-a-model": (
-        "train", "recipe.yaml model.name_or_path=not_a_run", "model.name_or_path not_a_run: not a model folder"
+        "train",
+        "recipe.yaml model.name_or_path=not_a_run",
+        "model.name_or_path not_a_run: not a model folder",
     ),
     "eval-reward-model-not-a-model": ("eval", "not_a_run pairs.jsonl", "reward model not_a_run: not a model folder"),
     "sample-policy-not-a-model": ("sample", "recipe.yaml sample.policy=not_a_run", "sample.policy not_a_run: not a model folder"),
@@ -334,20 +399,28 @@ CASES = {
     "score-changed-settings": ("score", "run sample.n=8", "run was sampled with other settings: sample.n: 2 -> 8"),
     # --- flag faults: ranges, shards, choices, options that do not go together
     "eval-zero-batch-size": (
-        "eval", "$model pairs.jsonl --batch-size 0", "argument --batch-size: score.batch_size must be at least 1"
+        "eval",
+        "$model pairs.jsonl --batch-size 0",
+        "argument --batch-size: score.batch_size must be at least 1",
     ),
     "eval-batch-size-not-a-number": ("eval", "$model pairs.jsonl --batch-size two", "argument --batch-size: invalid int value"),
     "eval-zero-max-length": (
-        "eval", "$model pairs.jsonl --max-length 0", "argument --max-length: score.max_length must be at least 1"
+        "eval",
+        "$model pairs.jsonl --max-length 0",
+        "argument --max-length: score.max_length must be at least 1",
     ),
     "eval-negative-max-pairs": (
-        "eval", "$model pairs.jsonl --max-pairs -1", "argument --max-pairs: expected a whole number of at least 1"
+        "eval",
+        "$model pairs.jsonl --max-pairs -1",
+        "argument --max-pairs: expected a whole number of at least 1",
     ),
     "eval-unknown-format": ("eval", "$model pairs.jsonl --format csv", "argument --format: invalid choice: 'csv'"),
     "eval-data-and-heldout": ("eval", "$model pairs.jsonl --heldout", "give either DATA or --heldout"),
     "eval-no-data": ("eval", "$model", "give either DATA or --heldout"),
     "leaderboard-zero-batch-size": (
-        "leaderboard", "outputs.json --reference reference.json --reward-model $model --batch-size 0", "argument --batch-size"
+        "leaderboard",
+        "outputs.json --reference reference.json --reward-model $model --batch-size 0",
+        "argument --batch-size",
     ),
     "sample-and-score-shard-out-of-range": ("sample-and-score", "recipe.yaml --shard 3/2", "--shard '3/2': need 0 <= i < n"),
     "sample-and-score-shard-of-none": ("sample-and-score", "recipe.yaml --shard 0/0", "--shard '0/0': need 0 <= i < n"),
@@ -359,7 +432,9 @@ CASES = {
     "iterate-zero-rounds-flag": ("iterate", "recipe.yaml --rounds 0", "iterate.rounds must be at least 1"),
     "compare-one-run": ("compare", "run run", "needs two runs or more"),
     "compare-reference-not-compared": (
-        "compare", "run run_copy --reference other", "--reference other is not one of the compared runs"
+        "compare",
+        "run run_copy --reference other",
+        "--reference other is not one of the compared runs",
     ),
     "compare-unknown-scorer": ("compare", "run run_copy --scorer gold", "no reply has scorer 'gold'"),
     "config-two-recipes": ("config", "show recipe.yaml a_list.yaml", "one recipe at most"),
@@ -372,7 +447,11 @@ CASES = {
     "serve-negative-wait": ("serve", "recipe.yaml serve.max_batch_wait=-1", "serve.max_batch_wait must be at least 0, got -1"),
     "serve-no-scorer": ("serve", "recipe.yaml score.reward_model=", "score.reward_model is not set"),
     "serve-host-without-api-key": ("serve", "recipe.yaml --host 0.0.0.0", "--host 0.0.0.0 serves rewards beyond this machine"),
-    "serve-port-out-of-range": ("serve", "recipe.yaml --port 70000", "argument --port: expected a port from 0 to 65535, got '70000'"),
+    "serve-port-out-of-range": (
+        "serve",
+        "recipe.yaml --port 70000",
+        "argument --port: expected a port from 0 to 65535, got '70000'",
+    ),
     "serve-negative-port": ("serve", "recipe.yaml --port=-5", "argument --port: expected a port from 0 to 65535, got '-5'"),
 }
 

@@ -21,7 +21,9 @@ def test_pairwise_metrics_by_hand():
     metrics = pairwise_metrics([2.0, 1.0, 0.0, 3.0], [1.0, 1.0, 1.0, 0.0], ["a", "a", "b", "b"])
     a, b, overall = metrics["subsets"]["a"], metrics["subsets"]["b"], metrics["overall"]
     # a's rewards 2, 1, 1, 1: mean 1.25, population variance (0.5625 + 3 * 0.0625) / 4
-    assert a == pytest.approx({"pairs": 2, "accuracy": 0.75, "mean_margin": 0.5, "reward_mean": 1.25, "reward_spread": math.sqrt(0.1875)})
+    assert a == pytest.approx(
+        {"pairs": 2, "accuracy": 0.75, "mean_margin": 0.5, "reward_mean": 1.25, "reward_spread": math.sqrt(0.1875)}
+    )
     assert b["accuracy"] == 0.5 and b["mean_margin"] == 1.0
     # overall = the count-weighted mean of the subsets
     assert overall["pairs"] == 4
@@ -69,14 +71,20 @@ def write_trl(path, rows):
 def test_eval_command_json(tiny_llama, tmp_path, capsys):
     data = tmp_path / "data"
     data.mkdir()
-    write_trl(data / "greetings.jsonl", [
-        ("Hello! How are you?", "I am fine, thank you.", "bad"),
-        ("Tell me a story.", "Once upon a time there was a small robot who loved to read books.", "no"),
-    ])
-    write_trl(data / "facts.jsonl", [
-        ("What is the capital of France?", "Paris is the capital of France.", "The sea is blue."),
-        ("Write a short poem about the sea.", "The sea is blue and wide.", "one two three " * 100),  # too long
-    ])
+    write_trl(
+        data / "greetings.jsonl",
+        [
+            ("Hello! How are you?", "I am fine, thank you.", "bad"),
+            ("Tell me a story.", "Once upon a time there was a small robot who loved to read books.", "no"),
+        ],
+    )
+    write_trl(
+        data / "facts.jsonl",
+        [
+            ("What is the capital of France?", "Paris is the capital of France.", "The sea is blue."),
+            ("Write a short poem about the sea.", "The sea is blue and wide.", "one two three " * 100),  # too long
+        ],
+    )
     main(["eval", str(tiny_llama), str(data), "--json", "--max-length", "64", "--batch-size", "2"])
     result = json.loads(capsys.readouterr().out)
 

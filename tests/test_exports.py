@@ -28,7 +28,12 @@ def test_atomic_writes_get_the_mode_a_plain_write_gets(tmp_path, umask):
     write_atomic(tmp_path / "report.html", "<html></html>")
     for name in ("sft.jsonl", "stats.json", "report.html"):
         assert mode(tmp_path / name) == mode(plain) == 0o666 & ~umask, name
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.jsonl", "report.html", "sft.jsonl", "stats.json"]  # no temp file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "plain.jsonl",
+        "report.html",
+        "sft.jsonl",
+        "stats.json",
+    ]  # no temp file left
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp_file(tmp_path):

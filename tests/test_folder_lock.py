@@ -27,8 +27,15 @@ def gated_length(record, messages):
 
 
 def rmkit(*args, env=ENV, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "rmkit.cli", *args], cwd=REPO, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "rmkit.cli", *args],
+        cwd=REPO,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kwargs,
+    )
 
 
 def wait_for_holder(folder, process, timeout=120):
@@ -58,9 +65,17 @@ def kill(process):
 
 def test_the_lock_names_its_holder_and_goes_with_it(tmp_path):
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from rmkit.folder_lock import folder_lock\n"
-         "with folder_lock(sys.argv[1], 'sample-and-score'):\n    print('held', flush=True); time.sleep(600)", str(tmp_path)],
-        cwd=REPO, env=ENV, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from rmkit.folder_lock import folder_lock\n"
+            "with folder_lock(sys.argv[1], 'sample-and-score'):\n    print('held', flush=True); time.sleep(600)",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert holder.stdout.readline() == "held\n"
     with pytest.raises(ConfigError, match=rf"^{tmp_path} is in use by rmkit sample-and-score \(pid {holder.pid}\): wait"):
@@ -76,13 +91,26 @@ def test_the_lock_names_its_holder_and_goes_with_it(tmp_path):
 @pytest.mark.slow
 def test_a_second_sample_and_score_on_a_folder_in_use_stops_with_one_line(tiny_llama, tmp_path):
     prompts = tmp_path / "question.jsonl"
-    prompts.write_text("".join(json.dumps({"question_id": i, "category": "writing", "turns": [f"Tell me a story {i}."]}) + "\n"
-                               for i in range(3)))
+    prompts.write_text(
+        "".join(
+            json.dumps({"question_id": i, "category": "writing", "turns": [f"Tell me a story {i}."]}) + "\n" for i in range(3)
+        )
+    )
     run = tmp_path / "run"
     (tmp_path / "recipe.yaml").write_text("sample: {seed: 0}\n")
-    args = ["sample-and-score", str(tmp_path / "recipe.yaml"), "-o", str(run), f"sample.prompts={prompts}", f"sample.policy={tiny_llama}",
-            "sample.backend=transformers", "sample.n=2", "sample.max_tokens=4", "sample.chunk_size=1",
-            "score.scorers=[{name: length, function: 'tests.test_folder_lock:gated_length'}]"]
+    args = [
+        "sample-and-score",
+        str(tmp_path / "recipe.yaml"),
+        "-o",
+        str(run),
+        f"sample.prompts={prompts}",
+        f"sample.policy={tiny_llama}",
+        "sample.backend=transformers",
+        "sample.n=2",
+        "sample.max_tokens=4",
+        "sample.chunk_size=1",
+        "score.scorers=[{name: length, function: 'tests.test_folder_lock:gated_length'}]",
+    ]
     first = rmkit(*args, env={**ENV, GATE: str(tmp_path / "gate")})  # waits in its first scoring
     try:
         wait_for_holder(run, first)
@@ -101,11 +129,19 @@ def test_a_second_sample_and_score_on_a_folder_in_use_stops_with_one_line(tiny_l
 @pytest.mark.slow
 def test_a_second_train_on_a_folder_in_use_stops_with_one_line(tiny_llama, tmp_path):
     pairs = tmp_path / "pairs.jsonl"
-    pairs.write_text("".join(json.dumps({"prompt": f"q{i}", "chosen": "good answer", "rejected": "bad"}) + "\n" for i in range(16)))
+    pairs.write_text(
+        "".join(json.dumps({"prompt": f"q{i}", "chosen": "good answer", "rejected": "bad"}) + "\n" for i in range(16))
+    )
     out = tmp_path / "rm"
     (tmp_path / "recipe.yaml").write_text("train: {logging_steps: 1}\n")
-    args = ["train", str(tmp_path / "recipe.yaml"), f"model.name_or_path={tiny_llama}", f"data.path={pairs}", f"train.output_dir={out}",
-            "train.per_device_batch_size=4"]
+    args = [
+        "train",
+        str(tmp_path / "recipe.yaml"),
+        f"model.name_or_path={tiny_llama}",
+        f"data.path={pairs}",
+        f"train.output_dir={out}",
+        "train.per_device_batch_size=4",
+    ]
     first = rmkit(*args, "train.max_steps=100000")  # runs until killed
     try:
         wait_for_holder(out, first)

@@ -188,13 +188,23 @@ BAD_RECORDS = [
     ({"question": "Q", "response_chosen": "A", "response_rejected": None}, "missing", "response_rejected", "missing"),
     ({"conversations": [{"from": "human"}], "chosen": "a", "rejected": "b"}, "missing", "conversations[0].value", "missing"),
     ({"prompt": "Hi", "chosen": 3, "rejected": "b"}, "type", "chosen", "expected str or list, got int"),
-    ({"question": "Q", "history": [["only one"]], "response_chosen": "A", "response_rejected": "B"}, "type", "history[0]", "pair of strings"),
+    (
+        {"question": "Q", "history": [["only one"]], "response_chosen": "A", "response_rejected": "B"},
+        "type",
+        "history[0]",
+        "pair of strings",
+    ),
     ({"prompt": "Hi", "chosen": "a", "rejected": "b", "margin": "big"}, "type", "margin", "expected int or float, got str"),
     ({"prompt": "Hi", "chosen": "  \n", "rejected": "b"}, "empty", "chosen", "empty"),
     ({"question": "Q", "response_chosen": "A", "response_rejected": ""}, "empty", "response_rejected", "empty"),
     ({"chosen": HH_PROMPT + " Same.", "rejected": HH_PROMPT + " Same."}, "identical", "rejected", "identical"),
     ({"prompt": [user("Hi")], "chosen": [assistant("a")], "rejected": [assistant("a")]}, "identical", "rejected", "identical"),
-    ({"prompt": [user("Hi"), assistant("Hey")], "chosen": "a", "rejected": "b"}, "invalid", "prompt", "must end with a user turn"),
+    (
+        {"prompt": [user("Hi"), assistant("Hey")], "chosen": "a", "rejected": "b"},
+        "invalid",
+        "prompt",
+        "must end with a user turn",
+    ),
     ({"chosen": "Hi\n\nAssistant: a", "rejected": "Hi\n\nAssistant: b"}, "invalid", "chosen", "must start with"),
     (
         {"conversations": [{"from": "bot", "value": "x"}], "chosen": "a", "rejected": "b"},
@@ -205,13 +215,19 @@ BAD_RECORDS = [
     # turns out of order: user and assistant turns alternate
     ({"prompt": [user("Hi"), user("Again")], "chosen": "a", "rejected": "b"}, "order", "prompt[1]", "two user turns in a row"),
     (
-        {"chosen": "\n\nHuman: a\n\nAssistant: b\n\nAssistant: c\n\nHuman: d" + "\n\nAssistant: x", "rejected": "\n\nHuman: a"
-         "\n\nAssistant: b\n\nAssistant: c\n\nHuman: d\n\nAssistant: y"},
-        "order", "chosen", "two assistant turns in a row (turns 2 and 3 of 4)",
+        {
+            "chosen": "\n\nHuman: a\n\nAssistant: b\n\nAssistant: c\n\nHuman: d" + "\n\nAssistant: x",
+            "rejected": "\n\nHuman: a\n\nAssistant: b\n\nAssistant: c\n\nHuman: d\n\nAssistant: y",
+        },
+        "order",
+        "chosen",
+        "two assistant turns in a row (turns 2 and 3 of 4)",
     ),
     (
         {"conversations": [{"from": "human", "value": "a"}, {"from": "human", "value": "b"}], "chosen": "x", "rejected": "y"},
-        "order", "conversations[1]", "two user turns in a row",
+        "order",
+        "conversations[1]",
+        "two user turns in a row",
     ),
 ]
 
@@ -296,8 +312,10 @@ def test_hh_rlhf_test_split_real_data():
     pairs = load_pairs(str(root), on_error="skip", report=report, split="test")
     # 11 transcripts have two Assistant turns in a row (a "Human:" inside a turn, a reply split in two)
     assert (report.read, report.kept, report.skipped) == (8552, 8505, Counter({"identical": 36, "order": 11}))
-    assert report.files == [str(root / subset / "test.jsonl.gz") for subset in (
-        "harmless-base", "helpful-base", "helpful-online", "helpful-rejection-sampled")]
+    assert report.files == [
+        str(root / subset / "test.jsonl.gz")
+        for subset in ("harmless-base", "helpful-base", "helpful-online", "helpful-rejection-sampled")
+    ]
     assert Counter(p.subset for p in pairs) == {
         "harmless-base": 2312 - 4,
         "helpful-base": 2354 - 2 - 7,

@@ -20,7 +20,9 @@ def test_quick_gold_study(tmp_path, tiny_llama):
     spec = importlib.util.spec_from_file_location("gold_study", REPO / "scripts" / "gold_study.py")
     study = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(study)
-    result = study.main(["--quick", "--out", str(tmp_path), "--set", f"sample.policy={tiny_llama}", "--set", f"model.name_or_path={tiny_llama}"])
+    result = study.main(
+        ["--quick", "--out", str(tmp_path), "--set", f"sample.policy={tiny_llama}", "--set", f"model.name_or_path={tiny_llama}"]
+    )
 
     read = lambda path: [json.loads(line) for line in path.read_text().splitlines()]  # noqa: E731
     heldout, train = read(tmp_path / "prompts" / "heldout.jsonl"), read(tmp_path / "prompts" / "train.jsonl")

@@ -24,14 +24,17 @@ def reply_length(record, messages):
 def test_round_settings_follow_the_mode(tmp_path):
     rest = load_recipe(None, ["sample.policy=base"])
     assert round_overrides(rest, tmp_path, 1) == [
-        "sample.policy=base", "sft.policy=base", f"sft.data={tmp_path / 'round-1' / 'sft_data.jsonl'}",
+        "sample.policy=base",
+        "sft.policy=base",
+        f"sft.data={tmp_path / 'round-1' / 'sft_data.jsonl'}",
         f"sft.output_dir={tmp_path / 'round-1' / 'policy'}",
     ]
     second = round_overrides(rest, tmp_path, 2)  # samples with round 1's policy, fine-tunes the base again
     assert second[:2] == [f"sample.policy={tmp_path / 'round-1' / 'policy'}", "sft.policy=base"]
     raft = load_recipe(None, ["sample.policy=base", "iterate.mode=raft"])
     assert round_overrides(raft, tmp_path, 2)[:3] == [  # continues from round 1's policy on round 2's data
-        f"sample.policy={tmp_path / 'round-1' / 'policy'}", f"sft.policy={tmp_path / 'round-1' / 'policy'}",
+        f"sample.policy={tmp_path / 'round-1' / 'policy'}",
+        f"sft.policy={tmp_path / 'round-1' / 'policy'}",
         f"sft.data={tmp_path / 'round-2' / 'run' / 'sft.jsonl'}",
     ]
 
@@ -45,8 +48,11 @@ def test_rounds_must_be_positive(tmp_path, capsys):
 
 def write_recipe(tmp_path, tiny_llama, mode):
     prompts = tmp_path / "prompts.jsonl"
-    prompts.write_text("".join(json.dumps({"id": f"p{i}", "messages": [{"role": "user", "content": f"Say something {i}"}]}) + "\n"
-                               for i in range(3)))
+    prompts.write_text(
+        "".join(
+            json.dumps({"id": f"p{i}", "messages": [{"role": "user", "content": f"Say something {i}"}]}) + "\n" for i in range(3)
+        )
+    )
     recipe = tmp_path / f"{mode}.yaml"
     recipe.write_text(f"""
 sample: {{policy: {tiny_llama}, prompts: {prompts}, backend: transformers, n: 2, max_tokens: 6, dtype: float32, temperature: 1.0}}

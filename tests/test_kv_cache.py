@@ -62,4 +62,6 @@ def test_cpu_engines_get_an_explicit_size_and_vllms_own_setting_wins(tiny_llama,
     per_token = 2 * 2 * 2 * 64 * 4
     assert args == {"kv_cache_memory_bytes": 8 * per_token * (256 + BLOCK_SLACK_TOKENS)}
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
-    assert kv_cache.engine_memory_args(str(tiny_llama), "float32", 256, 8, "sample.max_model_len", 0.05) == {"gpu_memory_utilization": 0.05}
+    assert kv_cache.engine_memory_args(str(tiny_llama), "float32", 256, 8, "sample.max_model_len", 0.05) == {
+        "gpu_memory_utilization": 0.05
+    }

@@ -1,5 +1,5 @@
 """Rules of the code's shape (docs/architecture.md), checked: every module is on the map, no module
-imports one of a higher layer, no import circles, and `rmkit --help` imports no heavy library."""
+imports one of a higher layer, no import circles, none over 400 lines, and `rmkit --help` imports no heavy library."""
 
 import ast
 import json
@@ -40,8 +40,20 @@ LAYERS = documented_layers()
 # Imported only inside the verbs that need them (rmkit/cli.py), so `rmkit --help` and a typo
 # answer at once, and a machine without a GPU stack can still list the verbs.
 HEAVY = (
-    "torch", "transformers", "vllm", "ray", "gradio", "accelerate", "peft", "trl", "datasets", "matplotlib", "numpy",
-    "fastapi", "uvicorn", "prometheus_client",
+    "torch",
+    "transformers",
+    "vllm",
+    "ray",
+    "gradio",
+    "accelerate",
+    "peft",
+    "trl",
+    "datasets",
+    "matplotlib",
+    "numpy",
+    "fastapi",
+    "uvicorn",
+    "prometheus_client",
 )
 
 HELP_EVERY_VERB = """
@@ -58,7 +70,9 @@ def layer_of(module: str) -> int:
     """The most specific entry wins: rmkit.sampling.verbs over rmkit.sampling.*."""
     exact = [i for i, names in enumerate(LAYERS) if module in names]
     wild = [
-        i for i, names in enumerate(LAYERS) for name in names
+        i
+        for i, names in enumerate(LAYERS)
+        for name in names
         if name.endswith(".*") and (module == name[:-2] or module.startswith(name[:-1]))
     ]
     if not exact and not wild:
@@ -89,6 +103,12 @@ def test_every_module_is_on_the_map():
     files = {str(path.relative_to(REPO / "rmkit")) for path in (REPO / "rmkit").rglob("*.py") if path.name != "__init__.py"}
     assert documented_modules() == files
     assert "rmkit.config.*" in LAYERS[0] and LAYERS[1] == ["rmkit.data.*"] and "rmkit.apps.*" in LAYERS[-1]
+
+
+def test_every_module_reads_in_one_sitting():
+    """A module over 400 lines holds more than one job: split it (as config/sections.py was)."""
+    lengths = {str(path.relative_to(REPO)): len(path.read_text().splitlines()) for path in (REPO / "rmkit").rglob("*.py")}
+    assert {path: length for path, length in lengths.items() if length > 400} == {}
 
 
 def test_no_module_imports_a_higher_layer():

@@ -183,15 +183,27 @@ def test_mt_bench_reference_answers_match_by_question_id(tmp_path):
 
 
 def row(model, judge, win_rate):
-    return {"model": model, "win_rate": win_rate, "standard_error": 1.0, "n_total": 3, "n_unmatched": 0, "n_unscored": 0,
-            "avg_length": 10.0, "judge": judge, "reference": "ref"}
+    return {
+        "model": model,
+        "win_rate": win_rate,
+        "standard_error": 1.0,
+        "n_total": 3,
+        "n_unmatched": 0,
+        "n_unscored": 0,
+        "avg_length": 10.0,
+        "judge": judge,
+        "reference": "ref",
+    }
 
 
 def test_merge_replaces_same_model_and_judge_and_sorts_by_win_rate():
     existing = [row("a", "rm1", "40.0"), row("b", "rm1", "60.0"), row("a", "rm2", "55.0")]
     merged = merge_rows(existing, [row("a", "rm1", 70.0), row("c", "rm1", 10.0)])
     assert [(r["model"], r["judge"], float(r["win_rate"])) for r in merged] == [
-        ("a", "rm1", 70.0), ("b", "rm1", 60.0), ("a", "rm2", 55.0), ("c", "rm1", 10.0)
+        ("a", "rm1", 70.0),
+        ("b", "rm1", 60.0),
+        ("a", "rm2", 55.0),
+        ("c", "rm1", 10.0),
     ]
 
 
@@ -217,8 +229,23 @@ def test_rmkit_leaderboard_end_to_end(tmp_path, tiny_llama, capsys):
     extra = [alpaca("An instruction the reference lacks.", "no", "short")]
     short = write_json(tmp_path / "short.json", [alpaca(i, "no", "short") for i in instructions[:2]] + extra)
     board = tmp_path / "leaderboard.csv"
-    argv = ["leaderboard", str(good), str(short), "--reference", str(reference), "--reward-model", str(tiny_llama),
-            "--output", str(board), "--judge", "tiny", "--batch-size", "2", "--max-length", "128"]
+    argv = [
+        "leaderboard",
+        str(good),
+        str(short),
+        "--reference",
+        str(reference),
+        "--reward-model",
+        str(tiny_llama),
+        "--output",
+        str(board),
+        "--judge",
+        "tiny",
+        "--batch-size",
+        "2",
+        "--max-length",
+        "128",
+    ]
 
     assert main(argv) == 0
     assert main(argv) == 0  # a second run replaces its rows
@@ -244,7 +271,21 @@ def test_command_takes_the_judge_from_a_recipe_and_overrides(tiny_llama, tmp_pat
     assert "rmkit: error: no judge: give --reward-model" in capsys.readouterr().err
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(f"score:\n  reward_model: {tiny_llama}\n  max_length: 4\n")
-    argv = [str(outputs), "score.max_length=256", "--reference", str(reference), "--output", str(csv_path), "--recipe", str(recipe)]
+    argv = [
+        str(outputs),
+        "score.max_length=256",
+        "--reference",
+        str(reference),
+        "--output",
+        str(csv_path),
+        "--recipe",
+        str(recipe),
+    ]
     assert main(["leaderboard", *argv]) == 0
     (row,) = list(csv.DictReader(csv_path.open()))
-    assert (row["model"], row["judge"], row["n_total"], row["n_unscored"]) == ("m", str(tiny_llama), "1", "0")  # 256 fits, 4 would not
+    assert (row["model"], row["judge"], row["n_total"], row["n_unscored"]) == (
+        "m",
+        str(tiny_llama),
+        "1",
+        "0",
+    )  # 256 fits, 4 would not

@@ -49,7 +49,10 @@ def test_a_longer_setting_is_capped_in_one_line_naming_the_key(capsys):
     assert fit_length(256, config, Tokenizer(512), "score.max_length", "minilm") == 256
     assert capsys.readouterr().err == ""
     assert fit_length(2048, config, Tokenizer(512), "score.max_length", "minilm") == 512
-    assert capsys.readouterr().err == "rmkit: score.max_length=2048 is more than minilm reads (max_position_embeddings 512): using 512\n"
+    assert (
+        capsys.readouterr().err
+        == "rmkit: score.max_length=2048 is more than minilm reads (max_position_embeddings 512): using 512\n"
+    )
 
 
 def write_pairs(path, long_reply_words: int = 700):
@@ -69,7 +72,10 @@ def test_eval_with_the_default_max_length_caps_it_at_minilms_512(minilm, tmp_pat
     assert main(["eval", minilm, str(data), "--json"]) == 0  # score.max_length 2048, the default
     captured = capsys.readouterr()
     result = json.loads(captured.out)
-    assert f"rmkit: score.max_length=2048 is more than {minilm} reads (max_position_embeddings 512): using 512" in captured.err.splitlines()
+    assert (
+        f"rmkit: score.max_length=2048 is more than {minilm} reads (max_position_embeddings 512): using 512"
+        in captured.err.splitlines()
+    )
     assert result["max_length"] == 512
     assert result["overall"]["pairs"] == 3 and result["pairs_dropped_too_long"] == 1  # the long reply; the long prompt is cut
     assert result["data_report"]["dropped"] == {"reply_too_long": 1}

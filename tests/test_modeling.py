@@ -143,8 +143,12 @@ def test_grouped_forwards_give_the_rewards_loss_and_gradients_of_one_forward(tin
         torch.testing.assert_close(split, one, atol=1e-5, rtol=1e-4)
     # pair_rewards: the first half of the rows is the chosen side, the second the rejected.
     half = len(ids) // 2
-    batch = {"input_ids_chosen": input_ids[:half], "attention_mask_chosen": mask[:half],
-             "input_ids_rejected": input_ids[half:], "attention_mask_rejected": mask[half:]}
+    batch = {
+        "input_ids_chosen": input_ids[:half],
+        "attention_mask_chosen": mask[:half],
+        "input_ids_rejected": input_ids[half:],
+        "attention_mask_rejected": mask[half:],
+    }
     chosen, rejected = pair_rewards(model, batch)
     torch.testing.assert_close(torch.cat([chosen, rejected]).detach(), alone, atol=1e-5, rtol=0)
 
@@ -160,8 +164,13 @@ def test_backward_in_runs_gives_the_loss_and_gradients_of_the_whole_batch(tiny_l
     fit_a_little(model, tokenizer)
     long = ["Once upon a time there was a small robot who loved to read books. " * 4, "Paris " * 40]
     input_ids, mask = pad(tokenizer, encode(tokenizer, [REPLIES[0], long[0], REPLIES[2], REPLIES[1], long[1], REPLIES[3]]))
-    batch = {"input_ids_chosen": input_ids[:3], "attention_mask_chosen": mask[:3], "input_ids_rejected": input_ids[3:],
-             "attention_mask_rejected": mask[3:], "margin": torch.tensor([0.0, 0.5, -0.25])}
+    batch = {
+        "input_ids_chosen": input_ids[:3],
+        "attention_mask_chosen": mask[:3],
+        "input_ids_rejected": input_ids[3:],
+        "attention_mask_rejected": mask[3:],
+        "margin": torch.tensor([0.0, 0.5, -0.25]),
+    }
     tokens = sorted(pair_tokens(batch))
     max_tokens = {3: 1, 2: tokens[0] + tokens[1], 1: sum(tokens)}[runs_wanted]  # one pair a run, a split, the whole batch
     runs = backward_runs(pair_tokens(batch), max_tokens)
@@ -176,8 +185,9 @@ def test_backward_in_runs_gives_the_loss_and_gradients_of_the_whole_batch(tiny_l
     whole_grads = grads()
     model.zero_grad()
     backwards = []
-    loss = loss_and_backward(model, batch, lambda run_loss: (backwards.append(1), run_loss.backward()),
-                             max_tokens, center_rewards_coefficient=0.01)
+    loss = loss_and_backward(
+        model, batch, lambda run_loss: (backwards.append(1), run_loss.backward()), max_tokens, center_rewards_coefficient=0.01
+    )
     assert len(backwards) == len(runs)
     torch.testing.assert_close(loss, whole.detach(), atol=1e-6, rtol=0)
     for one, split in zip(whole_grads, grads()):

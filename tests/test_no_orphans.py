@@ -94,7 +94,9 @@ def test_a_killed_sample_and_score_leaves_no_process_behind(tiny_llama, tmp_path
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
     env.pop("VLLM_ENABLE_V1_MULTIPROCESSING", None)  # rmkit's own choice, not a test's
     # Its own session: every process it starts shares the session id, wherever it is reparented.
-    rmkit = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    rmkit = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
     session = rmkit.pid
     try:
         deadline = time.monotonic() + 900

@@ -13,7 +13,9 @@ def test_load_policy_gives_the_backend_and_how_it_is_prompted(tiny_llama):
     assert policy.budget == 256 - 24
     assert "<|im_start|>" in policy.tokenizer.chat_template  # its own template wins over the fallback
     assert policy.tokenizer.eos_token_id in policy.stop_token_ids
-    forced = load_policy(SampleConfig(policy=str(tiny_llama), backend="transformers", chat_template="plain", force_chat_template=True))
+    forced = load_policy(
+        SampleConfig(policy=str(tiny_llama), backend="transformers", chat_template="plain", force_chat_template=True)
+    )
     assert forced.policy.stop == ("\n\nHuman:",)
 
 

@@ -47,7 +47,12 @@ def ray_cluster(kill_marker):
     ray = pytest.importorskip("ray", reason='Ray is not installed: pip install "rmkit[ray]"')
     # Workers import this checkout's rmkit and tests (pytest puts the checkout on sys.path only here).
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
-    ray.init("local", num_cpus=2, logging_level="WARNING", runtime_env={"env_vars": {"PYTHONPATH": path, KILL_MARKER: str(kill_marker)}})
+    ray.init(
+        "local",
+        num_cpus=2,
+        logging_level="WARNING",
+        runtime_env={"env_vars": {"PYTHONPATH": path, KILL_MARKER: str(kill_marker)}},
+    )
     yield ray
     ray.shutdown()
 
@@ -181,7 +186,9 @@ def test_an_interrupted_driver_leaves_a_folder_a_rerun_finishes(
 
 @pytest.mark.slow
 def test_workers_that_cannot_start_stop_the_run_with_their_error(ray_cluster, prompts, tiny_llama, reward_model, tmp_path):
-    recipe = make_recipe(prompts, tiny_llama, reward_model, "sample.executor=ray", "sample.workers=1", f"sample.policy={tmp_path}/absent")
+    recipe = make_recipe(
+        prompts, tiny_llama, reward_model, "sample.executor=ray", "sample.workers=1", f"sample.policy={tmp_path}/absent"
+    )
     with pytest.raises(WorkersLost, match=r"every Ray worker died, the last with: .*sample.policy.*absent"):
         sample_and_score(recipe, tmp_path / "ray")
     assert not (tmp_path / "ray" / "candidates.jsonl").exists()

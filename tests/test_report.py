@@ -95,12 +95,28 @@ def write_sampling_run(run_dir, n_prompts=6, n=4):
 def candidate_line(prompt_id, category, index, n, prompt, reward):
     """One line of candidates.jsonl (layout in rmkit.sampling.generate)."""
     reply = f"reply {prompt_id}.{index} <b>&amp;</b>"  # markup that the page must escape
-    turn = {"reply": reply, "tokens": 5, "finish_reason": "stop", "prompt_tokens": 9, "dropped_turns": 0,
-            "cut_tokens": 0, "reward": reward}
+    turn = {
+        "reply": reply,
+        "tokens": 5,
+        "finish_reason": "stop",
+        "prompt_tokens": 9,
+        "dropped_turns": 0,
+        "cut_tokens": 0,
+        "reward": reward,
+    }
     return {
-        "prompt_id": prompt_id, "category": category, "index": index, "n": n, "per_turn": "independent",
-        "messages": [*prompt, {"role": "assistant", "content": reply}], "turns": [turn], "best_per_turn": [],
-        "reward": reward, "selected": False, "extra": {}, "source": "prompts.jsonl:1",
+        "prompt_id": prompt_id,
+        "category": category,
+        "index": index,
+        "n": n,
+        "per_turn": "independent",
+        "messages": [*prompt, {"role": "assistant", "content": reply}],
+        "turns": [turn],
+        "best_per_turn": [],
+        "reward": reward,
+        "selected": False,
+        "extra": {},
+        "source": "prompts.jsonl:1",
     }
 
 
@@ -184,7 +200,9 @@ def test_sampling_report(tmp_path, figures):
     ax = figures["categories.png"].axes[0]
     assert [label.get_text() for label in ax.get_xticklabels()] == ["coding", "math", "writing"]
     heights = [bar.get_height() for container in ax.containers for bar in container]  # all, random, selected
-    means = [stats["per_category"][c][f"mean_reward_{s}"] for s in ("all", "random", "selected") for c in ("coding", "math", "writing")]
+    means = [
+        stats["per_category"][c][f"mean_reward_{s}"] for s in ("all", "random", "selected") for c in ("coding", "math", "writing")
+    ]
     assert heights == pytest.approx(means)
 
 

@@ -49,8 +49,8 @@ def reply_length(record, messages):
 @pytest.fixture
 def recipe(tiny_llama, tmp_path):
     prompts = tmp_path / "question.jsonl"
-    prompts.write_text("".join(json.dumps({"question_id": i, "category": "writing", "turns": [f"Tell me a story {i}.", "And then?"]})
-                               + "\n" for i in range(PROMPTS)))  # fmt: skip
+    records = [{"question_id": i, "category": "writing", "turns": [f"Tell me a story {i}.", "And then?"]} for i in range(PROMPTS)]
+    prompts.write_text("".join(json.dumps(record) + "\n" for record in records))
     return load_recipe(None, [
         f"sample.prompts={prompts}", f"sample.policy={tiny_llama}", f"sample.n={N}", f"sample.chunk_size={CHUNK}",
         "score.scorers=[{name: length, function: 'tests.test_resume_same_candidates:reply_length'}]",

@@ -46,13 +46,40 @@ def make_run(path, *overrides):
         group = []
         for k in range(N):
             replies = [f"answer {qid}.{k} turn {t}" + "!" * k for t in (1, 2)]
-            messages = [m for t, reply in enumerate(replies) for m in ({"role": "user", "content": f"q{qid} turn {t}"},
-                                                                          {"role": "assistant", "content": reply})]
-            turns = [{"reply": r, "tokens": 4, "finish_reason": "stop", "prompt_tokens": 9, "dropped_turns": 0,
-                      "cut_tokens": 0, "reward": None} for r in replies]
-            group.append({"prompt_id": str(qid), "category": "writing", "index": k, "n": N, "per_turn": "independent",
-                          "messages": messages, "turns": turns, "best_per_turn": [], "reward": float(-k), "selected": k == 0,
-                          "extra": {"question_id": qid}, "source": f"question.jsonl:{order + 1}", "order": order})
+            messages = [
+                m
+                for t, reply in enumerate(replies)
+                for m in ({"role": "user", "content": f"q{qid} turn {t}"}, {"role": "assistant", "content": reply})
+            ]
+            turns = [
+                {
+                    "reply": r,
+                    "tokens": 4,
+                    "finish_reason": "stop",
+                    "prompt_tokens": 9,
+                    "dropped_turns": 0,
+                    "cut_tokens": 0,
+                    "reward": None,
+                }
+                for r in replies
+            ]
+            group.append(
+                {
+                    "prompt_id": str(qid),
+                    "category": "writing",
+                    "index": k,
+                    "n": N,
+                    "per_turn": "independent",
+                    "messages": messages,
+                    "turns": turns,
+                    "best_per_turn": [],
+                    "reward": float(-k),
+                    "selected": k == 0,
+                    "extra": {"question_id": qid},
+                    "source": f"question.jsonl:{order + 1}",
+                    "order": order,
+                }
+            )
         log.append(group)
     return recipe, run
 
@@ -109,7 +136,9 @@ def test_rescoring_marks_the_selected_outputs_stale_until_select(tmp_path, capsy
 
 def test_prompt_counts_say_what_max_prompts_left_out(tmp_path):
     prompts = tmp_path / "question.jsonl"
-    prompts.write_text("".join(json.dumps({"question_id": i, "category": "writing", "turns": [f"q{i}"]}) + "\n" for i in range(5)))
+    prompts.write_text(
+        "".join(json.dumps({"question_id": i, "category": "writing", "turns": [f"q{i}"]}) + "\n" for i in range(5))
+    )
     kept, report = load_run_prompts(SampleConfig(prompts=str(prompts), max_prompts=3))
     assert [p.id for p in kept] == ["0", "1", "2"]
     assert (report.read, report.kept, dict(report.dropped)) == (5, 3, {"max_prompts": 2})

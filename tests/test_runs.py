@@ -63,7 +63,14 @@ def test_damage_before_the_end_is_an_error(tmp_path):
 def test_fingerprint_ignores_speed_settings_and_names_changes():
     base = Recipe()
     faster = load_recipe(
-        None, ["sample.chunk_size=8", "sample.gpu_memory_utilization=0.9", "score.batch_size=64", "sample.executor=ray", "sample.workers=4"]
+        None,
+        [
+            "sample.chunk_size=8",
+            "sample.gpu_memory_utilization=0.9",
+            "score.batch_size=64",
+            "sample.executor=ray",
+            "sample.workers=4",
+        ],
     )
     assert fingerprint(base, ("sample", "score")) == fingerprint(faster, ("sample", "score"))
     hotter = load_recipe(None, ["sample.temperature=1.3", "score.reward_model=other"])
@@ -77,7 +84,10 @@ def test_fingerprint_of_a_reward_model_recipe_is_what_older_runs_recorded():
     assert "scorers" not in legacy and "verifier_workers" not in legacy  # runs started before scorers existed resume
     several = load_recipe(None, ["score.scorers=[{name: a, verifier: math}]", "score.verifier_workers=4"])
     assert fingerprint(several, ("score",))["score"]["scorers"][0]["verifier"] == "math"
-    assert differences(fingerprint(several, ("score",)), fingerprint(load_recipe(None, ["score.scorers=[{name: a, verifier: ifeval}]"]), ("score",)))
+    assert differences(
+        fingerprint(several, ("score",)),
+        fingerprint(load_recipe(None, ["score.scorers=[{name: a, verifier: ifeval}]"]), ("score",)),
+    )
 
 
 def test_changed_recipe_is_refused_unless_overwrite(tmp_path):
@@ -171,8 +181,12 @@ class CuttingScorer:
 
 def test_rescoring_with_another_reward_model_counts_afresh(tmp_path):
     candidates = [
-        {**line, "per_turn": "independent", "turns": [{"reply": "b"}], "messages": [{"role": "user", "content": "a"},
-         {"role": "assistant", "content": "b"}]}
+        {
+            **line,
+            "per_turn": "independent",
+            "turns": [{"reply": "b"}],
+            "messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}],
+        }
         for line in group("a") + group("b", order=1)
     ]
     run = RunFolder(tmp_path / "run")
@@ -180,4 +194,6 @@ def test_rescoring_with_another_reward_model_counts_afresh(tmp_path):
     write_log(run.candidates, [candidates[:2], candidates[2:]])
     for reward_model in ("first", "second"):
         score_stage(load_recipe(None, [f"score.reward_model={reward_model}"]), run, scorer=CuttingScorer())
-        assert run.state["timings"]["score"]["conversations"] == 4 and run.state["timings"]["score"]["dropped_reply_too_long"] == 1
+        assert (
+            run.state["timings"]["score"]["conversations"] == 4 and run.state["timings"]["score"]["dropped_reply_too_long"] == 1
+        )

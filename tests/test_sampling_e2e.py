@@ -169,7 +169,9 @@ def test_every_output_file_has_its_structure(baseline, reward_model):
     stats = json.loads((path / "stats.json").read_text())
     assert (stats["prompts"], stats["candidates"], stats["n"]) == (len(CATEGORIES), len(lines), N)
     assert set(stats["per_category"]) == set(CATEGORIES)
-    assert stats["mean_reward_selected"] >= stats["mean_reward_random"] and stats["mean_reward_selected"] >= stats["mean_reward_all"]
+    assert (
+        stats["mean_reward_selected"] >= stats["mean_reward_random"] and stats["mean_reward_selected"] >= stats["mean_reward_all"]
+    )
     assert stats["timings"]["sample"]["tokens_per_second"] > 0 and stats["timings"]["score"]["seconds"] > 0
 
 

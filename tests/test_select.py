@@ -114,7 +114,9 @@ def test_mt_bench_answers_are_sorted_unique_and_fastchat_shaped():
     def exchanges(a, b):
         return [message("user", "q"), message("assistant", a), message("user", "q2"), message("assistant", b)]
 
-    records = exports.mt_bench_answers([("102", exchanges("x", "y")), (81, exchanges("a", "b")), (81, exchanges("c", "d"))], "m", 1.5)
+    records = exports.mt_bench_answers(
+        [("102", exchanges("x", "y")), (81, exchanges("a", "b")), (81, exchanges("c", "d"))], "m", 1.5
+    )
     assert [r["question_id"] for r in records] == [81, 102]
     assert records[0]["choices"] == [{"index": 0, "turns": ["a", "b"]}]
     assert set(records[0]) == {"question_id", "answer_id", "model_id", "choices", "tstamp"}
@@ -126,7 +128,14 @@ def test_mt_bench_answers_are_sorted_unique_and_fastchat_shaped():
 def test_alpaca_eval_output_keeps_the_instruction_as_given():
     messages = [message("user", "Do X\n\nwith Y"), message("assistant", "done")]
     record = exports.alpaca_eval_output(messages, {"instruction": "Do X", "input": "with Y", "dataset": "helpful_base"}, "gen")
-    assert record == {"instruction": "Do X", "input": "with Y", "output": "done", "generator": "gen", "dataset": "helpful_base", "datasplit": "eval"}
+    assert record == {
+        "instruction": "Do X",
+        "input": "with Y",
+        "output": "done",
+        "generator": "gen",
+        "dataset": "helpful_base",
+        "datasplit": "eval",
+    }
     plain = exports.alpaca_eval_output(messages, {}, "gen", dataset="cat")
     assert plain["instruction"] == "Do X\n\nwith Y" and plain["input"] == "" and plain["dataset"] == "cat"
 

@@ -181,7 +181,9 @@ def test_a_failed_batch_fails_its_requests_and_the_next_batch_is_scored():
     async def main():
         batcher = Batcher(fake_scorer([]), batch_size=2, max_wait=0.0)
         batcher.start()
-        failed = await asyncio.gather(*(batcher.score([conversation_with(r)], [{}]) for r in ("crash", "ok")), return_exceptions=True)
+        failed = await asyncio.gather(
+            *(batcher.score([conversation_with(r)], [{}]) for r in ("crash", "ok")), return_exceptions=True
+        )
         after = await batcher.score([conversation_with("fine")], [{}])
         await batcher.close()
         return failed, after
@@ -196,7 +198,9 @@ def test_hosts_beyond_this_machine_need_an_api_key():
     check_access("127.0.0.1", None)
     check_access("localhost", None)
     check_access("0.0.0.0", "secret")
-    with pytest.raises(ConfigError, match=r"--host 0.0.0.0 serves rewards beyond this machine: give --api-key KEY \(or set RMKIT_API_KEY\)"):
+    with pytest.raises(
+        ConfigError, match=r"--host 0.0.0.0 serves rewards beyond this machine: give --api-key KEY \(or set RMKIT_API_KEY\)"
+    ):
         check_access("0.0.0.0", None)
 
 
@@ -208,6 +212,7 @@ def test_serve_settings_are_checked():
 
 
 # ----------------------------------------------------------------------------- a real server
+
 
 @pytest.fixture(scope="module")
 def reward_model(tiny_llama, tmp_path_factory):
@@ -231,7 +236,11 @@ def prompts(tmp_path_factory):
     rows = [
         {"id": "a", "messages": [{"role": "user", "content": "What is two plus two?"}], "answer": "4"},
         {"id": "b", "messages": [{"role": "user", "content": "Tell me a story."}], "answer": "once"},
-        {"id": "c", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "How are you?"}], "answer": "1/2"},
+        {
+            "id": "c",
+            "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "How are you?"}],
+            "answer": "1/2",
+        },
     ]
     path = tmp_path_factory.mktemp("prompts") / "prompts.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
@@ -337,7 +346,10 @@ def test_served_rewards_are_those_rmkit_score_writes(recipe_file, server, tmp_pa
     assert cli.main(["sample", str(recipe_file), "-o", str(run)]) == 0
     assert cli.main(["score", str(run)]) == 0
     lines = [line for group in RunFolder(run).groups() for line in group]
-    answer = post(f"{server}/score", {"conversations": [line["messages"] for line in lines], "records": [prompt_record(line) for line in lines]})
+    answer = post(
+        f"{server}/score",
+        {"conversations": [line["messages"] for line in lines], "records": [prompt_record(line) for line in lines]},
+    )
     assert answer.status_code == 200
     served = answer.json()["results"]
     assert [r["reward"] for r in served] == [line["reward"] for line in lines]  # exactly: the same batches
@@ -361,7 +373,9 @@ def load_openrlhf_agent(monkeypatch):
         module.__spec__.loader.exec_module(module)
         return module
 
-    monkeypatch.setitem(sys.modules, "openrlhf.utils.logging_utils", load("openrlhf.utils.logging_utils", root / "logging_utils.py"))
+    monkeypatch.setitem(
+        sys.modules, "openrlhf.utils.logging_utils", load("openrlhf.utils.logging_utils", root / "logging_utils.py")
+    )
     return load("openrlhf_agent_under_test", root / "agent.py")
 
 
@@ -379,13 +393,18 @@ class FakeEngine:
 
 def openrlhf_rollouts(agent, url, policy_tokenizer, questions: dict[str, str], labels: dict[str, str]):
     """OpenRLHF's SingleTurnAgentExecutor.execute for each question, all at once; its outputs."""
-    prompts = {q: policy_tokenizer.apply_chat_template([message("user", q)], tokenize=False, add_generation_prompt=True) for q in questions}
+    prompts = {
+        q: policy_tokenizer.apply_chat_template([message("user", q)], tokenize=False, add_generation_prompt=True)
+        for q in questions
+    }
     engine = FakeEngine(policy_tokenizer, {prompts[q]: reply for q, reply in questions.items()})
     executor = agent.SingleTurnAgentExecutor(f"{url}/get_reward")
     params = SimpleNamespace(max_tokens=32, logprobs=None)
 
     async def main():
-        return await asyncio.gather(*(executor.execute(prompts[q], labels[q], params, 512, policy_tokenizer, engine) for q in questions))
+        return await asyncio.gather(
+            *(executor.execute(prompts[q], labels[q], params, 512, policy_tokenizer, engine) for q in questions)
+        )
 
     return asyncio.run(main())
 
@@ -404,7 +423,9 @@ def test_openrlhf_gets_the_offline_reward_of_each_rollout(service, server, polic
     labels = {"What is two plus two?": "4", "Tell me a story.": json.dumps({"answer": "7"})}
     for question, reply in questions.items():  # one at a time: each scored alone, as offline
         (output,) = openrlhf_rollouts(agent, server, policy_tokenizer, {question: reply}, labels)
-        (expected,) = offline(service, [[message("user", question), message("assistant", reply)]], [label_record(labels[question])])
+        (expected,) = offline(
+            service, [[message("user", question), message("assistant", reply)]], [label_record(labels[question])]
+        )
         assert output["reward"] == [expected["reward"]] and output["scores"] == [expected["reward"]]
         assert output["extra_logs"] == {name: [value] for name, value in expected["scores"].items()}
     assert expected["scores"]["math"] == 0.0 and output["reward"][0] != 0.0  # the story's label is not its answer
@@ -421,7 +442,9 @@ def load_verl_disrm():
         pytest.skip("verl is not installed: pip install --no-deps verl==0.9.1 (make setup does)")
     path = Path(spec.origin).parent / "experimental" / "reward_loop" / "reward_loop.py"
     worker = next(n for n in ast.parse(path.read_text()).body if isinstance(n, ast.ClassDef) and n.name == "RewardLoopWorker")
-    wanted = [n for n in worker.body if isinstance(n, ast.AsyncFunctionDef) and n.name in ("_post_request", "compute_score_disrm")]
+    wanted = [
+        n for n in worker.body if isinstance(n, ast.AsyncFunctionDef) and n.name in ("_post_request", "compute_score_disrm")
+    ]
     namespace = {"aiohttp": aiohttp, "asyncio": asyncio, "logger": logging.getLogger("verl"), "DataProto": object}
     exec(compile(ast.Module(body=wanted, type_ignores=[]), str(path), "exec"), namespace)
     return namespace
@@ -442,7 +465,11 @@ def test_verl_reads_the_offline_reward_from_classify(service, server, reward_mod
         return rm_prompt
 
     worker = SimpleNamespace(
-        config=SimpleNamespace(reward=SimpleNamespace(reward_model=SimpleNamespace(rollout=SimpleNamespace(name="vllm"), model_path=str(reward_model)))),
+        config=SimpleNamespace(
+            reward=SimpleNamespace(
+                reward_model=SimpleNamespace(rollout=SimpleNamespace(name="vllm"), model_path=str(reward_model))
+            )
+        ),
         reward_router_address=server.removeprefix("http://"),
         _preprocess_reward_inputs=preprocess,
     )
@@ -460,9 +487,13 @@ def test_the_readme_reward_function_for_verl_scores_through_the_server(service, 
     namespace = {}
     exec(compile(code, "README.md", "exec"), namespace)
     namespace["URL"] = f"{server}/score"
-    call = namespace["compute_score"](data_source="gsm8k", solution_str="The answer is 4.", ground_truth="4", extra_info={"question": "What is 2+2?"})
+    call = namespace["compute_score"](
+        data_source="gsm8k", solution_str="The answer is 4.", ground_truth="4", extra_info={"question": "What is 2+2?"}
+    )
     result = asyncio.run(call)
-    (expected,) = offline(service, [[message("user", "What is 2+2?"), message("assistant", "The answer is 4.")]], [{"answer": "4"}])
+    (expected,) = offline(
+        service, [[message("user", "What is 2+2?"), message("assistant", "The answer is 4.")]], [{"answer": "4"}]
+    )
     assert result == {"score": expected["reward"], **expected["scores"]} and result["math"] == 1.0
 
 
@@ -474,7 +505,11 @@ def test_concurrent_requests_are_scored_in_one_batch(service, policy_tokenizer, 
     replies = ["yes", "no", "The sea is blue.", "Paris.", "one two three", "a small robot", "thanks", "good"]
     questions = {f"Question {i}: what is one plus {i}?": reply for i, reply in enumerate(replies)}
     labels = {q: str(1 + i) for i, q in enumerate(questions)}
-    alone = offline(service, [[message("user", q), message("assistant", r)] for q, r in questions.items()], [label_record(labels[q]) for q in questions])
+    alone = offline(
+        service,
+        [[message("user", q), message("assistant", r)] for q, r in questions.items()],
+        [label_record(labels[q]) for q in questions],
+    )
     assert service.recipe.score.batch_size == 4
     for batching, size in ((True, 4), (False, 1)):
         with running(service, batching=batching, max_batch_wait=30.0, max_batch_conversations=4) as url:
@@ -501,12 +536,26 @@ def test_bad_input_gets_a_4xx_naming_the_field_and_the_server_goes_on(server, se
         ("/get_reward", {"query": ["just text"]}, 422, "query[0]", "not a conversation in the policy's chat template"),
         ("/classify", {"input": []}, 422, "input", "expected a string or a non-empty list of strings"),
         ("/score", {"conversations": "hello"}, 422, "conversations", "Input should be a valid list"),
-        ("/score", {"conversations": [good, [message("user", "hi"), message("bot", "yes")]]}, 422, "conversations[1][1].role", "role must be one of"),
+        (
+            "/score",
+            {"conversations": [good, [message("user", "hi"), message("bot", "yes")]]},
+            422,
+            "conversations[1][1].role",
+            "role must be one of",
+        ),
         ("/score", {"conversations": [good, long_reply]}, 422, "conversations[1]", "tokens, longer than score.max_length=96"),
-        ("/score", {"conversations": [good] * 1025}, 413, None, "1025 conversations in one request, over serve.max_conversations=1024"),
+        (
+            "/score",
+            {"conversations": [good] * 1025},
+            413,
+            None,
+            "1025 conversations in one request, over serve.max_conversations=1024",
+        ),
     ]
     for route, payload, status, param, text in cases:
-        answer = httpx.post(f"{server}{route}", content=payload if isinstance(payload, bytes) else json.dumps(payload), timeout=60)
+        answer = httpx.post(
+            f"{server}{route}", content=payload if isinstance(payload, bytes) else json.dumps(payload), timeout=60
+        )
         assert (answer.status_code, answer.json()["error"]["param"]) == (status, param), (route, payload if status != 413 else "")
         assert text in answer.json()["error"]["message"]
     limit = service.recipe.serve.max_request_bytes
@@ -522,27 +571,43 @@ def test_bad_input_gets_a_4xx_naming_the_field_and_the_server_goes_on(server, se
 def test_a_route_whose_template_did_not_load_answers_503_with_the_reason(service):
     import dataclasses
 
-    off = dataclasses.replace(service, query_shape=None, off={"/get_reward": "the policy's chat template did not load: no such model"})
+    off = dataclasses.replace(
+        service, query_shape=None, off={"/get_reward": "the policy's chat template did not load: no such model"}
+    )
     with running(off) as url:
         answer = post(f"{url}/get_reward", {"query": ["text"]})
-        assert (answer.status_code, answer.json()["error"]["message"]) == (503, "the policy's chat template did not load: no such model")
+        assert (answer.status_code, answer.json()["error"]["message"]) == (
+            503,
+            "the policy's chat template did not load: no such model",
+        )
         assert post(f"{url}/score", {"conversations": [[message("user", "2+2?"), message("assistant", "4")]]}).status_code == 200
 
 
 @pytest.mark.slow
 def test_a_failed_verifier_or_function_is_reported_per_item(server, service):
-    conversations = [[message("user", "2+2?"), message("assistant", "4")], [message("user", "2+2?"), message("assistant", "boom 4")]]
-    records = [{"answer": "4"}, {}]  # the second has no answer: the math verifier raises; its reply says boom: the function raises
+    conversations = [
+        [message("user", "2+2?"), message("assistant", "4")],
+        [message("user", "2+2?"), message("assistant", "boom 4")],
+    ]
+    records = [
+        {"answer": "4"},
+        {},
+    ]  # the second has no answer: the math verifier raises; its reply says boom: the function raises
     before = metric(server, "rmkit_serve_scorer_failures_total", scorer="math")
     results = post(f"{server}/score", {"conversations": conversations, "records": records}).json()["results"]
     assert "errors" not in results[0] and results[0]["scores"]["math"] == 1.0
     assert set(results[1]["errors"]) == {"math", "length"} and "no answer" in results[1]["errors"]["math"]
-    assert results[1]["scores"]["math"] == results[1]["scores"]["length"] == 0.0 and results[1]["reward"] == results[1]["scores"]["reward"]
+    assert (
+        results[1]["scores"]["math"] == results[1]["scores"]["length"] == 0.0
+        and results[1]["reward"] == results[1]["scores"]["reward"]
+    )
     assert results == offline(service, conversations, records)  # as `rmkit score` records it
     assert metric(server, "rmkit_serve_scorer_failures_total", scorer="math") == before + 1
     query = "<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\nboom 4<|im_end|>"  # the policy's chatml
     assert parse_rendered(service.query_shape, query) == conversations[1]
-    answer = post(f"{server}/get_reward", {"query": [query], "prompts": ["<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n"]}).json()
+    answer = post(
+        f"{server}/get_reward", {"query": [query], "prompts": ["<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n"]}
+    ).json()
     assert answer["errors"] == [results[1]["errors"]]
     assert answer["rewards"] == pytest.approx([results[1]["reward"]], abs=1e-6)  # scored alone now, in a batch of two before
 
@@ -558,7 +623,10 @@ def test_the_api_key_is_needed_on_every_route_but_health(service):
         assert httpx.get(f"{url}/metrics").status_code == 401
         assert httpx.get(f"{url}/health").status_code == 200
         assert post(f"{url}/score", good, headers={"Authorization": "Bearer s3cret"}).status_code == 200
-        assert metric(url, "rmkit_serve_requests_total", headers={"Authorization": "Bearer s3cret"}, route="/score", status="401") == 2
+        assert (
+            metric(url, "rmkit_serve_requests_total", headers={"Authorization": "Bearer s3cret"}, route="/score", status="401")
+            == 2
+        )
 
 
 def rmkit(*args, env=None, **kwargs) -> subprocess.Popen:
@@ -568,7 +636,9 @@ def rmkit(*args, env=None, **kwargs) -> subprocess.Popen:
 
 @pytest.mark.slow
 def test_off_this_machine_without_a_key_it_refuses_to_start_in_one_line(recipe_file):
-    process = rmkit("serve", str(recipe_file), "--host", "0.0.0.0", stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={"RMKIT_API_KEY": ""})
+    process = rmkit(
+        "serve", str(recipe_file), "--host", "0.0.0.0", stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={"RMKIT_API_KEY": ""}
+    )
     out, err = process.communicate(timeout=120)
     assert process.returncode == 2 and out == ""
     assert err == "rmkit: error: --api-key is empty: give a key (or unset RMKIT_API_KEY)\n"
@@ -578,14 +648,25 @@ def test_off_this_machine_without_a_key_it_refuses_to_start_in_one_line(recipe_f
         env={**environment, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     out, err = process.communicate(timeout=120)
-    assert (process.returncode, err) == (2, "rmkit: error: --host 0.0.0.0 serves rewards beyond this machine: give --api-key KEY (or set RMKIT_API_KEY)\n")
+    assert (process.returncode, err) == (
+        2,
+        "rmkit: error: --host 0.0.0.0 serves rewards beyond this machine: give --api-key KEY (or set RMKIT_API_KEY)\n",
+    )
 
 
 @pytest.mark.slow
 def test_the_command_prints_its_url_scorers_and_a_curl_and_stops_on_ctrl_c(recipe_file, tmp_path):
     import httpx
 
-    process = rmkit("serve", str(recipe_file), "--port", "0", stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={"RMKIT_CACHE": str(tmp_path)})
+    process = rmkit(
+        "serve",
+        str(recipe_file),
+        "--port",
+        "0",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={"RMKIT_CACHE": str(tmp_path)},
+    )
     try:
         first = process.stdout.readline()
         assert first.startswith("rmkit serve: http://127.0.0.1:") and first.endswith("(Ctrl-C stops)\n"), first
@@ -611,7 +692,10 @@ def test_vllm_pooling_gives_rmkits_rewards_for_a_saved_reward_model(reward_model
     the raw logit, as rmkit scores it, because config.json says problem_type regression. Run in a child
     process: a vLLM engine in the test process would share its torch.distributed state with later ones."""
     pytest.importorskip("vllm", reason="vLLM is not installed")
-    chats = [[message("user", "What is the capital of France?"), message("assistant", reply)] for reply in ("Paris.", "I do not know.", "no no no")]
+    chats = [
+        [message("user", "What is the capital of France?"), message("assistant", reply)]
+        for reply in ("Paris.", "I do not know.", "no no no")
+    ]
     tokenizer = service.scorers.models["reward"].tokenizer
     texts = [render(tokenizer, chat) for chat in chats]
     script = f"""
@@ -620,7 +704,14 @@ from vllm import LLM
 llm = LLM(model={str(reward_model / "model")!r}, runner="pooling", dtype="float32", enforce_eager=True, max_model_len=128)
 print("REWARDS", json.dumps([out.outputs.probs[0] for out in llm.classify({texts!r}, use_tqdm=False)]))
 """
-    child = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=900, env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"})
+    child = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"},
+    )
     line = next((line for line in child.stdout.splitlines() if line.startswith("REWARDS ")), None)
     if line is None:
         pytest.skip(f"vLLM's pooling runner did not run here: {(child.stderr.strip().splitlines() or ['no output'])[-1][:300]}")

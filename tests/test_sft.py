@@ -40,8 +40,14 @@ def test_sft_run_folder_to_a_merged_policy(tmp_path, tiny_llama, capsys, mixed_p
     (run / "recipe.yaml").write_text(f"sample:\n  policy: {tiny_llama}\n")
     (run / "sft.jsonl").write_text(json.dumps({"messages": CONVERSATION}) + "\n" * 1)
     out = tmp_path / "policy"
-    overrides = [f"sft.output_dir={out}", "sft.max_steps=6", "sft.learning_rate=5e-3", "sft.logging_steps=1", "sft.warmup_ratio=0",
-                 f"sft.mixed_precision={mixed_precision}"]
+    overrides = [
+        f"sft.output_dir={out}",
+        "sft.max_steps=6",
+        "sft.learning_rate=5e-3",
+        "sft.logging_steps=1",
+        "sft.warmup_ratio=0",
+        f"sft.mixed_precision={mixed_precision}",
+    ]
     assert main(["sft", str(run), *overrides]) == 0
     summary = json.loads((out / "sft_summary.json").read_text())
     losses = [entry["loss"] for entry in summary["log"]]
@@ -69,7 +75,9 @@ def test_sft_settings_reach_trl(checkpointing):
     from rmkit.config.recipe import load_recipe
     from rmkit.training.sft import sft_arguments
 
-    recipe = load_recipe(None, [f"sft.gradient_checkpointing={str(checkpointing).lower()}", "sft.learning_rate=3e-5", "sft.max_steps=7"])
+    recipe = load_recipe(
+        None, [f"sft.gradient_checkpointing={str(checkpointing).lower()}", "sft.learning_rate=3e-5", "sft.max_steps=7"]
+    )
     args = sft_arguments(recipe, 64)
     assert args.gradient_checkpointing is checkpointing  # TRL turns it on unless told
     assert (args.learning_rate, args.max_steps, args.max_length) == (3e-5, 7, 64)

@@ -85,7 +85,10 @@ def test_folder_is_read_recursively_in_sorted_order_skipping_hidden_and_other_fi
         ),
         (  # hub shards name any split
             ["data/custom-00000-of-00001.parquet", "data/train-00000-of-00002.parquet", "data/train-00001-of-00002.parquet"],
-            {"custom": ["data/custom-00000-of-00001.parquet"], "train": ["data/train-00000-of-00002.parquet", "data/train-00001-of-00002.parquet"]},
+            {
+                "custom": ["data/custom-00000-of-00001.parquet"],
+                "train": ["data/train-00000-of-00002.parquet", "data/train-00001-of-00002.parquet"],
+            },
         ),
         (  # a keyword counts as a word of the name only
             ["contest.jsonl", "my_train.jsonl", "pairs.eval.json", "val2.jsonl"],

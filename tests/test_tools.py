@@ -69,7 +69,10 @@ def test_both_shapes_parse_to_the_same_pairs(pairs):
     assert sharegpt[1].chosen["tool_calls"][0]["function"]["name"] == "check_drug_interaction"
     assert isinstance(sharegpt[1].rejected, str)
     # shown (UI, report) and measured (eval's length baseline) as its calls in JSON
-    assert message_text(sharegpt[1].chosen) == '{"name": "check_drug_interaction", "arguments": {"drug_a": "ibuprofen", "drug_b": "warfarin"}}'
+    assert (
+        message_text(sharegpt[1].chosen)
+        == '{"name": "check_drug_interaction", "arguments": {"drug_a": "ibuprofen", "drug_b": "warfarin"}}'
+    )
     assert tools_of(sharegpt[3].prompt) is None and sharegpt[3].prompt[0]["role"] == "user"
 
 
@@ -223,11 +226,23 @@ def test_a_reward_model_trains_on_both_shapes(tiny_llama, tmp_path):
     from rmkit.config.recipe import load_recipe
     from rmkit.training.trainer import train
 
-    recipe = load_recipe(None, [
-        f"model.name_or_path={tiny_llama}", f"data.path={DATA}/tool_pairs_*.jsonl", f"train.output_dir={tmp_path}",
-        "data.eval_fraction=0", "data.max_length=1024", "lora.r=8", "train.learning_rate=5e-3", "train.max_steps=12",
-        "train.per_device_batch_size=4", "train.logging_steps=1", "train.warmup_ratio=0", "train.merge=false",
-    ])
+    recipe = load_recipe(
+        None,
+        [
+            f"model.name_or_path={tiny_llama}",
+            f"data.path={DATA}/tool_pairs_*.jsonl",
+            f"train.output_dir={tmp_path}",
+            "data.eval_fraction=0",
+            "data.max_length=1024",
+            "lora.r=8",
+            "train.learning_rate=5e-3",
+            "train.max_steps=12",
+            "train.per_device_batch_size=4",
+            "train.logging_steps=1",
+            "train.warmup_ratio=0",
+            "train.merge=false",
+        ],
+    )
     summary = train(recipe)
     assert summary["train_pairs"] == 8 and summary["data"]["kept"] == 8
     losses = [json.loads(line)["loss"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines() if "loss" in line]

@@ -111,7 +111,9 @@ def test_a_short_last_accumulation_group_weighs_as_much_as_a_full_one():
     assert [accumulation_group_size(i, 4, 3) for i in range(4)] == [3, 3, 3, 1]
     assert [accumulation_group_size(i, 6, 3) for i in range(6)] == [3] * 6
     torch.manual_seed(0)
-    examples = [{"input_ids_chosen": [random.Random(i).randrange(8) for _ in range(3)], "input_ids_rejected": [i % 8]} for i in range(8)]
+    examples = [
+        {"input_ids_chosen": [random.Random(i).randrange(8) for _ in range(3)], "input_ids_rejected": [i % 8]} for i in range(8)
+    ]
     batches = [RewardDataCollatorWithPadding(0)(examples[i : i + 2]) for i in range(0, 8, 2)]
 
     def mean_gradient(model, group):
@@ -299,10 +301,13 @@ def test_rerun_with_a_changed_recipe_is_refused_unless_overwrite(tiny_llama, pai
     assert train(recipe_for(tiny_llama, pairs, tmp_path, *short, "train.logging_steps=1"))["steps"] == 2  # log only: resumes
     recipe_text = (tmp_path / "recipe.yaml").read_text()
     changed = recipe_for(tiny_llama, pairs, tmp_path, *short, "train.learning_rate=1e-5", "data.seed=7")
-    with pytest.raises(ConfigError, match=(
-        r"^\S+step-1 was trained with other settings: data\.seed: 42 -> 7; train\.learning_rate: 0\.002 -> 1e-05; "
-        r"rerun with --overwrite to start over, or choose another train\.output_dir$"
-    )):
+    with pytest.raises(
+        ConfigError,
+        match=(
+            r"^\S+step-1 was trained with other settings: data\.seed: 42 -> 7; train\.learning_rate: 0\.002 -> 1e-05; "
+            r"rerun with --overwrite to start over, or choose another train\.output_dir$"
+        ),
+    ):
         train(changed)
     assert (tmp_path / "recipe.yaml").read_text() == recipe_text  # untouched
     dump_recipe(changed, tmp_path / "changed.yaml")
@@ -324,9 +329,23 @@ def test_two_processes_match_one(tiny_llama, pairs, tmp_path):
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
     result = subprocess.run(
-        [*launch, "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-         "-m", "rmkit.train", str(tmp_path / "two.yaml")],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+        [
+            *launch,
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "-m",
+            "rmkit.train",
+            str(tmp_path / "two.yaml"),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     two = json.loads((tmp_path / "two" / "summary.json").read_text())
@@ -352,8 +371,19 @@ def test_too_long_pairs_are_dropped_and_counted(tiny_llama, tmp_path, capsys):
 def test_command_line_overrides(tiny_llama, pairs, tmp_path):
     dump_recipe(recipe_for(tiny_llama, pairs, tmp_path / "out", "train.max_steps=50"), tmp_path / "recipe.yaml")
     result = subprocess.run(
-        [sys.executable, "-m", "rmkit.train", str(tmp_path / "recipe.yaml"), "train.max_steps=3", "train.report_to=[tensorboard]"],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "rmkit.train",
+            str(tmp_path / "recipe.yaml"),
+            "train.max_steps=3",
+            "train.report_to=[tensorboard]",
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["steps"] == 3
@@ -413,7 +443,9 @@ def test_memory_plan_follows_the_recipe_and_never_splits_across_processes():
     assert memory_plan(batch_size=64, train__tokens_per_backward=300)["tokens_per_backward"] == 300
     whole = memory_plan(batch_size=64, train__tokens_per_backward="null")
     assert whole["tokens_per_backward"] is None and whole["gradient_checkpointing"]  # 12,800 tokens at once: checkpoint
-    assert not memory_plan(batch_size=64, train__tokens_per_backward="null", model__gradient_checkpointing="false")["gradient_checkpointing"]
+    assert not memory_plan(batch_size=64, train__tokens_per_backward="null", model__gradient_checkpointing="false")[
+        "gradient_checkpointing"
+    ]
     distributed = memory_plan(batch_size=64, single_process=False)
     assert distributed["tokens_per_backward"] is None and distributed["gradient_checkpointing"]
     assert memory_plan(train__mixed_precision="bf16")["frozen_weights_dtype"] == "bfloat16"

@@ -224,12 +224,22 @@ def test_the_chat_uses_the_runs_models_by_default(run_dir, tiny_llama, tmp_path,
 
 
 TRAVERSALS = [  # each in the raw request line, as a client may send it (no normalising)
-    "/gradio_api/file={outside}", "/gradio_api/file=../../../../../../etc/passwd", "/gradio_api/file=/etc/passwd",
-    "/gradio_api/file=%2e%2e%2f%2e%2e%2f%2e%2e%2f%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd", "/gradio_api/file=%2Fetc%2Fpasswd",
-    "/gradio_api/file=%252e%252e%252f%252e%252e%252fetc%252fpasswd", "/gradio_api/file=..%5c..%5c..%5cetc%5cpasswd",
-    "/gradio_api/file=secret.txt", "/gradio_api/file=..%2fsecret.txt", "/gradio_api/file={root}/../secret.txt",
-    "/gradio_api/file={run}/candidates.jsonl/../../../secret.txt", "/file={outside}", "/file=../../../../etc/passwd",
-    "/static/../../../../etc/passwd", "/static/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd", "/assets/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    "/gradio_api/file={outside}",
+    "/gradio_api/file=../../../../../../etc/passwd",
+    "/gradio_api/file=/etc/passwd",
+    "/gradio_api/file=%2e%2e%2f%2e%2e%2f%2e%2e%2f%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    "/gradio_api/file=%2Fetc%2Fpasswd",
+    "/gradio_api/file=%252e%252e%252f%252e%252e%252fetc%252fpasswd",
+    "/gradio_api/file=..%5c..%5c..%5cetc%5cpasswd",
+    "/gradio_api/file=secret.txt",
+    "/gradio_api/file=..%2fsecret.txt",
+    "/gradio_api/file={root}/../secret.txt",
+    "/gradio_api/file={run}/candidates.jsonl/../../../secret.txt",
+    "/file={outside}",
+    "/file=../../../../etc/passwd",
+    "/static/../../../../etc/passwd",
+    "/static/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+    "/assets/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
     "/gradio_api/file={run}/candidates.jsonl",  # inside the root, but not a file the page shows
 ]
 

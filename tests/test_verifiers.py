@@ -46,7 +46,12 @@ POSTSCRIPT_1 = (
 )
 KNOWN = [  # (instruction id, kwargs, reply, followed)
     ("detectable_content:number_placeholders", {"num_placeholders": 5}, PLACEHOLDERS, True),
-    ("detectable_content:number_placeholders", {"num_placeholders": 7}, "My [adjective] [noun] is [adjective] [noun]. I [verb] and [verb].", False),
+    (
+        "detectable_content:number_placeholders",
+        {"num_placeholders": 7},
+        "My [adjective] [noun] is [adjective] [noun]. I [verb] and [verb].",
+        False,
+    ),
     ("detectable_format:constrained_response", {}, "My answer is no.   ", True),
     ("detectable_format:number_highlighted_sections", {"num_highlights": 2}, HIGHLIGHTED_2, False),
     ("detectable_format:number_highlighted_sections", {"num_highlights": 4}, HIGHLIGHTED_3, True),
@@ -111,7 +116,13 @@ def test_build_constraints_is_seeded_conflict_free_and_checkable():
 
 
 def test_prompt_records_keep_the_verifier_fields():
-    record = {"id": "p", "messages": [message("user", "hi")], "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}], "answer": "2"}
+    record = {
+        "id": "p",
+        "messages": [message("user", "hi")],
+        "instruction_id_list": ["punctuation:no_comma"],
+        "kwargs": [{}],
+        "answer": "2",
+    }
     prompt = parse_prompt(record, "f.jsonl:1")
     assert prompt.extra == {"instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}], "answer": "2"}
 
@@ -142,18 +153,31 @@ def user_module(monkeypatch):
 def lines(replies: list[str]) -> list[dict]:
     extra = {"instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}
     return [
-        {"prompt_id": "p", "category": "", "index": k, "n": len(replies), "per_turn": "independent",
-         "messages": conversation(reply), "turns": [{"reply": reply, "tokens": len(reply)}], "reward": None,
-         "selected": False, "extra": extra, "source": "f:1"}
+        {
+            "prompt_id": "p",
+            "category": "",
+            "index": k,
+            "n": len(replies),
+            "per_turn": "independent",
+            "messages": conversation(reply),
+            "turns": [{"reply": reply, "tokens": len(reply)}],
+            "reward": None,
+            "selected": False,
+            "extra": extra,
+            "source": "f:1",
+        }
         for k, reply in enumerate(replies)
     ]
 
 
 def test_weighted_scorers_select_and_report_each_scorer(user_module):
-    cfg = ScoreConfig(verifier_workers=0, scorers=[
-        ScorerSpec(name="gold", verifier="ifeval", weight=1.0),
-        ScorerSpec(name="short", function="my_scorers:shortness", weight=0.5),
-    ])
+    cfg = ScoreConfig(
+        verifier_workers=0,
+        scorers=[
+            ScorerSpec(name="gold", verifier="ifeval", weight=1.0),
+            ScorerSpec(name="short", function="my_scorers:shortness", weight=0.5),
+        ],
+    )
     scorers = ScorerSet(cfg)
     group = lines(["yes, a comma here", "no comma at all but long enough", "boom no comma"])
     score_groups([group], scorers)
@@ -254,9 +278,18 @@ def test_ifbench_verifier_checks_ifbench_constraints():
     pytest.importorskip("if_verifiable")
     from rmkit.scoring.verifiers import BUILT_IN
 
-    record = {"instruction_id_list": ["count:keywords_multiple"],
-              "kwargs": [{"keyword1": "kaleidoscope", "keyword2": "nebula", "keyword3": "whisper", "keyword4": "labyrinth",
-                          "keyword5": "paradox"}]}
+    record = {
+        "instruction_id_list": ["count:keywords_multiple"],
+        "kwargs": [
+            {
+                "keyword1": "kaleidoscope",
+                "keyword2": "nebula",
+                "keyword3": "whisper",
+                "keyword4": "labyrinth",
+                "keyword5": "paradox",
+            }
+        ],
+    }
     words = "kaleidoscope " + "nebula " * 2 + "whisper " * 3 + "labyrinth " * 5 + "paradox " * 7
     follows = [{"role": "user", "content": "Write."}, {"role": "assistant", "content": words}]
     fails = [{"role": "user", "content": "Write."}, {"role": "assistant", "content": "kaleidoscope only"}]

@@ -36,7 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     parser.add_argument("--no-chat", action="store_true", help="browse runs only: load no model")
     parser.add_argument("--system", default="", help="system prompt for the chat")
-    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1, this machine only; any other needs --auth)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1, this machine only; any other needs --auth)"
+    )
     parser.add_argument("--port", type=int, help="port (default: 7860, or the next free one)")
     parser.add_argument(
         "--auth", metavar="USER:PASSWORD", default=os.environ.get("RMKIT_UI_AUTH"),

@@ -94,7 +94,13 @@ def _chat_tab(gr, responder: Responder, n: int, system: str) -> None:
 def _table(gr, elem_id: str, label: str, columns: dict[str, str], **options):
     """A read-only table that wraps long text; ``columns`` maps each header to its width."""
     return gr.Dataframe(
-        headers=list(columns), column_widths=list(columns.values()), label=label, interactive=False, wrap=True, elem_id=elem_id, **options
+        headers=list(columns),
+        column_widths=list(columns.values()),
+        label=label,
+        interactive=False,
+        wrap=True,
+        elem_id=elem_id,
+        **options,
     )
 
 
@@ -143,7 +149,16 @@ def _run_tab(gr, app, root: Path, run_dir: str | None) -> None:
     def show(folder: str):
         if not folder.strip():
             runs = ", ".join(f"`{p}`" for p in find_runs(root)) or "none yet"
-            return (f"Give a run folder above. Runs in {root}: {runs}", gr.Dropdown(choices=[], value=None), [], "", "", [], "", [])
+            return (
+                f"Give a run folder above. Runs in {root}: {runs}",
+                gr.Dropdown(choices=[], value=None),
+                [],
+                "",
+                "",
+                [],
+                "",
+                [],
+            )
         run = read(folder)
         rows = prompt_rows(run)
         try:

@@ -106,7 +106,11 @@ def recipe_from_args(args: argparse.Namespace, keys: tuple[str, ...] = (), overr
     """The recipe ``--recipe`` names (or the defaults), with the verb's own defaults of keys nobody
     set (:func:`add_recipe_arguments`), the overrides (``overrides``, then ``args.overrides``),
     then the flags given, applied."""
-    own = [f"{key}={json.dumps(value)}" for key, value in getattr(args, "verb_defaults", {}).items() if not is_set(args, key, overrides)]
+    own = [
+        f"{key}={json.dumps(value)}"
+        for key, value in getattr(args, "verb_defaults", {}).items()
+        if not is_set(args, key, overrides)
+    ]
     flags = [f"{key}={json.dumps(getattr(args, key))}" for key in keys if getattr(args, key, None) is not None]
     return load_recipe(args.recipe, [*own, *overrides, *args.overrides, *flags])
 

@@ -38,7 +38,13 @@ class SpecialTokens:
         full = tokenizer("x", add_special_tokens=True)["input_ids"]
         start = next(i for i in range(len(full) - len(bare) + 1) if full[i : i + len(bare)] == bare)
         # Byte-level BPEs (SmolLM2, GPT-2) cover every text, and name a control token (their pad/EOS) as unk.
-        others = {tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id, tokenizer.sep_token_id, tokenizer.cls_token_id}
+        others = {
+            tokenizer.pad_token_id,
+            tokenizer.eos_token_id,
+            tokenizer.bos_token_id,
+            tokenizer.sep_token_id,
+            tokenizer.cls_token_id,
+        }
         unknown = tokenizer.unk_token_id if tokenizer.unk_token_id not in others else None
         return cls(full[:start], full[start + len(bare) :], tokenizer.bos_token, unknown)
 
@@ -110,9 +116,7 @@ def encode_conversation(
     return prefix + prompt.ids + reply + special.suffix
 
 
-def encode_pair(
-    tokenizer, pair: PreferencePair, max_length: int, special: SpecialTokens, report: DataReport
-) -> dict | None:
+def encode_pair(tokenizer, pair: PreferencePair, max_length: int, special: SpecialTokens, report: DataReport) -> dict | None:
     """A pair's example, or None when a reply does not fit; ``report`` counts pairs, not
     conversations: a drop once, and each way the pair was shortened once, whichever sides were."""
     cuts = DataReport()
@@ -131,9 +135,7 @@ def encode_pair(
     return example
 
 
-def encode_pairs(
-    tokenizer, pairs: list[PreferencePair], max_length: int, report: DataReport | None = None
-) -> list[dict]:
+def encode_pairs(tokenizer, pairs: list[PreferencePair], max_length: int, report: DataReport | None = None) -> list[dict]:
     """Encode preference pairs for training; pairs that cannot fit are dropped and counted."""
     special = SpecialTokens.of(tokenizer)
     report = report if report is not None else DataReport()

@@ -30,14 +30,22 @@ from rmkit.errors import ConfigError, DataError
 TURN_MARK = re.compile(r"(?:^|\n\n)(Human|Assistant):")
 TRANSCRIPT_ROLES = {"Human": "user", "Assistant": "assistant"}
 SHAREGPT_ROLES = {
-    "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
-    "function_call": "assistant", "observation": "tool", "tool": "tool",
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "system": "system",
+    "function_call": "assistant",
+    "observation": "tool",
+    "tool": "tool",
 }
 
 T = TypeVar("T")
 
 
-def parse_records(path: str, parse: Callable[[dict, str], T], on_error: str, report: DataReport | None, split: str | None) -> list[T]:
+def parse_records(
+    path: str, parse: Callable[[dict, str], T], on_error: str, report: DataReport | None, split: str | None
+) -> list[T]:
     """Parse every record; with on_error="skip" count bad ones (broken lines too) by kind instead of raising."""
     if on_error not in ("raise", "skip"):
         raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")

@@ -82,7 +82,9 @@ def split_files(relative: list[str]) -> dict[str, list[str]] | None:
         return shards
     levels = ((lambda name: name.split("/")[:-1], IN_FOLDER_NAME), (lambda name: [name.rpartition("/")[2]], IN_FILE_NAME))
     for parts, patterns in levels:
-        found = {split: [name for name in relative if any(map(pattern.search, parts(name)))] for split, pattern in patterns.items()}
+        found = {
+            split: [name for name in relative if any(map(pattern.search, parts(name)))] for split, pattern in patterns.items()
+        }
         if any(found.values()):
             return {split: names for split, names in found.items() if names}
     return None
@@ -220,7 +222,9 @@ def _json_records(file: Path) -> Iterator[tuple[dict | RecordError, str]]:
     """A JSON list of objects, one object, or (despite the suffix) one object per line."""
     with _open_bytes(file) as f:
         raw = f.read()
-    text = decode_utf8(raw, lambda line, reason: DataError(f"{file}:{line}: {reason} (a .json file is one value: no record of it can be read)"))
+    text = decode_utf8(
+        raw, lambda line, reason: DataError(f"{file}:{line}: {reason} (a .json file is one value: no record of it can be read)")
+    )
     try:
         data = json.loads(text)
     except json.JSONDecodeError:

@@ -55,8 +55,12 @@ def compare(paths: list[Path], scorer: str | None, references: list[Path]) -> di
     if not shared:
         raise ConfigError("the runs share no prompt: evaluate every policy on the same sample.prompts")
     policies = {
-        name: {**interval([values[p] for p in shared]), "mean_reply_tokens": statistics.fmean(lengths[p] for p in shared),
-               "replies_without_value": missing, "prompts_left_out": len(values) - len(shared)}
+        name: {
+            **interval([values[p] for p in shared]),
+            "mean_reply_tokens": statistics.fmean(lengths[p] for p in shared),
+            "replies_without_value": missing,
+            "prompts_left_out": len(values) - len(shared),
+        }
         for name, (values, lengths, missing) in runs.items()
     }
     differences = []
@@ -73,23 +77,31 @@ def format_comparison(result: dict) -> str:
         return f"{row['mean']:{sign}.3f} [{row['low']:{sign}.3f}, {row['high']:{sign}.3f}]"
 
     width = max(len(name) for name in result["policies"]) + 2
-    lines = [f"{result['scorer']} per prompt (mean of its replies), {result['prompts']} prompts, 95% bootstrap intervals over prompts",
-             f"{'policy':<{width}}{'mean [95% interval]':<28}reply tokens"]
+    lines = [
+        f"{result['scorer']} per prompt (mean of its replies), {result['prompts']} prompts, 95% bootstrap intervals over prompts",
+        f"{'policy':<{width}}{'mean [95% interval]':<28}reply tokens",
+    ]
     lines += [f"{name:<{width}}{ci(row):<28}{row['mean_reply_tokens']:.1f}" for name, row in result["policies"].items()]
     for row in result["differences"]:
         lines.append(f"{row['policy']} - {row['reference']} (paired): {ci(row, '+')}")
     for name, row in result["policies"].items():
         if row["replies_without_value"] or row["prompts_left_out"]:
-            lines.append(f"{name}: {row['replies_without_value']} replies without a value, "
-                         f"{row['prompts_left_out']} prompts not in every run (left out)")
+            lines.append(
+                f"{name}: {row['replies_without_value']} replies without a value, "
+                f"{row['prompts_left_out']} prompts not in every run (left out)"
+            )
     return "\n".join(lines)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="+", metavar="RUN", help="scored run folders, one per policy, on the same prompts")
     parser.add_argument("--scorer", help="the scorer whose value judges (default: the weighted reward), e.g. a gold verifier")
-    parser.add_argument("--reference", action="append", metavar="RUN",
-                        help="the differences are against this run (repeatable; default: the first RUN)")
+    parser.add_argument(
+        "--reference",
+        action="append",
+        metavar="RUN",
+        help="the differences are against this run (repeatable; default: the first RUN)",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the comparison as JSON")
 
 

@@ -68,7 +68,9 @@ def pairwise_metrics(chosen_rewards: list[float], rejected_rewards: list[float],
 
 def length_baseline(pairs: list[PreferencePair]) -> dict:
     """Accuracy of "the longer reply wins" (ties half): ``{"overall": acc, "subsets": {name: acc}}``."""
-    metrics = pairwise_metrics([len(message_text(p.chosen)) for p in pairs], [len(message_text(p.rejected)) for p in pairs], [p.subset for p in pairs])
+    metrics = pairwise_metrics(
+        [len(message_text(p.chosen)) for p in pairs], [len(message_text(p.rejected)) for p in pairs], [p.subset for p in pairs]
+    )
     return {
         "overall": metrics["overall"]["accuracy"],
         "subsets": {name: m["accuracy"] for name, m in metrics["subsets"].items()},
@@ -218,7 +220,9 @@ def add_arguments(parser) -> None:
 
     parser.add_argument("reward_model", help="an rmkit training output folder, its model/ or adapter/, or a HF classifier")
     parser.add_argument(
-        "data", nargs="*", metavar="[DATA] [section.key=value ...]",
+        "data",
+        nargs="*",
+        metavar="[DATA] [section.key=value ...]",
         help="preference pairs: file, folder, glob or hub dataset (any supported format); then recipe overrides",
     )
     # rmkit eval's own flags (no recipe key); the others below are shorthands for the keys they name.
@@ -259,6 +263,13 @@ def run(args) -> int:
         print(json.dumps(result, indent=1))
         return 0
     print(format_table(result))
-    dropped = f"; {result['pairs_dropped_too_long']} pairs longer than --max-length left out" if result["pairs_dropped_too_long"] else ""
-    print(f"\n{args.reward_model} on {result['data']}: {result['overall']['pairs']} pairs in {result['score_seconds']}s{dropped}", file=sys.stderr)
+    dropped = (
+        f"; {result['pairs_dropped_too_long']} pairs longer than --max-length left out"
+        if result["pairs_dropped_too_long"]
+        else ""
+    )
+    print(
+        f"\n{args.reward_model} on {result['data']}: {result['overall']['pairs']} pairs in {result['score_seconds']}s{dropped}",
+        file=sys.stderr,
+    )
     return 0

@@ -26,9 +26,7 @@ from rmkit.data.formats import load_prompts, parse_prompt
 from rmkit.data.sources import file_stem, read_records
 from rmkit.errors import ConfigError, DataError
 
-COLUMNS = [
-    "model", "win_rate", "standard_error", "n_total", "n_unmatched", "n_unscored", "avg_length", "judge", "reference"
-]
+COLUMNS = ["model", "win_rate", "standard_error", "n_total", "n_unmatched", "n_unscored", "avg_length", "judge", "reference"]
 
 
 @dataclass
@@ -239,7 +237,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from rmkit.config.command_line import add_recipe_arguments
 
     parser.add_argument(
-        "outputs", nargs="+", metavar="OUTPUTS [section.key=value ...]",
+        "outputs",
+        nargs="+",
+        metavar="OUTPUTS [section.key=value ...]",
         help="model outputs: AlpacaEval JSON lists or FastChat MT-bench answer files; then recipe overrides",
     )
     parser.add_argument("--reference", required=True, help="the reference model's outputs, in the same format")
@@ -264,7 +264,9 @@ def run(args: argparse.Namespace) -> int:
     reference_name = ", ".join(by_model(reference))
     answers = [answer for path in outputs for answer in read_answers(path, questions)]
     matched = {model: match(group, reference) for model, group in by_model(answers).items()}
-    score_answers([answer for pairs, _ in matched.values() for pair in pairs for answer in pair], load_scorer(cfg, "--reward-model"))
+    score_answers(
+        [answer for pairs, _ in matched.values() for pair in pairs for answer in pair], load_scorer(cfg, "--reward-model")
+    )
 
     judge = args.judge or cfg.reward_model
     rows = [leaderboard_row(pairs, n_unmatched, judge, reference_name) for pairs, n_unmatched in matched.values()]

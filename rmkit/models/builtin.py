@@ -86,7 +86,9 @@ def shipped_file(name: str) -> Path:
     for entry in dist.files or []:
         if str(entry).endswith(spec.file):
             return Path(dist.locate_file(entry))
-    raise ModelNotAvailable(f"{spec.package} is installed but holds no file ending in {spec.file!r}; reinstall it with: {spec.install_hint}")
+    raise ModelNotAvailable(
+        f"{spec.package} is installed but holds no file ending in {spec.file!r}; reinstall it with: {spec.install_hint}"
+    )
 
 
 def local_folder(name: str) -> Path:
@@ -168,10 +170,14 @@ def check_model(name_or_path: str, label: str = "model") -> None:
         return
     path = Path(name_or_path).expanduser()
     if path.is_file():
-        raise MissingPath(f"{label} {name_or_path}: a file, not a model folder (one with config.json, or an rmkit training output)")
+        raise MissingPath(
+            f"{label} {name_or_path}: a file, not a model folder (one with config.json, or an rmkit training output)"
+        )
     if path.is_dir():
         if not any((path / sub / name).is_file() for sub in ("", "model", "adapter") for name in MODEL_FILES):
-            raise MissingPath(f"{label} {name_or_path}: not a model folder (no {', '.join(MODEL_FILES)}, model/ or adapter/ in it)")
+            raise MissingPath(
+                f"{label} {name_or_path}: not a model folder (no {', '.join(MODEL_FILES)}, model/ or adapter/ in it)"
+            )
         return
     if HUB_ID.fullmatch(name_or_path) and not name_or_path.startswith("."):
         if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("0", "", "false", "no"):

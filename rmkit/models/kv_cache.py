@@ -82,7 +82,9 @@ def free_memory_bytes() -> int:
     return get_memory_node_info(get_allowed_cpu_list()[0].numa_node).available_memory
 
 
-def engine_memory_args(model_path: str, dtype: str, max_model_len: int | None, sequences: int, length_setting: str, gpu_memory_utilization: float) -> dict:
+def engine_memory_args(
+    model_path: str, dtype: str, max_model_len: int | None, sequences: int, length_setting: str, gpu_memory_utilization: float
+) -> dict:
     """The memory arguments for ``vllm.LLM``: an explicit KV size on CPU, the recipe's fraction on GPU."""
     from vllm.platforms import current_platform
 

@@ -108,8 +108,11 @@ def _sampling_sections(run_dir: Path, out: Path) -> list[tuple[str, str]]:
     ranked = sorted(candidates, key=lambda c: c["reward"], reverse=True)
     rewards, selected = [c["reward"] for c in candidates], [c["reward"] for c in candidates if c["selected"]]
     sections = [
-        ("Sampling summary", (f'<p class="stale"><b>Stale:</b> {html.escape(stale)}</p>' if stale else "")
-         + _table({k: v for k, v in stats.items() if not isinstance(v, (dict, list))})),
+        (
+            "Sampling summary",
+            (f'<p class="stale"><b>Stale:</b> {html.escape(stale)}</p>' if stale else "")
+            + _table({k: v for k, v in stats.items() if not isinstance(v, (dict, list))}),
+        ),
         ("Rewards", _embed(plot_reward_histogram(rewards, selected), out / "reward_histogram.png")),
         ("Best-of-N", _embed(plot_best_of_n(curve), out / "best_of_n.png") + _rows(table)),
     ]
@@ -118,9 +121,16 @@ def _sampling_sections(run_dir: Path, out: Path) -> list[tuple[str, str]]:
         curves = scorer_curves(groups)
         write_json(out / "scorer_curves.json", curves)
         for name, series in curves.items():
-            rows = [{"n": s["n"], "kl_bound": s["kl_bound"], **{k: curve[i]["mean"] for k, curve in series.items()}}
-                    for i, s in enumerate(series["selected"])]
-            sections.append((f"Best-of-n by scorer: {name}", _embed(plot_scorer_curves(name, series), out / f"curves_{name}.png") + _rows(rows)))
+            rows = [
+                {"n": s["n"], "kl_bound": s["kl_bound"], **{k: curve[i]["mean"] for k, curve in series.items()}}
+                for i, s in enumerate(series["selected"])
+            ]
+            sections.append(
+                (
+                    f"Best-of-n by scorer: {name}",
+                    _embed(plot_scorer_curves(name, series), out / f"curves_{name}.png") + _rows(rows),
+                )
+            )
     if means := category_means(stats):
         sections.append(("Per category", _embed(plot_categories(means), out / "categories.png")))
     sections += [

@@ -64,7 +64,10 @@ def load_backend(cfg: SampleConfig, model_path: str, tokenizer, sequences: int |
     from rmkit.models.lengths import fit_length, model_config
 
     if cfg.max_model_len:
-        cfg = replace(cfg, max_model_len=fit_length(cfg.max_model_len, model_config(model_path), tokenizer, "sample.max_model_len", cfg.policy))
+        cfg = replace(
+            cfg,
+            max_model_len=fit_length(cfg.max_model_len, model_config(model_path), tokenizer, "sample.max_model_len", cfg.policy),
+        )
     if cfg.backend == "vllm":
         with engine_output():  # vLLM and its engine processes print to the log file, not the screen
             return VllmBackend(cfg, model_path, sequences)
@@ -110,8 +113,12 @@ class VllmBackend:
                 **whole_prefills,
                 **vllm_args(),
                 **engine_memory_args(
-                    model_path, cfg.dtype, cfg.max_model_len, sequences or cfg.chunk_size * cfg.n,
-                    "sample.max_model_len", cfg.gpu_memory_utilization,
+                    model_path,
+                    cfg.dtype,
+                    cfg.max_model_len,
+                    sequences or cfg.chunk_size * cfg.n,
+                    "sample.max_model_len",
+                    cfg.gpu_memory_utilization,
                 ),
             )
         self.max_model_len = self.llm.llm_engine.model_config.max_model_len
@@ -123,7 +130,9 @@ class VllmBackend:
         requests = [(ids, _with_seed(p, k)) for ids, p in zip(prompts, params) for k in range(n)]
         with self._abort_if_interrupted():
             outputs = self.llm.generate(
-                [TokensPrompt(prompt_token_ids=ids) for ids, _ in requests], [_vllm_params(p) for _, p in requests], use_tqdm=False
+                [TokensPrompt(prompt_token_ids=ids) for ids, _ in requests],
+                [_vllm_params(p) for _, p in requests],
+                use_tqdm=False,
             )
         completions = [_vllm_completion(o) for o in outputs]
         return [completions[i * n : (i + 1) * n] for i in range(len(prompts))]
@@ -270,7 +279,9 @@ class _RowSampler:
 
         out = torch.full_like(scores, float("-inf"))
         for r, p in enumerate(self.params):
-            logits = _penalized(scores[r].to(torch.float32, copy=True), input_ids[r, self.pads[r] :], input_ids[r, self.width :], p)
+            logits = _penalized(
+                scores[r].to(torch.float32, copy=True), input_ids[r, self.pads[r] :], input_ids[r, self.width :], p
+            )
             out[r, self._draw(logits, p, self.generators[r])] = 0.0
         return out
 

@@ -117,7 +117,6 @@ def _sample_trajectories(active: list[tuple[Prompt, list[dict]]], turn: int, bac
         _add_turn(line, context, encoded, completion)
 
 
-
 # The sample section's keys a request takes as they are (their names are GenParams' and vLLM's).
 REQUEST_KEYS = ("top_p", "top_k", "min_p", "max_tokens", "repetition_penalty", "presence_penalty", "frequency_penalty")
 

@@ -252,7 +252,9 @@ def validate(recipe: Recipe, scoring: bool, ray_address: str | None = None) -> N
     """What a stage needs beyond the sections' own checks (made as they were read): the flags that go
     with them, and a scorer when this stage scores."""
     if ray_address and recipe.sample.executor != "ray":
-        raise ConfigError(f"--ray-address {ray_address} goes with sample.executor=ray (the recipe has {recipe.sample.executor!r})")
+        raise ConfigError(
+            f"--ray-address {ray_address} goes with sample.executor=ray (the recipe has {recipe.sample.executor!r})"
+        )
     if scoring or recipe.sample.per_turn == "best":
         from rmkit.scoring.scorer_set import scorer_specs
 

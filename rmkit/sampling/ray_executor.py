@@ -54,7 +54,9 @@ class RayWorkers:
         try:
             import ray
         except ImportError:
-            raise MissingDependency('sample.executor=ray needs Ray: pip install "rmkit[ray]" (or run with sample.executor=local)') from None
+            raise MissingDependency(
+                'sample.executor=ray needs Ray: pip install "rmkit[ray]" (or run with sample.executor=local)'
+            ) from None
         self.ray = ray
         if not ray.is_initialized():
             env = {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
@@ -65,8 +67,10 @@ class RayWorkers:
         count, resources = placement(self.cfg, ray.cluster_resources(), len([n for n in ray.nodes() if n["Alive"]]))
         logs.note(f"sampling on {count} Ray worker(s), each with {resources}")
         if logs.quiet() and self.started_ray:
-            logs.note("the workers' engine logs are in Ray's session logs (/tmp/ray/session_latest/logs on each node); "
-                "-v shows them here")
+            logs.note(
+                "the workers' engine logs are in Ray's session logs (/tmp/ray/session_latest/logs on each node); "
+                "-v shows them here"
+            )
         worker = ray.remote(self.sampler).options(**resources, scheduling_strategy="SPREAD", max_restarts=0)
         self.actors = [worker.remote(*self.sampler_args) for _ in range(count)]
         return self
@@ -104,7 +108,9 @@ class RayWorkers:
                     queue.appendleft(chunk)  # its prompts first, so what was lost is redone soonest
                 self._lost(number, err, live)
                 if not live and not starting:
-                    raise WorkersLost(f"every Ray worker died, the last with: {cause(err)}; rerun the same command to resume") from None
+                    raise WorkersLost(
+                        f"every Ray worker died, the last with: {cause(err)}; rerun the same command to resume"
+                    ) from None
                 continue
             if chunk is None:
                 live.add(number)
@@ -138,7 +144,8 @@ def placement(cfg, cluster: dict, nodes: int) -> tuple[int, dict]:
         if count * cfg.tensor_parallel_size > gpus:
             logs.note(
                 f"{count} workers need {count * cfg.tensor_parallel_size} GPUs and the cluster has {gpus} now; "
-                "the others start when GPUs join (autoscaler)", warning=True,
+                "the others start when GPUs join (autoscaler)",
+                warning=True,
             )
         return count, {"num_gpus": cfg.tensor_parallel_size, "num_cpus": 1}
     count = cfg.workers or nodes

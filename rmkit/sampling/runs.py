@@ -115,7 +115,9 @@ class RunFolder:
         try:
             self.state: dict = json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
         except ValueError as err:  # not JSON, or not UTF-8: written by something other than rmkit
-            raise DataError(f"{self.state_path} is damaged ({err}): start the run over (--overwrite), or restore the file") from None
+            raise DataError(
+                f"{self.state_path} is damaged ({err}): start the run over (--overwrite), or restore the file"
+            ) from None
 
     def exists(self) -> bool:
         return self.state_path.exists()
@@ -146,7 +148,8 @@ class RunFolder:
                 changes.append(f"shard: {old_shard} -> {shard}")
             if changes:
                 raise ConfigError(
-                    f"{self.path} holds a run with other settings:\n  " + "\n  ".join(changes)
+                    f"{self.path} holds a run with other settings:\n  "
+                    + "\n  ".join(changes)
                     + "\nrerun with --overwrite to start it over, or choose another output folder"
                 )
             # Sections the earlier stages did not use (e.g. score after `rmkit sample`) are adopted.
@@ -166,8 +169,10 @@ class RunFolder:
         stale = [name for name in self.state.get("stale_outputs", []) if (self.path / name).exists()]
         if not stale:
             return None
-        return (f"{', '.join(stale)} in {self.path} hold the selection by the rewards before the last `rmkit score`: "
-                f"`rmkit select {self.path}` writes them from the current rewards")
+        return (
+            f"{', '.join(stale)} in {self.path} hold the selection by the rewards before the last `rmkit score`: "
+            f"`rmkit select {self.path}` writes them from the current rewards"
+        )
 
     def save(self) -> None:
         write_atomic(self.state_path, json.dumps(self.state, indent=2, sort_keys=True) + "\n")
@@ -192,7 +197,9 @@ def merge_runs(output: str | Path, shards: list[str | Path], overwrite: bool = F
     count = specs[0][1]
     missing = sorted(set(range(count)) - {i for i, _ in specs})
     if any(n != count for _, n in specs) or len(set(specs)) != len(specs) or missing:
-        raise ConfigError(f"shards {[f'{i}/{n}' for i, n in specs]} are not one complete split" + (f"; missing {missing}" if missing else ""))
+        raise ConfigError(
+            f"shards {[f'{i}/{n}' for i, n in specs]} are not one complete split" + (f"; missing {missing}" if missing else "")
+        )
     for folder in folders[1:]:
         changes = differences(first.state["fingerprint"], folder.state["fingerprint"])
         if changes:

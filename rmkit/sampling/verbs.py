@@ -27,22 +27,32 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """``rmkit score`` and ``rmkit select``: a run folder (or a recipe naming one) and overrides."""
     parser.add_argument("target", metavar="RECIPE_OR_RUN", help="a recipe YAML, or a run folder (its recipe.yaml is used)")
     parser.add_argument(
-        "overrides", nargs="*", metavar="section.key=value", help="recipe overrides, e.g. sample.n=8 score.reward_model=outputs/rm"
+        "overrides",
+        nargs="*",
+        metavar="section.key=value",
+        help="recipe overrides, e.g. sample.n=8 score.reward_model=outputs/rm",
     )
 
 
 def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     """``rmkit sample-and-score`` and ``rmkit sample``: the run arguments, and where and how to write."""
     add_run_arguments(parser)
-    parser.add_argument("-o", "--output", help="run folder (default: sample.output_dir, or its shard-I-of-N subfolder with --shard)")
     parser.add_argument(
-        "--overwrite", action="store_true", help="delete the folder's results and start over (needed once result-affecting settings changed)"
+        "-o", "--output", help="run folder (default: sample.output_dir, or its shard-I-of-N subfolder with --shard)"
     )
     parser.add_argument(
-        "--shard", metavar="I/N", help="only every N-th prompt from the I-th (0-based), one shard per machine; join with `rmkit merge`"
+        "--overwrite",
+        action="store_true",
+        help="delete the folder's results and start over (needed once result-affecting settings changed)",
     )
     parser.add_argument(
-        "--ray-address", metavar="ADDRESS",
+        "--shard",
+        metavar="I/N",
+        help="only every N-th prompt from the I-th (0-based), one shard per machine; join with `rmkit merge`",
+    )
+    parser.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
         help="with sample.executor=ray: the Ray cluster to use, e.g. auto or HOST:6379 "
         "(default: $RAY_ADDRESS, else a new local Ray)",
     )

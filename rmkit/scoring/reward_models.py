@@ -44,7 +44,9 @@ def encode_all(tokenizer, conversations: list[Conversation], max_length: int, re
     return out
 
 
-def score_ids(model, pad_id: int, sequences: list[list[int] | None], batch_size: int, by_length: bool = True) -> list[float | None]:
+def score_ids(
+    model, pad_id: int, sequences: list[list[int] | None], batch_size: int, by_length: bool = True
+) -> list[float | None]:
     """Rewards of token sequences (None stays None), left-padded to the longest of each batch."""
     import torch
 
@@ -116,7 +118,9 @@ class VllmScorer:
                 max_model_len=self.max_length,  # no scored sequence is longer
                 enforce_eager=cfg.enforce_eager,
                 **vllm_args(),
-                **engine_memory_args(folder, cfg.dtype, self.max_length, cfg.batch_size, "score.max_length", cfg.gpu_memory_utilization),
+                **engine_memory_args(
+                    folder, cfg.dtype, self.max_length, cfg.batch_size, "score.max_length", cfg.gpu_memory_utilization
+                ),
             )
 
     def __call__(self, conversations: list[Conversation]) -> list[float | None]:
@@ -210,5 +214,8 @@ def load_trained_reward_model(
     else:
         model, new_head = load_classifier(str(folder), tokenizer, dtype, trust_remote_code)
         if new_head:
-            note(f"{folder} has no trained score head: a new one is initialised at random, so its rewards mean nothing", warning=True)
+            note(
+                f"{folder} has no trained score head: a new one is initialised at random, so its rewards mean nothing",
+                warning=True,
+            )
     return model.eval(), tokenizer

@@ -23,7 +23,9 @@ def scorer_specs(cfg: ScoreConfig) -> list[ScorerSpec]:
     """``score.scorers`` (checked as the section is read), or the one ``score.reward_model``."""
     if not cfg.scorers:
         if not cfg.reward_model:
-            raise ConfigError("score.reward_model is not set: give a reward model folder (score.reward_model=PATH) or score.scorers")
+            raise ConfigError(
+                "score.reward_model is not set: give a reward model folder (score.reward_model=PATH) or score.scorers"
+            )
         return [ScorerSpec(name="reward", weight=1.0, reward_model=cfg.reward_model)]
     return list(cfg.scorers)
 
@@ -47,7 +49,9 @@ class ScorerSet:
         for i, spec in enumerate(self.specs):
             if spec.reward_model:
                 label = f"score.scorers[{i}].reward_model" if cfg.scorers else "score.reward_model"
-                model = (reward_models or {}).get(spec.name) or load_scorer(dataclasses.replace(cfg, reward_model=spec.reward_model), label)
+                model = (reward_models or {}).get(spec.name) or load_scorer(
+                    dataclasses.replace(cfg, reward_model=spec.reward_model), label
+                )
                 model.report = self.report  # one count of what every reward model cut
                 self.models[spec.name] = model
             elif spec.function:

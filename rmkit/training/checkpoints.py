@@ -60,7 +60,9 @@ def find_resume_checkpoint(resume: str, output_dir: Path) -> Path | None:
             if why is None:
                 return newest
             if older is None:
-                raise ConfigError(f"{newest} is damaged ({why}), and no earlier checkpoint is left: rerun with --overwrite to start over")
+                raise ConfigError(
+                    f"{newest} is damaged ({why}), and no earlier checkpoint is left: rerun with --overwrite to start over"
+                )
             logs.note(f"checkpoint {newest} is damaged ({why}): trying {older.name}", warning=True)
         return None
     path = Path(resume)

@@ -49,8 +49,10 @@ def trained(recipe: Recipe) -> bool:
         return False
     done = json.loads(summary.read_text())
     if done["data"] != recipe.sft.data or done["policy"] != resolve_model(recipe.sft.policy):
-        raise ConfigError(f"{recipe.sft.output_dir} was fine-tuned from {done['policy']} on {done['data']}, "
-                          "not as this recipe says; use another -o or remove it")
+        raise ConfigError(
+            f"{recipe.sft.output_dir} was fine-tuned from {done['policy']} on {done['data']}, "
+            "not as this recipe says; use another -o or remove it"
+        )
     return True
 
 
@@ -80,13 +82,21 @@ def iterate(recipe_path: str, overrides: list[str], out: Path) -> list[dict]:
             rmkit("sft", recipe_path, *mine)
         stats = json.loads((run / "stats.json").read_text())
         summary = json.loads((Path(this.sft.output_dir) / "sft_summary.json").read_text())
-        rows.append({
-            "round": k, "sampled_with": this.sample.policy, "prompts": stats["prompts"],
-            "mean_reward_all": stats["mean_reward_all"], "mean_reward_random": stats["mean_reward_random"],
-            "mean_reward_selected": stats["mean_reward_selected"], "mean_tokens_all": stats["mean_tokens_all"],
-            "sft_conversations": summary["conversations"], "sft_steps": summary["steps"], "sft_loss": summary["train_loss"],
-            "policy": this.sft.output_dir,
-        })
+        rows.append(
+            {
+                "round": k,
+                "sampled_with": this.sample.policy,
+                "prompts": stats["prompts"],
+                "mean_reward_all": stats["mean_reward_all"],
+                "mean_reward_random": stats["mean_reward_random"],
+                "mean_reward_selected": stats["mean_reward_selected"],
+                "mean_tokens_all": stats["mean_tokens_all"],
+                "sft_conversations": summary["conversations"],
+                "sft_steps": summary["steps"],
+                "sft_loss": summary["train_loss"],
+                "policy": this.sft.output_dir,
+            }
+        )
         write_json(out / "iterate.json", {"mode": recipe.iterate.mode, "rounds": rows})
     return rows
 

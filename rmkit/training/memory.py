@@ -47,13 +47,20 @@ def plan_memory(recipe: Recipe, model, train_set: list[dict], single_process: bo
         on, why = recipe.model.gradient_checkpointing, "set in the recipe"
     else:
         on = largest_run * per_token > weights
-        why = (f"auto: a backward's estimated activations ({largest_run:,} tokens) {largest_run * per_token / 2**20:,.0f} MiB "
-               f"{'>' if on else '<='} weights {weights / 2**20:,.0f} MiB")
+        why = (
+            f"auto: a backward's estimated activations ({largest_run:,} tokens) {largest_run * per_token / 2**20:,.0f} MiB "
+            f"{'>' if on else '<='} weights {weights / 2**20:,.0f} MiB"
+        )
         if on:
             enable_gradient_checkpointing(model)
     frozen = store_frozen_weights(model, recipe.train.mixed_precision) if single_process else "as loaded"
-    return {"tokens_per_backward": run_tokens, "tokens_per_backward_why": run_why,
-            "gradient_checkpointing": on, "gradient_checkpointing_why": why, "frozen_weights_dtype": frozen}
+    return {
+        "tokens_per_backward": run_tokens,
+        "tokens_per_backward_why": run_why,
+        "gradient_checkpointing": on,
+        "gradient_checkpointing_why": why,
+        "frozen_weights_dtype": frozen,
+    }
 
 
 def store_frozen_weights(model, mixed_precision: str) -> str:
@@ -71,8 +78,10 @@ def store_frozen_weights(model, mixed_precision: str) -> str:
 def memory_line(memory: dict) -> str:
     runs = "the whole batch" if memory["tokens_per_backward"] is None else f"runs of <= {memory['tokens_per_backward']:,} tokens"
     frozen = f"; frozen weights in {memory['frozen_weights_dtype']}" if memory["frozen_weights_dtype"] != "as loaded" else ""
-    return (f"backward: {runs} ({memory['tokens_per_backward_why']}); gradient checkpointing: "
-            f"{'on' if memory['gradient_checkpointing'] else 'off'} ({memory['gradient_checkpointing_why']}){frozen}")
+    return (
+        f"backward: {runs} ({memory['tokens_per_backward_why']}); gradient checkpointing: "
+        f"{'on' if memory['gradient_checkpointing'] else 'off'} ({memory['gradient_checkpointing_why']}){frozen}"
+    )
 
 
 def peak_memory() -> dict:

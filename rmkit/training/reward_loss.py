@@ -13,7 +13,9 @@ if TYPE_CHECKING:
     import torch
 
 
-def pair_rewards(model, batch: dict, multiple_of: int | None = None, forward_cost: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def pair_rewards(
+    model, batch: dict, multiple_of: int | None = None, forward_cost: float | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Rewards of the chosen and rejected replies; both sides' sequences share the forwards,
     grouped by length where another forward costs less than the padding it saves."""
     import torch
@@ -28,8 +30,15 @@ def pair_tokens(batch: dict) -> list[int]:
     return (batch["attention_mask_chosen"].sum(-1) + batch["attention_mask_rejected"].sum(-1)).tolist()
 
 
-def loss_and_backward(model, batch: dict, backward, max_tokens: int | None = None, multiple_of: int | None = None,
-                      forward_cost: float | None = None, center_rewards_coefficient: float | None = None) -> torch.Tensor:
+def loss_and_backward(
+    model,
+    batch: dict,
+    backward,
+    max_tokens: int | None = None,
+    multiple_of: int | None = None,
+    forward_cost: float | None = None,
+    center_rewards_coefficient: float | None = None,
+) -> torch.Tensor:
     """The batch's training loss, its gradient taken run by run (:func:`backward_runs`).
 
     Each run's loss is weighed by its share of the pairs and handed to ``backward`` before the
@@ -103,7 +112,9 @@ def pair_metrics(chosen: torch.Tensor, rejected: torch.Tensor, margin: torch.Ten
     }
 
 
-def batch_tokens(batch: dict, multiple_of: int | None = None, forward_cost: float | None = None, max_tokens: int | None = None) -> torch.Tensor:
+def batch_tokens(
+    batch: dict, multiple_of: int | None = None, forward_cost: float | None = None, max_tokens: int | None = None
+) -> torch.Tensor:
     """``[real tokens, padded tokens]`` of a batch as :func:`loss_and_backward` runs it."""
     import torch
 
@@ -117,7 +128,11 @@ def batch_tokens(batch: dict, multiple_of: int | None = None, forward_cost: floa
 
 
 def compute_rewards_in_groups(
-    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, multiple_of: int | None = None, forward_cost: float | None = None
+    model,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    multiple_of: int | None = None,
+    forward_cost: float | None = None,
 ) -> torch.Tensor:
     """:func:`rmkit.models.classifier.compute_rewards` over forwards of similar-length rows, each cut to its own width.
 

@@ -39,7 +39,8 @@ def add_lora(model, lora: LoraConfig, base_name: str, quantized: bool = False, g
 
     if quantized:
         model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=gradient_checkpointing,
+            model,
+            use_gradient_checkpointing=gradient_checkpointing,
             gradient_checkpointing_kwargs={"use_reentrant": False},
         )
     config = PeftLoraConfig(

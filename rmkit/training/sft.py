@@ -104,8 +104,13 @@ def train_sft(recipe: Recipe, data: Path) -> Path:
         peft_config = LoraConfig(
             r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules, task_type="CAUSAL_LM"
         )
-    trainer = SFTTrainer(model=model, args=sft_arguments(recipe, max_length), train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                         peft_config=peft_config)
+    trainer = SFTTrainer(
+        model=model,
+        args=sft_arguments(recipe, max_length),
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
     try:
         result = trainer.train()
     finally:  # accelerate keeps the trainer's precision process-wide; a later Accelerator (rmkit train) may want another
@@ -115,9 +120,15 @@ def train_sft(recipe: Recipe, data: Path) -> Path:
     model = trainer.model.merge_and_unload() if cfg.use_lora else trainer.model
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    summary = {"data": str(data), "conversations": len(rows), "policy": policy, "use_lora": cfg.use_lora,
-               "steps": result.global_step, "train_loss": result.training_loss,
-               "log": [entry for entry in trainer.state.log_history if "loss" in entry]}
+    summary = {
+        "data": str(data),
+        "conversations": len(rows),
+        "policy": policy,
+        "use_lora": cfg.use_lora,
+        "steps": result.global_step,
+        "train_loss": result.training_loss,
+        "log": [entry for entry in trainer.state.log_history if "loss" in entry],
+    }
     write_json(out / "sft_summary.json", summary)
     return out
 
@@ -150,7 +161,9 @@ def sft_arguments(recipe: Recipe, max_length: int):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("target", metavar="RUN_OR_RECIPE", help="a sampling run folder (its recipe.yaml and sft.jsonl), or a recipe")
+    parser.add_argument(
+        "target", metavar="RUN_OR_RECIPE", help="a sampling run folder (its recipe.yaml and sft.jsonl), or a recipe"
+    )
     parser.add_argument("overrides", nargs="*", metavar="section.key=value", help="recipe overrides, e.g. sft.max_steps=50")
 
 

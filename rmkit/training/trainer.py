@@ -81,7 +81,10 @@ def check_launch(accelerator) -> None:
         )
     from accelerate.utils import DistributedType
 
-    sharded = {"ACCELERATE_USE_FSDP": ("FSDP", DistributedType.FSDP), "ACCELERATE_USE_DEEPSPEED": ("DeepSpeed", DistributedType.DEEPSPEED)}
+    sharded = {
+        "ACCELERATE_USE_FSDP": ("FSDP", DistributedType.FSDP),
+        "ACCELERATE_USE_DEEPSPEED": ("DeepSpeed", DistributedType.DEEPSPEED),
+    }
     for variable, (name, kind) in sharded.items():
         if os.environ.get(variable, "false").lower() == "true" and accelerator.distributed_type != kind:
             # Accelerate turns FSDP and DeepSpeed off on a CPU without a word: say what runs instead.
@@ -139,8 +142,9 @@ def accumulation_group_size(batch_in_epoch: int, batches_per_epoch: int, accumul
     return min(accumulation_steps, batches_per_epoch - start)
 
 
-def train_step(accelerator, model, optimizer, scheduler, batch, cfg: TrainConfig, group_size: int,
-               tokens_per_backward: int | None = None) -> tuple[torch.Tensor, float | None]:
+def train_step(
+    accelerator, model, optimizer, scheduler, batch, cfg: TrainConfig, group_size: int, tokens_per_backward: int | None = None
+) -> tuple[torch.Tensor, float | None]:
     """One micro-batch of an accumulation group of ``group_size``, backpropagated in runs of at
     most ``tokens_per_backward`` tokens; the optimizer steps when Accelerate says the group is
     complete, with the mean gradient over its micro-batches."""
@@ -149,8 +153,13 @@ def train_step(accelerator, model, optimizer, scheduler, batch, cfg: TrainConfig
     scale = cfg.gradient_accumulation_steps / group_size
     with accelerator.accumulate(model):
         loss = loss_and_backward(
-            model, batch, lambda run_loss: accelerator.backward(run_loss * scale), tokens_per_backward,
-            cfg.pad_to_multiple_of, forward_cost(accelerator), cfg.center_rewards_coefficient,
+            model,
+            batch,
+            lambda run_loss: accelerator.backward(run_loss * scale),
+            tokens_per_backward,
+            cfg.pad_to_multiple_of,
+            forward_cost(accelerator),
+            cfg.center_rewards_coefficient,
         )
         if accelerator.sync_gradients and cfg.max_grad_norm:
             grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -168,8 +177,15 @@ def epoch_loader(accelerator, train_loader, prepared, progress: Progress):
     return prepared
 
 
-def record(accelerator, progress: Progress, loss, batch: dict, batches_per_epoch: int, multiple_of: int | None = None,
-           tokens_per_backward: int | None = None) -> None:
+def record(
+    accelerator,
+    progress: Progress,
+    loss,
+    batch: dict,
+    batches_per_epoch: int,
+    multiple_of: int | None = None,
+    tokens_per_backward: int | None = None,
+) -> None:
     """Count a micro-batch: its loss (averaged over processes), tokens, and place in the epoch."""
     import torch
 
@@ -253,7 +269,9 @@ def train(recipe: Recipe, overwrite: bool = False) -> dict:
         for batch in epoch_loader(accelerator, train_loader, prepared_train, progress):
             started = time.perf_counter()
             group = accumulation_group_size(progress.batches_in_epoch, len(train_loader), cfg.gradient_accumulation_steps)
-            loss, grad_norm = train_step(accelerator, model, optimizer, scheduler, batch, cfg, group, memory["tokens_per_backward"])
+            loss, grad_norm = train_step(
+                accelerator, model, optimizer, scheduler, batch, cfg, group, memory["tokens_per_backward"]
+            )
             progress.train_seconds += time.perf_counter() - started
             record(accelerator, progress, loss, batch, len(train_loader), cfg.pad_to_multiple_of, memory["tokens_per_backward"])
             if not accelerator.sync_gradients:  # mid-accumulation
@@ -284,7 +302,9 @@ def train(recipe: Recipe, overwrite: bool = False) -> dict:
     if merge:
         merge_outputs(tokenizer, recipe)
     summary = make_summary(progress, steps_per_epoch, final, report, len(train_set), len(eval_set))
-    summary.update(memory, **peak_memory(), processes=accelerator.num_processes, distributed_type=accelerator.distributed_type.value)
+    summary.update(
+        memory, **peak_memory(), processes=accelerator.num_processes, distributed_type=accelerator.distributed_type.value
+    )
     if accelerator.is_main_process:
         write_json(output_dir / "summary.json", summary)
         accelerator.print(json.dumps(final or {"steps": progress.step}))

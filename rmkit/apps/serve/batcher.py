@@ -36,7 +36,13 @@ class Batcher:
     """Call :meth:`start` in the server's event loop, then ``await score(...)`` from any request."""
 
     def __init__(
-        self, score: Score, batch_size: int, max_wait: float, batching: bool = True, observe: Observe | None = None, most: int = 256
+        self,
+        score: Score,
+        batch_size: int,
+        max_wait: float,
+        batching: bool = True,
+        observe: Observe | None = None,
+        most: int = 256,
     ):
         self.score_all, self.batch_size, self.max_wait, self.batching, self.most = score, batch_size, max_wait, batching, most
         self.observe = observe or (lambda requests, conversations, seconds: None)

@@ -34,8 +34,12 @@ DEFAULT_PORT = 5000  # OpenRLHF's serve_rm's, so a trainer's http://localhost:50
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recipe", metavar="RECIPE", help="a recipe YAML: its score section is served")
     parser.add_argument("overrides", nargs="*", metavar="section.key=value", help="recipe overrides, e.g. score.batch_size=32")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; any other needs --api-key)")
-    parser.add_argument("--port", type=port_number, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0: a free one, printed)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; any other needs --api-key)"
+    )
+    parser.add_argument(
+        "--port", type=port_number, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0: a free one, printed)"
+    )
     parser.add_argument(
         "--api-key", default=os.environ.get("RMKIT_API_KEY"),
         help="the bearer token every route but /health needs (default: $RMKIT_API_KEY); needed beyond 127.0.0.1",
@@ -79,7 +83,8 @@ def banner(service, host: str, port: int, api_key: str | None) -> str:
     lines = [
         f"rmkit serve: {url} (Ctrl-C stops){'; API key required' if api_key else ''}",
         f"  reward = {' + '.join(scorers)}",
-        f"  OpenRLHF: --reward.remote_url {url}/get_reward" + (f" (off: {off})" if (off := service.off.get("/get_reward")) else ""),
+        f"  OpenRLHF: --reward.remote_url {url}/get_reward"
+        + (f" (off: {off})" if (off := service.off.get("/get_reward")) else ""),
         f"  vLLM-style: POST {url}/classify; metrics: {url}/metrics; API page: {url}/docs",
         f"  try: curl -s {url}/score{auth} -H 'Content-Type: application/json' -d {shlex.quote(example)}",
     ]
