@@ -7,7 +7,7 @@ STAMP := $(VENV)/.rmkit-installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup browser demo test test-fast
+.PHONY: setup browser demo lint test test-fast
 
 setup: $(STAMP)
 
@@ -38,7 +38,12 @@ demo: setup
 	$(BIN)/rmkit train recipes/demo.yaml
 	$(BIN)/rmkit sample-and-score recipes/demo.yaml
 
-test: setup browser
+# ruff's lint and format rules (pyproject.toml): the tree stays as it is written.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: setup browser lint
 	$(BIN)/python -m pytest -q
 
 test-fast: setup
