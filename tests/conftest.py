@@ -35,6 +35,18 @@ def reward_model(tiny_llama, tmp_path_factory) -> Path:
     return build_tiny_reward_model(tiny_llama, tmp_path_factory.mktemp("rm"), seed=1)
 
 
+@pytest.fixture(scope="session")
+def minilm() -> str:
+    """The built-in all-MiniLM-L6-v2 folder (a 512-position encoder with a WordPiece vocabulary),
+    or skip when its PyPI package is not installed."""
+    from rmkit.models.builtin import ModelNotAvailable, resolve_model
+
+    try:
+        return resolve_model("minilm")
+    except ModelNotAvailable as err:
+        pytest.skip(str(err))
+
+
 def shutdown_vllm(llm) -> None:
     """Shut a test's vLLM engine down now, while pytest still captures its output.
 

@@ -6,8 +6,6 @@ vocabulary, one token per character, many of them [UNK]."""
 
 import json
 
-import pytest
-
 from rmkit.cli import main
 from rmkit.config.recipe import load_recipe
 from rmkit.data.data_report import DataReport
@@ -16,16 +14,6 @@ from tests.conftest import REPO
 QUESTION = "医生你好，我最近头痛得厉害，晚上睡不好，应该吃什么药？"
 SHORT_REPLY = "多休息，少熬夜。"
 LONG_REPLY = "建议您先到医院神经内科就诊，查明头痛的原因，再对症治疗。" * 4  # ~120 characters: one token each
-
-
-@pytest.fixture(scope="module")
-def minilm() -> str:
-    from rmkit.models.builtin import ModelNotAvailable, resolve_model
-
-    try:
-        return resolve_model("minilm")
-    except ModelNotAvailable as err:
-        pytest.skip(str(err))
 
 
 def test_most_dropped_and_many_unknown_are_each_one_line():

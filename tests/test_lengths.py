@@ -7,23 +7,12 @@ failed with ``RuntimeError: The expanded size of the tensor ... must match ... (
 
 import json
 
-import pytest
 from transformers import BertConfig, LlamaConfig
 
 from rmkit.cli import main
 from rmkit.config.recipe import load_recipe
 from rmkit.config.sections import ScoreConfig
 from tests.conftest import REPO
-
-
-@pytest.fixture(scope="module")
-def minilm() -> str:
-    from rmkit.models.builtin import ModelNotAvailable, resolve_model
-
-    try:
-        return resolve_model("minilm")
-    except ModelNotAvailable as err:
-        pytest.skip(str(err))
 
 
 class Tokenizer:
