@@ -8,7 +8,9 @@ and its KV cache in memory. Running the engine inside rmkit's process instead
 worker to be a fresh process (it preloads torch's OpenMP and tcmalloc there): in process it
 sampled 2.5x slower (docs/benchmarks.md). So a small *reaper* process watches rmkit
 (:func:`start_reaper`): it notes rmkit's descendants every :data:`POLL_SECONDS`, and once
-rmkit is gone, however it went, kills those still alive, then exits.
+rmkit is gone, however it went, kills those still alive, then exits. A process started since
+its last look is found too: it is in rmkit's process group, started after rmkit, and was handed
+to init when its parent died.
 """
 
 from __future__ import annotations
@@ -63,23 +65,24 @@ def start_reaper() -> None:
     me = os.getpid()
     if me in _reaper or not os.path.isdir("/proc/self"):
         return
+    _, group, started = _stat(me)
     _reaper[me] = subprocess.Popen(
-        [sys.executable, __file__, str(me)],  # a script: it imports nothing of rmkit, whatever the path
+        [sys.executable, __file__, str(me), str(group), str(started)],  # a script: it imports nothing of rmkit
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
 
 
-def _stat(pid: int) -> tuple[int, int] | None:
-    """``(parent pid, start time)`` of a live process, None when it is gone (or a zombie)."""
+def _stat(pid: int) -> tuple[int, int, int] | None:
+    """``(parent pid, process group, start time)`` of a live process, None when it is gone (or a zombie)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             fields = f.read().rsplit(b")", 1)[1].split()  # after the name, which may hold anything
     except (FileNotFoundError, ProcessLookupError):
         return None
-    return None if fields[0] == b"Z" else (int(fields[1]), int(fields[19]))
+    return None if fields[0] == b"Z" else (int(fields[1]), int(fields[2]), int(fields[19]))
 
 
-def _processes() -> dict[int, tuple[int, int]]:
+def _processes() -> dict[int, tuple[int, int, int]]:
     found = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit() and (stat := _stat(int(entry))) is not None:
@@ -87,28 +90,36 @@ def _processes() -> dict[int, tuple[int, int]]:
     return found
 
 
-def _descendants(roots: set[int], processes: dict[int, tuple[int, int]]) -> set[int]:
+def _descendants(roots: set[int], processes: dict[int, tuple[int, int, int]]) -> set[int]:
     found, todo = set(), list(roots)
     while todo:
         parent = todo.pop()
-        for pid, (ppid, _) in processes.items():
+        for pid, (ppid, _, _) in processes.items():
             if ppid == parent and pid not in found:
                 found.add(pid)
                 todo.append(pid)
     return found
 
 
-def reap(watched: int) -> None:
-    """The reaper's life: note ``watched``'s descendants while it lives; once it is gone, kill them."""
+def _orphans(group: int, started: int, processes: dict[int, tuple[int, int, int]]) -> set[int]:
+    """Processes of the watched one's ``group``, started after it, that init took over when their
+    parent died: its children it had not seen (a pipeline's other commands keep their parent)."""
+    return {pid for pid, (ppid, pgrp, start) in processes.items() if ppid == 1 and pgrp == group and start >= started}
+
+
+def reap(watched: int, group: int, started: int) -> None:
+    """The reaper's life: note ``watched``'s descendants while it lives; once it is gone, kill them
+    and the orphans of its process group it started since the last look."""
     for name in ("SIGINT", "SIGTERM", "SIGHUP"):  # Ctrl-C or a hangup reaches the whole group: outlive rmkit
         signal.signal(getattr(signal, name), signal.SIG_IGN)
     me, noted = os.getpid(), {}  # pid -> start time (a pid reused later is another process)
     while os.getppid() == watched:
         processes = _processes()
         for pid in _descendants({watched}, processes) - {me}:
-            noted.setdefault(pid, processes[pid][1])
+            noted.setdefault(pid, processes[pid][2])
         time.sleep(POLL_SECONDS)
-    alive = {pid for pid, started in noted.items() if (_stat(pid) or (0, None))[1] == started}
+    alive = {pid for pid, start in noted.items() if (_stat(pid) or (0, 0, None))[2] == start}
+    alive |= _orphans(group, started, _processes()) - {me}
     for pid in alive:  # frozen first, so that none starts another process while they are killed
         _signal(pid, signal.SIGSTOP)
     alive |= _descendants(alive, _processes()) - {me}
@@ -122,4 +133,4 @@ def _signal(pid: int, number: int) -> None:
 
 
 if __name__ == "__main__":
-    reap(int(sys.argv[1]))
+    reap(*map(int, sys.argv[1:4]))

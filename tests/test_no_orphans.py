@@ -17,7 +17,7 @@ from tests.conftest import REPO
 PROMPTS = 40
 # A process that starts the reaper, then a child that starts a grandchild, neither watching it.
 UNWATCHED = """
-import subprocess, sys, time
+import os, signal, subprocess, sys, time
 sys.path.insert(0, sys.argv[1])
 from rmkit.processes import start_reaper
 start_reaper()
@@ -25,6 +25,8 @@ start_reaper()  # once per process
 child = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']); time.sleep(600)"
 subprocess.Popen([sys.executable, "-c", child])
 print("started", flush=True)
+if sys.argv[2] == "at once":  # killed before the reaper could have looked at its children
+    os.kill(os.getpid(), signal.SIGKILL)
 time.sleep(float(sys.argv[2]))
 """
 
@@ -74,6 +76,34 @@ def test_the_reaper_kills_what_a_dead_process_started(end):
         for pid in in_session(process.pid):
             os.kill(pid, signal.SIGKILL)
         process.stdout.close()
+
+
+def test_the_reaper_kills_what_a_process_started_just_before_it_died():
+    """Killed before the reaper's first look at its children (it polls): they are found as the
+    orphans of its process group (failed in CI under load before they were)."""
+    process = subprocess.Popen([sys.executable, "-c", UNWATCHED, str(REPO), "at once"], stdout=subprocess.PIPE,
+                               start_new_session=True)  # fmt: skip
+    try:
+        assert process.stdout.readline() == b"started\n"
+        process.wait(timeout=60)
+        assert process.returncode == -signal.SIGKILL
+        assert wait_for_none(process.pid) == {}
+    finally:
+        for pid in in_session(process.pid):
+            os.kill(pid, signal.SIGKILL)
+        process.stdout.close()
+
+
+def test_orphans_are_the_groups_later_processes_that_init_took_over():
+    from rmkit.processes import _orphans
+
+    processes = {  # pid: (parent, process group, start time); the dead process: group 5, started at 100
+        10: (1, 5, 200),  # its child, handed to init: an orphan
+        11: (1, 5, 50),  # started before it: not its own
+        12: (1, 6, 200),  # another group
+        13: (7, 5, 200),  # a pipeline's other command: its parent (the shell) lives
+    }
+    assert _orphans(5, 100, processes) == {10}
 
 
 @pytest.mark.slow
