@@ -31,7 +31,7 @@ browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null)
 
-# The whole loop on the built-in SmolLM2-135M (~8 min on 2 CPU cores after set-up, measured): train a LoRA reward
+# The whole loop on the built-in SmolLM2-135M (12 min with set-up on 2 shared CPU cores, measured): train a LoRA reward
 # model on the shipped demo preferences, then best-of-4 sampling of the demo prompts with
 # SmolLM2-135M-Instruct, scored by it; each step writes its report (report/report.html).
 demo: setup

@@ -140,7 +140,9 @@ class ScoreConfig:
     reward_model: str = setting("", "an rmkit training output (merged, or adapter + base) or a Hugging Face classifier")
     scorers: list[ScorerSpec] = setting([], "several scorers, each with a name and a weight; unset: reward_model alone")
     verifier_workers: int = setting(2, "processes for the built-in verifiers; 0: in the main process", neutral=True)
-    dtype: Literal["float32", "bfloat16", "float16"] = setting("float32", "dtype of the reward model's weights")
+    dtype: Literal["float32", "bfloat16", "float16"] = setting(
+        "float32", "dtype of the reward model's weights; bfloat16 scores ~1.8x faster on CPU but flips some near-tied picks"
+    )
     chat_template: str = setting(
         "chatml", "template (chatml, llama-3, vicuna, plain) used when the reward model's tokenizer has none"
     )
