@@ -188,11 +188,15 @@ def pairwise(groups: list[list[dict]]) -> dict:
 def evaluation(folder: Path, scorer: str, arms: list[str]) -> dict:
     result = compare([folder / arm for arm in arms], scorer, [folder / "base", folder / "random"])
     name = {str(folder / arm): arm for arm in arms}
-    return {
+    evaluated = {
         "prompts": result["prompts"],
         "policies": {name[k]: v for k, v in result["policies"].items()},
         "differences": [{**d, "policy": name[d["policy"]], "reference": name[d["reference"]]} for d in result["differences"]],
     }
+    if "round2" in arms:  # the target "round 2 at least as good as round 1" needs its own paired interval
+        (step,) = compare([folder / "verifier", folder / "round2"], scorer, [folder / "verifier"])["differences"]
+        evaluated["round2_minus_round1"] = {k: v for k, v in step.items() if k not in ("policy", "reference")}
+    return evaluated
 
 
 def analyse(out: Path, n: int, arms: list[str]) -> dict:
@@ -229,6 +233,12 @@ def analyse(out: Path, n: int, arms: list[str]) -> dict:
             for arm, s in train_stats.items()
         },
     }
+    if "round2" in arms:  # ReST-EM fine-tunes round 2 on both rounds' kept replies: more data and steps than round 1
+        iterate = json.loads((out / "iterate" / "iterate.json").read_text())
+        result["rounds"] = [
+            {key: r[key] for key in ("round", "sft_conversations", "sft_steps", "sft_loss")} for r in iterate["rounds"]
+        ]
+        result["rounds_mode"] = iterate["mode"]
     if (out / "ifbench" / "base").exists():
         result["ifbench"] = evaluation(out / "ifbench", "gold", arms)
     return result
@@ -258,6 +268,8 @@ def markdown(result: dict, meta: dict) -> str:
             vs_base = ci(diffs[(arm, "base")], "+") if arm != "base" else "-"
             vs_random = ci(diffs[(arm, "random")], "+") if arm != "random" else "-"
             lines.append(f"| {arm} | {ci(row)} | {vs_base} | {vs_random} | {row['mean_reply_tokens']:.1f} |")
+        if "round2_minus_round1" in e:
+            lines += ["", f"Round 2 minus round 1 (the verifier arm), paired: {ci(e['round2_minus_round1'], '+')}."]
         lines.append("")
     p = result["proxy"]
     acc = p["heldout_pairwise"]
@@ -276,11 +288,16 @@ def markdown(result: dict, meta: dict) -> str:
         f"{arm} {k['conversations']} (mean selecting reward {k['mean_selecting_reward']:.3f})"
         for arm, k in result["kept"].items()
     )
+    lines += ["", f"SFT examples kept on the train prompts: {kept}."]
+    if "rounds" in result:
+        tuned = "; ".join(
+            f"round {r['round']} on {r['sft_conversations']} conversations, {r['sft_steps']} steps" for r in result["rounds"]
+        )
+        lines.append(f"Fine-tuning of the base, {result['rounds_mode']}: {tuned} (the random and proxy arms as round 1).")
     lines += [
         "",
-        f"SFT examples kept on the train prompts: {kept}.",
-        "",
-        f"Command: `{meta['command']}`; machine: {meta['machine']}; {meta['minutes']:.0f} min; {meta['date']}.",
+        f"Command: `{meta['command']}`; machine: {meta['machine']}; {meta['minutes']:.0f} min for this invocation "
+        f"(stages finished by earlier ones are resumed, not counted); {meta['date']}.",
     ]
     return "\n".join(lines) + "\n"
 

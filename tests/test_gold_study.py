@@ -34,7 +34,7 @@ def test_quick_gold_study(tmp_path, tiny_llama):
     assert set(evaluation["policies"]) == set(ARMS) and evaluation["prompts"] == 6
     pairs = {(d["policy"], d["reference"]) for d in evaluation["differences"]}
     assert {(arm, "base") for arm in ARMS if arm != "base"} | {(arm, "random") for arm in ARMS if arm != "random"} == pairs
-    for row in [*evaluation["policies"].values(), *evaluation["differences"]]:
+    for row in [*evaluation["policies"].values(), *evaluation["differences"], evaluation["round2_minus_round1"]]:
         assert row["low"] <= row["mean"] <= row["high"]
     # the control: the same candidates, the same prompts and count, picked at random
     verifier, control = read(tmp_path / "iterate" / "round-1" / "run" / "sft.jsonl"), read(tmp_path / "random" / "sft.jsonl")
@@ -43,6 +43,7 @@ def test_quick_gold_study(tmp_path, tiny_llama):
     assert json.loads((tmp_path / "random" / "stats.json").read_text())["pick"] == "random"
     round_two = json.loads((tmp_path / "iterate" / "iterate.json").read_text())["rounds"]
     assert round_two[1]["sampled_with"] == str(tmp_path / "iterate" / "round-1" / "policy")
+    assert [r["sft_conversations"] for r in result["rounds"]] == [r["sft_conversations"] for r in round_two]
     curves = result["proxy"]["curves"]
     assert [row["n"] for row in curves["oracle_gold"]] == [1, 2, 4]
     for oracle, rand in zip(curves["oracle_gold"], curves["random_pick_gold"]):
@@ -50,3 +51,4 @@ def test_quick_gold_study(tmp_path, tiny_llama):
     if "ifbench" in result:
         assert set(result["ifbench"]["policies"]) == set(ARMS)
     assert "| round2 |" in (tmp_path / "study.md").read_text()
+    assert "Round 2 minus round 1 (the verifier arm), paired: " in (tmp_path / "study.md").read_text()
