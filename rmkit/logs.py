@@ -145,6 +145,19 @@ def quiet() -> bool:
     return _setup is not None and not _setup.verbose
 
 
+def quiet_datasets() -> None:
+    """Under :func:`setup` without ``-v``, no bars from ``datasets`` (a bar for every map and filter:
+    TRL's SFT runs three) until :func:`close`. Called where datasets is imported anyway: importing
+    it takes about a second."""
+    if not quiet():
+        return
+    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    if not are_progress_bars_disabled():
+        disable_progress_bars()
+        _setup.undo.append(enable_progress_bars)
+
+
 def note(text: str, warning: bool = False) -> None:
     """One line of rmkit's own on stderr (from the main process only), and in the log."""
     if os.environ.get("RANK", "0") == "0":

@@ -140,3 +140,19 @@ def test_what_an_engine_prints_goes_to_the_log_from_its_child_processes_too(tmp_
     assert out.strip() == "rmkit's own line" and err == ""
     log = (tmp_path / "rmkit.log").read_text()
     assert "a print" in log and "a C++ warning" in log and "a child process" in log
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_datasets_draws_no_bars_unless_verbose(tmp_path, capsys, verbose):
+    from datasets import Dataset
+    from datasets.utils import are_progress_bars_disabled
+
+    logs.setup("test", verbose=verbose)
+    try:
+        logs.log_to(tmp_path)
+        logs.quiet_datasets()
+        Dataset.from_list([{"x": i} for i in range(4)]).map(lambda row: row, desc="mapping")
+    finally:
+        logs.close()
+    assert ("mapping" in capsys.readouterr().err) is verbose
+    assert not are_progress_bars_disabled()  # given back as it was

@@ -265,6 +265,9 @@ def _parquet_records(file: Path) -> Iterator[tuple[dict, str]]:
 def _hub_records(path: str, split: str) -> Iterator[tuple[dict, str]]:
     import datasets
 
+    from rmkit.logs import quiet_datasets
+
+    quiet_datasets()
     try:
         rows = datasets.load_dataset(path, split=split)
     except Exception as err:  # offline, unknown id, bad split: all mean "cannot read this"

@@ -86,9 +86,11 @@ def train_sft(recipe: Recipe, data: Path) -> Path:
     from trl import SFTTrainer
 
     from rmkit.data.templates import use_template
+    from rmkit.logs import quiet_datasets
     from rmkit.models.builtin import resolve_model
     from rmkit.models.lengths import fit_length, model_config
 
+    quiet_datasets()
     cfg, out = recipe.sft, Path(recipe.sft.output_dir)
     policy = resolve_model(cfg.policy or recipe.sample.policy)
     tokenizer = AutoTokenizer.from_pretrained(policy)
