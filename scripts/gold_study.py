@@ -11,7 +11,8 @@ verifier, against a random-pick control (issue 19)?
    verifier (round 1), random (`select.pick=random` on the same candidates: same prompts, same
    count), proxy (a MiniLM reward model trained with `rmkit train` on the train candidates'
    gold-distinct pairs picks), round 2 (`rmkit iterate --rounds 2`: ReST-EM, the base policy
-   on both rounds' kept data, round 2 sampled with round 1's policy).
+   on both rounds' kept data, round 2 sampled with round 1's policy), random2 (a random control
+   of round 2's size: the random arm's picks and a random one of round 2's candidates).
 4. Held-out: M replies per prompt per policy (2M for base, scored by the proxy too for its
    best-of-n curve); `rmkit compare` statistics: gold mean per prompt with 95% bootstrap
    intervals, paired differences against base and against the random control, reply lengths.
@@ -158,10 +159,10 @@ def copy_run(source: Path, target: Path) -> None:
         shutil.copytree(source, target, ignore=shutil.ignore_patterns(".rmkit.lock", "report"))
 
 
-def sft(run: Path, policy: Path, common: list[str], base: str) -> None:
-    """One arm's SFT: the base policy on the run's sft.jsonl (what its select kept)."""
+def sft(run: Path, policy: Path, common: list[str], base: str, data: Path | None = None) -> None:
+    """One arm's SFT: the base policy on ``data`` (default the run's sft.jsonl: what its select kept)."""
     if not (policy / "sft_summary.json").exists():
-        rmkit("sft", run, *common, f"sft.data={run / 'sft.jsonl'}", f"sft.policy={base}", f"sft.output_dir={policy}")
+        rmkit("sft", run, *common, f"sft.data={data or run / 'sft.jsonl'}", f"sft.policy={base}", f"sft.output_dir={policy}")
 
 
 def pairwise(groups: list[list[dict]]) -> dict:
@@ -193,9 +194,10 @@ def evaluation(folder: Path, scorer: str, arms: list[str]) -> dict:
         "policies": {name[k]: v for k, v in result["policies"].items()},
         "differences": [{**d, "policy": name[d["policy"]], "reference": name[d["reference"]]} for d in result["differences"]],
     }
-    if "round2" in arms:  # the target "round 2 at least as good as round 1" needs its own paired interval
-        (step,) = compare([folder / "verifier", folder / "round2"], scorer, [folder / "verifier"])["differences"]
-        evaluated["round2_minus_round1"] = {k: v for k, v in step.items() if k not in ("policy", "reference")}
+    for reference, key in (("verifier", "round2_minus_round1"), ("random2", "round2_minus_random2")):
+        if "round2" in arms and reference in arms:  # round 2 against round 1 (a target) and its own-size control
+            (step,) = compare([folder / reference, folder / "round2"], scorer, [folder / reference])["differences"]
+            evaluated[key] = {k: v for k, v in step.items() if k not in ("policy", "reference")}
     return evaluated
 
 
@@ -217,6 +219,7 @@ def analyse(out: Path, n: int, arms: list[str]) -> dict:
             ("random", "random"),
             ("proxy", "proxy_arm"),
             ("round2", "iterate/round-2/run"),
+            ("random2", "random2"),
         )
         if arm in arms
     }
@@ -270,6 +273,8 @@ def markdown(result: dict, meta: dict) -> str:
             lines.append(f"| {arm} | {ci(row)} | {vs_base} | {vs_random} | {row['mean_reply_tokens']:.1f} |")
         if "round2_minus_round1" in e:
             lines += ["", f"Round 2 minus round 1 (the verifier arm), paired: {ci(e['round2_minus_round1'], '+')}."]
+        if "round2_minus_random2" in e:
+            lines += [f"Round 2 minus the random control of its size (random2), paired: {ci(e['round2_minus_random2'], '+')}."]
         lines.append("")
     p = result["proxy"]
     acc = p["heldout_pairwise"]
@@ -366,6 +371,13 @@ def main(argv: list[str] | None = None) -> dict:
     # round 2 (ReST-EM): sampled with round 1's policy, the base fine-tuned on both rounds' data
     rmkit("iterate", RECIPE, "--rounds", 2, "-o", out / "iterate", *train)
     policies["round2"] = out / "iterate" / "round-2" / "policy"
+    # a random control at round 2's size: the random arm's picks and a random one of round 2's candidates
+    copy_run(out / "iterate" / "round-2" / "run", out / "random2")
+    rmkit("select", out / "random2", "select.pick=random")
+    both = out / "random2" / "sft_data.jsonl"
+    both.write_text((out / "random" / "sft.jsonl").read_text() + (out / "random2" / "sft.jsonl").read_text())
+    sft(out / "random2", out / "random2" / "policy", common, base, both)
+    policies["random2"] = out / "random2" / "policy"
     ifbench_note = evaluate_arms(out, policies, common, with_proxy, m, ifbench_limit)
     return report(out, list(policies), ifbench_note, argv, began, (train_count, heldout_count, n, m, common))
 

@@ -10,7 +10,8 @@ import pytest
 
 from tests.conftest import REPO, shared_data
 
-ARMS = ("base", "random", "verifier", "proxy", "round2")  # round 2 evaluated last: a study cut short reports the others
+# round 2 and its own-size random control evaluated last: a study cut short reports the others
+ARMS = ("base", "random", "verifier", "proxy", "round2", "random2")
 
 
 @pytest.mark.slow
@@ -34,7 +35,8 @@ def test_quick_gold_study(tmp_path, tiny_llama):
     assert set(evaluation["policies"]) == set(ARMS) and evaluation["prompts"] == 6
     pairs = {(d["policy"], d["reference"]) for d in evaluation["differences"]}
     assert {(arm, "base") for arm in ARMS if arm != "base"} | {(arm, "random") for arm in ARMS if arm != "random"} == pairs
-    for row in [*evaluation["policies"].values(), *evaluation["differences"], evaluation["round2_minus_round1"]]:
+    steps = [evaluation["round2_minus_round1"], evaluation["round2_minus_random2"]]
+    for row in [*evaluation["policies"].values(), *evaluation["differences"], *steps]:
         assert row["low"] <= row["mean"] <= row["high"]
     # the control: the same candidates, the same prompts and count, picked at random
     verifier, control = read(tmp_path / "iterate" / "round-1" / "run" / "sft.jsonl"), read(tmp_path / "random" / "sft.jsonl")
@@ -44,6 +46,8 @@ def test_quick_gold_study(tmp_path, tiny_llama):
     round_two = json.loads((tmp_path / "iterate" / "iterate.json").read_text())["rounds"]
     assert round_two[1]["sampled_with"] == str(tmp_path / "iterate" / "round-1" / "policy")
     assert [r["sft_conversations"] for r in result["rounds"]] == [r["sft_conversations"] for r in round_two]
+    control = read(tmp_path / "random2" / "sft_data.jsonl")  # the round-2 control: as many conversations as round 2
+    assert len(control) == round_two[1]["sft_conversations"] and result["kept"]["random2"]["conversations"] > 0
     curves = result["proxy"]["curves"]
     assert [row["n"] for row in curves["oracle_gold"]] == [1, 2, 4]
     for oracle, rand in zip(curves["oracle_gold"], curves["random_pick_gold"]):
